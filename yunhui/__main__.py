@@ -1,0 +1,3 @@
+from yunhui.cli import main
+
+main()

@@ -1,0 +1,231 @@
+"""The ``yunhui`` command: ``serve``, ``db upgrade``, ``admin create``, ``version``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Callable, Coroutine
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from rooms.database import Database
+from rooms.errors import RoomsError
+from rooms.users import create_user, has_platform_admin
+from yunhui.app import create_app, utc_now
+from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
+from yunhui.logs import configure_logging
+from yunhui.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional off Linux
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+class _Context:
+    def __init__(self, config: Path | None, log_format: str | None, log_level: str | None) -> None:
+        self.config = config
+        self.log_format = log_format
+        self.log_level = log_level
+
+    def settings(self, **overrides: Any) -> Settings:
+        section: dict[str, Any] = {}
+        if self.log_format:
+            section["format"] = self.log_format
+        if self.log_level:
+            section["level"] = self.log_level
+        merged = dict(overrides)
+        if section:
+            merged["logging"] = section
+        try:
+            settings = load_settings(self.config, overrides=merged)
+        except SettingsError as exc:
+            click.echo(f"yunhui: configuration error: {exc}", err=True)
+            sys.exit(2)
+        configure_logging(settings.logging.level, settings.logging.format)
+        return settings
+
+
+@click.group()
+@click.option("--config", type=click.Path(path_type=Path), help="A TOML settings file.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log as text or as JSON lines.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, log_format: str | None, log_level: str | None) -> None:
+    """Yunhui (云会): self-hosted cloud meeting rooms."""
+    ctx.obj = _Context(config, log_format, log_level)
+
+
+@main.command("version")
+def version_command() -> None:
+    """Print the version."""
+    click.echo(f"yunhui {version('yunhui')}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+def db_upgrade(obj: _Context) -> None:
+    """Apply all pending migrations."""
+    settings = obj.settings()
+    settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
+
+    async def upgrade() -> None:
+        database = await Database.connect(settings.database_url)
+        try:
+            await database.upgrade()
+        finally:
+            await database.close()
+
+    _run(upgrade)
+    click.echo("database is at the latest migration")
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """User administration."""
+
+
+@admin_group.command("create")
+@click.option("--email", required=True)
+@click.option("--account-id", type=int, default=None, help="Omit for a platform admin (sees all accounts).")
+@click.option("--password", default=None, help="Omit to generate one and print it once.")
+@click.pass_obj
+def admin_create(obj: _Context, email: str, account_id: int | None, password: str | None) -> None:
+    """Create an admin user."""
+    settings = obj.settings()
+    settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
+    generated = password is None
+    secret = password or secrets.token_urlsafe(12)
+
+    async def create() -> None:
+        database = await Database.connect(settings.database_url)
+        try:
+            await database.upgrade()
+            await create_user(
+                database, email=email, password=secret, role="admin", account_id=account_id, now=utc_now()
+            )
+        finally:
+            await database.close()
+
+    try:
+        _run(create)
+    except RoomsError as exc:
+        raise click.ClickException(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
+    click.echo(f"created admin {email}" + (f" with password {secret}" if generated else ""))
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Override server.host.")
+@click.option("--port", type=int, default=None, help="Override server.port (0 picks a free port).")
+@click.pass_obj
+def serve(obj: _Context, host: str | None, port: int | None) -> None:
+    """Run everything in one process: web, API, meetings, media."""
+    server: dict[str, Any] = {}
+    if host is not None:
+        server["host"] = host
+    if port is not None:
+        server["port"] = port
+    settings = obj.settings(**({"server": server} if server else {}))
+    try:
+        code = _run(lambda: _serve(settings))
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+def _tls_context(settings: Settings, now: dt.datetime) -> ssl.SSLContext | None:
+    if settings.server.tls_port is None:
+        return None
+    if settings.server.tls_cert is not None and settings.server.tls_key is not None:
+        cert, key = settings.server.tls_cert, settings.server.tls_key
+    else:
+        cert, key = ensure_self_signed_cert(settings.paths.var_dir, now, [settings.server.host])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def _first_admin(database: Database, settings: Settings) -> None:
+    if await has_platform_admin(database):
+        return
+    password = secrets.token_urlsafe(12)
+    email = settings.security.first_admin_email
+    await create_user(database, email=email, password=password, role="admin", account_id=None, now=utc_now())
+    click.echo(f"First start: created the admin {email} with the one-time password {password}")
+
+
+async def _serve(settings: Settings) -> int:
+    var_dir = settings.paths.var_dir
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if settings.security.secret_key is not None:
+        secret_key = settings.security.secret_key.get_secret_value()
+    else:
+        secret_key = ensure_secret_key(var_dir)
+    tls = _tls_context(settings, utc_now())
+
+    database = await Database.connect(settings.database_url)
+    try:
+        await database.upgrade()
+        await _first_admin(database, settings)
+    finally:
+        await database.close()
+
+    app = await create_app(settings, secret_key=secret_key)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.server.host, settings.server.port).start()
+        urls = [_url("http", runner.addresses[-1])]
+        if tls is not None and settings.server.tls_port is not None:
+            await web.TCPSite(runner, settings.server.host, settings.server.tls_port, ssl_context=tls).start()
+            urls.append(_url("https", runner.addresses[-1]))
+        click.echo(f"Yunhui {version('yunhui')} is running. Open {urls[0]}/ (admin: {urls[0]}/admin)")
+        for url in urls:
+            click.echo(f"Listening on {url}")
+        sys.stdout.flush()
+        await _wait_for_signal()
+        log.info("stopping")
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), settings.server.shutdown_timeout + 1)
+    return 0
+
+
+def _url(scheme: str, address: Any) -> str:
+    host, port = address[0], address[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,197 @@
+"""The one typed settings tree, loaded once at start.
+
+Sources, strongest first: explicit overrides (CLI flags, tests), environment variables
+``YUNHUI_<SECTION>__<KEY>``, an optional TOML file (``--config``), then the defaults, which run everything
+on one machine.
+Every package owns its own section model; this module only composes them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "YUNHUI_"
+ENV_DELIMITER = "__"
+
+
+class SettingsError(Exception):
+    """The configuration cannot be used; the message is one line naming the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_readable(path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # HTTPS beside HTTP: browsers only give camera and microphone to secure origins other than localhost.
+    tls_port: int | None = Field(default=8443, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url: str | None = None
+    shutdown_timeout: float = Field(default=8.0, gt=0, le=60)
+
+    _readable_cert = field_validator("tls_cert", "tls_key")(_check_readable)
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> ServerSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        return self
+
+
+class DatabaseSettings(_Section):
+    # None means SQLite under paths.var_dir.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class PathSettings(_Section):
+    var_dir: Path = Path("var")
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class SecuritySettings(_Section):
+    # None: generated once and kept in <var_dir>/secret_key.
+    secret_key: SecretStr | None = None
+    first_admin_email: str = "admin@localhost"
+
+
+class Settings(BaseSettings):
+    """The whole tree. Build it with :func:`load_settings`, never directly from library code."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    paths: PathSettings = PathSettings()
+    logging: LoggingSettings = LoggingSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_toml_file))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url is not None:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.paths.var_dir / 'yunhui.db').resolve()}"
+
+
+# Set only during one load_settings() call: pydantic-settings asks for its sources through a classmethod.
+_toml_file: Path | None = None
+
+
+def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
+    unknown = []
+    for name in environ:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER)
+        model: type[BaseModel] = Settings
+        for i, part in enumerate(parts):
+            field = model.model_fields.get(part)
+            if field is None:
+                unknown.append(name)
+                break
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+            elif i != len(parts) - 1:
+                unknown.append(name)
+                break
+    return unknown
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "settings"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown setting"
+    if "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
+        return f"{key}: {message} (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load and validate the tree; raise :class:`SettingsError` with one line on any problem."""
+    global _toml_file  # noqa: PLW0603
+    unknown = _unknown_env_keys(os.environ)
+    if unknown:
+        raise SettingsError(f"{unknown[0]}: unknown setting (environment variable)")
+    if config_file is not None:
+        try:
+            with config_file.open("rb"):
+                pass
+        except OSError as exc:
+            raise SettingsError(f"--config {str(config_file)!r}: {exc.strerror or exc}") from None
+    _toml_file = config_file
+    try:
+        return Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc.errors()[0])) from None
+    except ValueError as exc:  # malformed TOML surfaces as a decode error from tomllib
+        raise SettingsError(f"--config {str(config_file)!r}: {exc}") from None
+    finally:
+        _toml_file = None

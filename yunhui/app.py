@@ -8,12 +8,22 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
 
+import socketio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rooms.database import Database
-from web import health, pages
+from rooms.errors import RoomsError
+from rooms.tokens import verify_join_token
+from sfu.sfu import Sfu
+from sfu.whip import whip_app
+from signaling.files_app import files_app
+from signaling.server import MeetingServer
+from signaling.settings import SignalingSettings
+from signaling.store import RoomsMeetingStore
+from web import health, pages, ui
+from web.api import create_api
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from yunhui.settings import Settings
 
@@ -70,7 +80,60 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         yield
         await database.close()
 
-    app.cleanup_ctx.append(database_ctx)
+    sfu = Sfu(settings.sfu)
+    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False)
+    sio.attach(app)
+    signaling_settings = settings.signaling
+    if signaling_settings.files_dir == SignalingSettings().files_dir:
+        # The default means "files under var/", wherever paths.var_dir puts var/.
+        signaling_settings = signaling_settings.model_copy(
+            update={"files_dir": settings.paths.var_dir / "files"}
+        )
+    meetings = MeetingServer(
+        sio,
+        sfu=sfu,
+        store=RoomsMeetingStore(database, settings.rooms),
+        settings=signaling_settings,
+        secret_key=secret_key,
+        clock=clock,
+    )
+
+    async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await sfu.close()
+
+    async def conferences_ctx(app: web.Application) -> AsyncIterator[None]:
+        meetings.start()
+        yield
+        await meetings.close()
+
+    async def socketio_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        # Meetings have already told their participants why; now drop the sockets themselves.
+        await sio.shutdown()
+
+    def authorize_whip(request: web.Request) -> str:
+        """WHIP/WHEP use a join token as bearer token and reach the room's live meeting."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise web.HTTPUnauthorized(text="Authorization: Bearer <join token> required")
+        try:
+            claims = verify_join_token(secret_key, header.removeprefix("Bearer "), now=clock())
+        except RoomsError as exc:
+            raise web.HTTPUnauthorized(text=exc.message) from None
+        for conference in meetings.conferences():
+            if conference.room.room_id == claims.room_id and conference.meeting_id is not None:
+                return str(conference.meeting_id)
+        raise web.HTTPConflict(text="the meeting has not started")
+
+    app.cleanup_ctx.extend([database_ctx, sfu_ctx, conferences_ctx, socketio_ctx])
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
+    app.add_routes(ui.routes)
+    ui.add_static(app)
+    app.add_subapp(
+        "/api/v1", create_api(database, secret_key=secret_key, clock=clock, settings=settings.rooms)
+    )
+    app.add_subapp("/files", files_app(meetings))
+    app.add_subapp("/whip", whip_app(sfu, authorize_whip))
     return app

@@ -29,6 +29,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rooms.settings import RoomsSettings
+from sfu.settings import SfuSettings
+from signaling.settings import SignalingSettings
+
 ENV_PREFIX = "YUNHUI_"
 ENV_DELIMITER = "__"
 
@@ -113,6 +117,9 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     logging: LoggingSettings = LoggingSettings()
     security: SecuritySettings = SecuritySettings()
+    rooms: RoomsSettings = RoomsSettings()
+    sfu: SfuSettings = SfuSettings()
+    signaling: SignalingSettings = SignalingSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,89 @@
+"""iCalendar output: an invitation (.ics) per booking and a feed per room."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from icalendar import Calendar, Event, Timezone, vCalAddress, vRecur, vText
+
+from rooms.models import Booking, Room
+from rooms.recurrence import time_zone
+
+PRODID = "-//Yunhui//Yunhui meeting rooms//EN"
+
+
+def _calendar(method: str | None) -> Calendar:
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    if method:
+        cal.add("method", method)
+    return cal
+
+
+def _event(
+    booking: Booking,
+    room: Room,
+    *,
+    now: datetime,
+    cancelled: bool,
+    overridden: frozenset[datetime] = frozenset(),
+) -> Event:
+    zone = time_zone(booking.time_zone)
+    event = Event()
+    event.add("uid", booking.uid)
+    event.add("sequence", booking.sequence)
+    event.add("dtstamp", now)
+    event.add("summary", booking.title)
+    if booking.description:
+        event.add("description", booking.description)
+    event.add("location", vText(f"{room.name} ({room.meeting_number})"))
+    event.add("dtstart", booking.start_local.replace(tzinfo=zone))
+    event.add("dtend", booking.end_local.replace(tzinfo=zone))
+    if booking.rrule:
+        event.add("rrule", vRecur.from_ical(booking.rrule))
+        # A moved occurrence is an override (RECURRENCE-ID), not an exclusion, in iCalendar terms.
+        for exdate in map(datetime.fromisoformat, booking.exdates):
+            if exdate not in overridden:
+                event.add("exdate", exdate.replace(tzinfo=zone))
+    if booking.recurrence_id is not None:
+        event.add("recurrence-id", booking.recurrence_id.replace(tzinfo=zone))
+    for invitee in booking.invitees:
+        attendee = vCalAddress(f"mailto:{invitee['email']}")
+        if invitee.get("name"):
+            attendee.params["cn"] = vText(invitee["name"])
+        attendee.params["role"] = vText("REQ-PARTICIPANT")
+        event.add("attendee", attendee, encode=False)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    return event
+
+
+def _add_time_zones(cal: Calendar, names: Sequence[str]) -> None:
+    for name in sorted(set(names)):
+        cal.add_component(Timezone.from_tzinfo(time_zone(name)))
+
+
+def invitation(booking: Booking, room: Room, details: Sequence[Booking] = (), *, now: datetime) -> bytes:
+    """METHOD:REQUEST for a live booking and its detached occurrences; METHOD:CANCEL once cancelled."""
+    cancelled = booking.cancelled_at is not None
+    cal = _calendar("CANCEL" if cancelled else "REQUEST")
+    live = [d for d in details if d.cancelled_at is None or cancelled]
+    overridden = frozenset(d.recurrence_id for d in live if d.recurrence_id is not None)
+    _add_time_zones(cal, [b.time_zone for b in (booking, *live)])
+    cal.add_component(_event(booking, room, now=now, cancelled=cancelled, overridden=overridden))
+    for item in live:
+        cal.add_component(_event(item, room, now=now, cancelled=cancelled))
+    data: bytes = cal.to_ical()
+    return data
+
+
+def feed(room: Room, bookings: Sequence[Booking], *, now: datetime) -> bytes:
+    """A subscribable calendar of the room's live bookings."""
+    cal = _calendar("PUBLISH")
+    cal.add("x-wr-calname", f"{room.name} ({room.meeting_number})")
+    _add_time_zones(cal, [b.time_zone for b in bookings] or ["UTC"])
+    for booking in bookings:
+        cal.add_component(_event(booking, room, now=now, cancelled=False))
+    data: bytes = cal.to_ical()
+    return data

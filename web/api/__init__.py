@@ -1,0 +1,53 @@
+"""The REST API under /api/v1, with its OpenAPI document at /api/v1/openapi.json.
+
+Route modules register in ROUTE_MODULES: each exposes `api: web.api.base.Api` (its RouteTableDef
+`api.routes` plus the operations OpenAPI describes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from rooms.database import Database
+from rooms.settings import RoomsSettings
+from web.api import auth, billing, bookings, meetings, openapi, rooms, sites
+from web.api.base import CLOCK, DB, SECRET_KEY, SETTINGS, THROTTLE, error_middleware
+from web.api.throttle import LoginThrottle
+
+ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, billing]
+
+
+def create_api(
+    db: Database,
+    *,
+    secret_key: str,
+    clock: Callable[[], datetime],
+    settings: RoomsSettings | None = None,
+    modules: list[ModuleType] | None = None,
+) -> web.Application:
+    """The API application; mount it with `app.add_subapp("/api/v1", api)`."""
+    app = web.Application(middlewares=[error_middleware])
+    app[DB] = db
+    app[SECRET_KEY] = secret_key
+    app[CLOCK] = clock
+    app[SETTINGS] = settings or RoomsSettings()
+    app[THROTTLE] = LoginThrottle()
+    operations = []
+    for module in modules if modules is not None else ROUTE_MODULES:
+        app.router.add_routes(module.api.routes)
+        operations.extend(module.api.operations)
+    document: dict[str, Any] = openapi.build(operations)
+
+    async def openapi_json(_request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi_json)
+    return app
+
+
+__all__ = ["ROUTE_MODULES", "create_api"]

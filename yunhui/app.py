@@ -81,7 +81,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         await database.close()
 
     sfu = Sfu(settings.sfu)
-    sio = socketio.AsyncServer(async_mode="aiohttp", logger=False)
+    sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, logger=False)
     sio.attach(app)
     signaling_settings = settings.signaling
     if signaling_settings.files_dir == SignalingSettings().files_dir:
@@ -109,8 +109,15 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
 
     async def socketio_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
-        # Meetings have already told their participants why; now drop the sockets themselves.
         await sio.shutdown()
+
+    async def end_meetings(app: web.Application) -> None:
+        # aiohttp waits for open connections (Socket.IO websockets) before it runs the cleanup contexts, so
+        # meetings end here first: participants are told why, then every socket is closed from our side.
+        await meetings.close()
+        await sio.eio.disconnect()
+
+    app.on_shutdown.append(end_meetings)
 
     def authorize_whip(request: web.Request) -> str:
         """WHIP/WHEP use a join token as bearer token and reach the room's live meeting."""

@@ -1,0 +1,475 @@
+"""Conference: the live object of one meeting — membership, lobby, timers, moderation, chat and files."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sfu.events import (
+    ActiveSpeakerChanged,
+    RouterEvent,
+    SubscriberNeedsOffer,
+    TrackPublished,
+    TrackUnpublished,
+)
+from signaling.admission import ConferenceView, Identity, check_capacity, counts, decide, session_deadline
+from signaling.chat import ChatHistory
+from signaling.clock import Scheduler, Timer
+from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
+from signaling.files import FileLinks, StoredFile
+from signaling.messages import (
+    MODERATOR_ROLES,
+    SYSTEM_ROLES,
+    ActiveSpeaker,
+    Chat,
+    ChatEntry,
+    ChatSend,
+    EndReason,
+    FileInfo,
+    Joined,
+    LeaveReason,
+    LobbyChanged,
+    LobbyEntry,
+    LobbyRejected,
+    LobbyWaiting,
+    MediaRequest,
+    MediaState,
+    MeetingChanged,
+    MeetingEnded,
+    MeetingInfo,
+    MeetingWarning,
+    Moderate,
+    ModerationAction,
+    ParticipantChanged,
+    ParticipantJoined,
+    ParticipantLeft,
+    Reaction,
+    ReactionSent,
+    Removed,
+    Role,
+    ServerMessage,
+    Source,
+    TrackInfo,
+)
+from signaling.participant import Admitted, Close, NeedsOffer, Participant, Transport
+from signaling.permissions import may_moderate
+from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
+from signaling.settings import SignalingSettings
+
+logger = logging.getLogger(__name__)
+
+_HOLD_ACTIONS = {
+    ModerationAction.MUTE: Source.MIC,
+    ModerationAction.STOP_CAMERA: Source.CAMERA,
+    ModerationAction.STOP_SCREEN: Source.SCREEN,
+}
+
+
+class Conference:
+    """One live meeting. Membership changes happen in synchronous methods (no await mid-change)."""
+
+    def __init__(
+        self,
+        room: RoomView,
+        *,
+        sfu: SfuPort,
+        store: MeetingStore,
+        settings: SignalingSettings,
+        scheduler: Scheduler,
+        links: FileLinks,
+        on_closed: Callable[[Conference], None],
+    ) -> None:
+        self.room = room
+        self.sfu = sfu
+        self.store = store
+        self.settings = settings
+        self.scheduler = scheduler
+        self.links = links
+        self.meeting_id: int | None = None
+        self.router: RouterPort | None = None
+        self.started_at: datetime | None = None
+        self.deadline: datetime | None = None
+        self.locked = False
+        self.ending = False
+        self._on_closed = on_closed
+        self._participants: dict[str, Participant] = {}  # admitted: joining, joined or reconnecting
+        self._lobby: dict[str, Participant] = {}
+        self._active_speaker: str | None = None
+        self._history = ChatHistory(settings.chat_history_size)
+        self._start_lock = asyncio.Lock()
+        self._timers: list[Timer] = []
+        self._empty_timer: Timer | None = None
+        self._end_task: asyncio.Task[None] | None = None
+        self.log = logging.LoggerAdapter(logger, {"room_id": room.room_id})
+
+    # --- membership ---
+
+    def view(self) -> ConferenceView:
+        present = sum(1 for p in self._participants.values() if counts(p.role))
+        return ConferenceView(present=present, locked=self.locked)
+
+    def join(self, identity: Identity, *, sid: str, user_agent: str, transport: Transport) -> Participant:
+        """Admit or seat in the lobby (raises JoinRefused); the decision and the seat are one atomic step."""
+        if self.ending:
+            raise JoinRefused(RefusalCode.MEETING_ENDING, "the meeting is ending; join again in a moment")
+        in_lobby = not decide(identity, self.view(), now=self.scheduler.now())
+        participant = Participant(
+            identity, conference=self, transport=transport, sid=sid, user_agent=user_agent, in_lobby=in_lobby
+        )
+        if in_lobby:
+            self._lobby[participant.id] = participant
+            participant.send(LobbyWaiting(self.room.meeting_number, self.room.name))
+            self._lobby_changed()
+        else:
+            self._participants[participant.id] = participant
+            self._liveness_changed()
+        participant.start()
+        return participant
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return self._participants.get(participant_id)
+
+    def participants(self) -> list[Participant]:
+        return list(self._participants.values())
+
+    def lobby(self) -> list[Participant]:
+        return list(self._lobby.values())
+
+    def by_reconnect_token(self, token: str) -> Participant | None:
+        for p in self._participants.values():
+            if p.ready and not p.closing and secrets.compare_digest(p.reconnect_token, token):
+                return p
+        return None
+
+    def is_idle(self) -> bool:
+        return not self._participants and not self._lobby and self.meeting_id is None
+
+    async def ensure_started(self) -> None:
+        """Persist the Meeting and open its Router on the first admitted join."""
+        async with self._start_lock:
+            if self.meeting_id is not None:
+                return
+            now = self.scheduler.now()
+            self.meeting_id = await self.store.start_meeting(self.room, now=now)
+            self.started_at = now
+            self.log = logging.LoggerAdapter(
+                logger, {"room_id": self.room.room_id, "meeting_id": self.meeting_id}
+            )
+            self.router = self.sfu.router(str(self.meeting_id))
+            self.router.add_listener(self._on_router_event)
+            self.deadline = session_deadline(self.room, now)
+            if self.deadline is not None:
+                for offset in self.settings.warning_offsets_seconds:
+                    at = self.deadline - timedelta(seconds=offset)
+                    if at > now:
+                        self._timers.append(self.scheduler.call_at(at, self._warn))
+                self._timers.append(self.scheduler.call_at(self.deadline, self._time_up))
+            self.log.info("meeting started; deadline %s", self.deadline)
+
+    def participant_ready(self, participant: Participant, *, reconnected: bool) -> None:
+        participant.send(self._joined(participant, reconnected))
+        if not reconnected:
+            self.broadcast(ParticipantJoined(participant.info()), exclude=participant)
+            if participant.role is Role.RECORDER:
+                self._meeting_changed()
+
+    def detached(self, participant: Participant) -> None:
+        """The participant's connection dropped: hold its seat for the grace period, silently."""
+        participant.detach()
+        grace = timedelta(seconds=self.settings.reconnect_grace_seconds)
+        participant.grace_timer = self.scheduler.call_at(
+            self.scheduler.now() + grace,
+            lambda: participant.post(Close(LeaveReason.CONNECTION_LOST, None)),
+        )
+
+    def reattached(self, participant: Participant, sid: str) -> None:
+        if participant.grace_timer is not None:
+            participant.grace_timer.cancel()
+            participant.grace_timer = None
+        participant.reattach(sid)
+
+    def forget(self, participant: Participant, reason: LeaveReason, *, announce: bool) -> None:
+        """Called by a participant once it has left (media gone, attendance recorded)."""
+        if self._lobby.pop(participant.id, None) is not None:
+            self._lobby_changed()
+        elif self._participants.pop(participant.id, None) is not None:
+            if announce:
+                self.broadcast(ParticipantLeft(participant.id, reason))
+                if participant.role is Role.RECORDER:
+                    self._meeting_changed()
+            if self._active_speaker == participant.id:
+                self._active_speaker = None
+            self._liveness_changed()
+        if self.is_idle() and not self.ending:
+            self._on_closed(self)
+
+    def broadcast(self, message: ServerMessage, *, exclude: Participant | None = None) -> None:
+        for p in list(self._participants.values()):
+            if p.ready and p is not exclude:
+                p.send(message)
+
+    def track_owners(self) -> dict[str, Participant]:
+        return {tid: p for p in self._participants.values() for tid in p.tracks}
+
+    # --- timers and ending ---
+
+    def _liveness_changed(self) -> None:
+        alive = any(counts(p.role) for p in self._participants.values())
+        if alive and self._empty_timer is not None:
+            self._empty_timer.cancel()
+            self._empty_timer = None
+        elif not alive and self._empty_timer is None and self.meeting_id is not None and not self.ending:
+            at = self.scheduler.now() + timedelta(seconds=self.settings.empty_meeting_grace_seconds)
+            self._empty_timer = self.scheduler.call_at(at, lambda: self.end(EndReason.EMPTY))
+
+    def _warn(self) -> None:
+        if self.deadline is None or self.ending:
+            return
+        left = max(0, round((self.deadline - self.scheduler.now()).total_seconds()))
+        self.broadcast(MeetingWarning(self.deadline, left))
+
+    def _time_up(self) -> None:
+        self.end(EndReason.TIME_LIMIT)
+
+    def end(self, reason: EndReason) -> None:
+        """End the meeting for everyone (idempotent); the work runs in a task this conference owns."""
+        if self.ending:
+            return
+        self.ending = True
+        for timer in [*self._timers, *([self._empty_timer] if self._empty_timer else [])]:
+            timer.cancel()
+        self.log.info("meeting ending: %s", reason.value)
+        self._end_task = asyncio.create_task(self._end(reason), name=f"conference-end:{self.room.room_id}")
+
+    async def _end(self, reason: EndReason) -> None:
+        try:
+            people = [*self._participants.values(), *self._lobby.values()]
+            await asyncio.gather(*(p.close(LeaveReason.MEETING_ENDED, MeetingEnded(reason)) for p in people))
+            if self.meeting_id is not None:
+                await self.store.end_meeting(self.meeting_id, reason=reason.value, now=self.scheduler.now())
+            if self.router is not None:
+                await self.router.close()
+        except Exception:
+            self.log.exception("ending the meeting failed")
+        finally:
+            self._on_closed(self)
+
+    async def close(self, reason: EndReason = EndReason.SERVER_SHUTDOWN) -> None:
+        """End the meeting (if not already ending) and wait until it has ended."""
+        self.end(reason)
+        if self._end_task is not None:
+            await asyncio.shield(self._end_task)
+
+    # --- what participants do ---
+
+    def media_state(self, participant: Participant, message: MediaState) -> None:
+        if message.muted:
+            participant.self_muted.add(message.source)
+        else:
+            participant.self_muted.discard(message.source)
+            if message.source in participant.held:
+                participant.held.discard(message.source)
+                self._set_forwarding(participant, message.source, enabled=True)
+        self.broadcast(ParticipantChanged(participant.info()))
+
+    def hand(self, participant: Participant, raised: bool) -> None:
+        if participant.role is Role.RECORDER:
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, "recorders do not raise hands")
+        participant.hand_raised = raised
+        self.broadcast(ParticipantChanged(participant.info()))
+
+    def react(self, participant: Participant, reaction: Reaction) -> None:
+        if participant.role is Role.RECORDER:
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, "recorders do not react")
+        if not participant.reaction_limit.allow(self.scheduler.now()):
+            raise ProtocolError(ErrorCode.RATE_LIMITED, "too many reactions; slow down")
+        self.broadcast(ReactionSent(participant.id, reaction))
+
+    def chat(self, sender: Participant, message: ChatSend) -> None:
+        if sender.role is Role.RECORDER:
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, "recorders do not chat")
+        recipient = None
+        if message.to is not None:
+            recipient = self._participants.get(message.to)
+            if recipient is None or not recipient.ready:
+                raise ProtocolError(ErrorCode.NOT_FOUND, "no such participant")
+        now = self.scheduler.now()
+        if not sender.chat_limit.allow(now):
+            raise ProtocolError(ErrorCode.RATE_LIMITED, "too many chat messages; slow down")
+        entry = ChatEntry(secrets.token_hex(8), sender.id, sender.display_name, message.to, message.text, now)
+        if recipient is None:
+            self._history.append(entry)
+            self.broadcast(Chat(entry))
+        else:
+            recipient.send(Chat(entry))
+            if recipient is not sender:
+                sender.send(Chat(entry))
+
+    def share_file(self, sender: Participant, stored: StoredFile) -> ChatEntry:
+        """Announce an uploaded file in the public chat; every recipient gets a link signed for them."""
+        info = FileInfo(stored.file_id, stored.name, stored.size, stored.content_type, "")
+        entry = ChatEntry(
+            secrets.token_hex(8), sender.id, sender.display_name, None, "", stored.uploaded_at, info
+        )
+        self._history.append(entry)
+        for p in list(self._participants.values()):
+            if p.ready:
+                p.send(Chat(self._with_link(entry, p)))
+        return entry
+
+    def moderate(self, actor: Participant, message: Moderate) -> None:
+        action = message.action
+        if not may_moderate(actor.role, action, None):
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, f"{actor.role.value} may not {action.value}")
+        target: Participant | None = None
+        if message.participant_id is not None:
+            pool = (
+                self._lobby
+                if action in (ModerationAction.ADMIT, ModerationAction.REJECT)
+                else self._participants
+            )
+            target = pool.get(message.participant_id)
+            if target is None or (pool is self._participants and not target.ready):
+                raise ProtocolError(ErrorCode.NOT_FOUND, "no such participant")
+            if not may_moderate(actor.role, action, target.role):
+                raise ProtocolError(
+                    ErrorCode.NOT_ALLOWED, f"{actor.role.value} may not {action.value} the host"
+                )
+        self.log.info("%s %s %s", actor.id, action.value, message.participant_id or "")
+        match action:
+            case ModerationAction.MUTE | ModerationAction.STOP_CAMERA | ModerationAction.STOP_SCREEN:
+                assert target is not None
+                self._hold(target, _HOLD_ACTIONS[action])
+            case ModerationAction.MUTE_ALL:
+                for p in list(self._participants.values()):
+                    if p.ready and p is not actor and p.role not in MODERATOR_ROLES | SYSTEM_ROLES:
+                        self._hold(p, Source.MIC)
+            case ModerationAction.REMOVE:
+                assert target is not None
+                target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
+            case ModerationAction.LOCK | ModerationAction.UNLOCK:
+                self.locked = action is ModerationAction.LOCK
+                self._meeting_changed()
+            case ModerationAction.ADMIT:
+                assert target is not None
+                try:
+                    check_capacity(target.identity, self.view())
+                except JoinRefused as exc:
+                    raise ProtocolError(ErrorCode.BAD_STATE, exc.message) from None
+                del self._lobby[target.id]
+                self._participants[target.id] = target
+                target.post(Admitted())
+                self._lobby_changed()
+                self._liveness_changed()
+            case ModerationAction.REJECT:
+                assert target is not None
+                target.post(
+                    Close(LeaveReason.REMOVED, LobbyRejected(RefusalCode.REJECTED, "the host declined"))
+                )
+            case ModerationAction.END:
+                self.end(EndReason.HOST_ENDED)
+            case ModerationAction.MAKE_COHOST | ModerationAction.REVOKE_COHOST:
+                assert target is not None
+                if target.role in SYSTEM_ROLES:
+                    raise ProtocolError(ErrorCode.BAD_STATE, "viewers and recorders cannot be co-hosts")
+                target.role = Role.COHOST if action is ModerationAction.MAKE_COHOST else Role.PARTICIPANT
+                self.broadcast(ParticipantChanged(target.info()))
+                target.send(LobbyChanged(self._lobby_entries()))
+
+    # --- helpers ---
+
+    def _hold(self, target: Participant, source: Source) -> None:
+        target.held.add(source)
+        self._set_forwarding(target, source, enabled=False)
+        target.send(MediaRequest(source))
+        self.broadcast(ParticipantChanged(target.info()))
+
+    def _set_forwarding(self, participant: Participant, source: Source, *, enabled: bool) -> None:
+        if participant.peer is None:
+            return
+        for track in participant.tracks.values():
+            if track.source is source:
+                participant.peer.set_forwarding(track.track_id, enabled)
+
+    def _on_router_event(self, event: RouterEvent) -> None:
+        match event:
+            case TrackPublished(participant_id=pid, track_id=tid, kind=kind, source=source):
+                owner = self._participants.get(pid)
+                if owner is None:
+                    return
+                try:
+                    track = TrackInfo(tid, kind, Source(source))
+                except ValueError:
+                    self.log.warning("track %s has an unknown source %r", tid, source)
+                    return
+                owner.tracks[tid] = track
+                if track.source in owner.held and owner.peer is not None:
+                    owner.peer.set_forwarding(tid, False)
+                if owner.ready:
+                    self.broadcast(ParticipantChanged(owner.info()))
+            case TrackUnpublished(participant_id=pid, track_id=tid):
+                owner = self._participants.get(pid)
+                if owner is not None and owner.tracks.pop(tid, None) is not None and owner.ready:
+                    self.broadcast(ParticipantChanged(owner.info()))
+            case ActiveSpeakerChanged(participant_id=pid):
+                self._active_speaker = pid
+                self.broadcast(ActiveSpeaker(pid))
+            case SubscriberNeedsOffer(participant_id=pid):
+                target = self._participants.get(pid)
+                if target is not None:
+                    target.post(NeedsOffer())
+
+    def _meeting_info(self) -> MeetingInfo:
+        recording = any(p.role is Role.RECORDER and p.ready for p in self._participants.values())
+        return MeetingInfo(
+            str(self.meeting_id or ""),
+            self.room.meeting_number,
+            self.room.name,
+            self.locked,
+            recording,
+            self.started_at or self.scheduler.now(),
+            self.deadline,
+        )
+
+    def _meeting_changed(self) -> None:
+        self.broadcast(MeetingChanged(self._meeting_info()))
+
+    def _lobby_entries(self) -> tuple[LobbyEntry, ...]:
+        return tuple(LobbyEntry(p.id, p.display_name) for p in self._lobby.values())
+
+    def _lobby_changed(self) -> None:
+        message = LobbyChanged(self._lobby_entries())
+        for p in list(self._participants.values()):
+            if p.ready and p.role in MODERATOR_ROLES:
+                p.send(message)
+
+    def _with_link(self, entry: ChatEntry, recipient: Participant) -> ChatEntry:
+        if entry.file is None or self.meeting_id is None:
+            return entry
+        url = self.links.download_url(self.meeting_id, entry.file.file_id, recipient.id, self.scheduler.now())
+        return dataclasses.replace(entry, file=dataclasses.replace(entry.file, url=url))
+
+    def _joined(self, participant: Participant, reconnected: bool) -> Joined:
+        assert self.meeting_id is not None
+        others = tuple(p.info() for p in self._participants.values() if p.ready)
+        may_upload = participant.role is not Role.RECORDER
+        return Joined(
+            participant_id=participant.id,
+            reconnect_token=participant.reconnect_token,
+            role=participant.role,
+            reconnected=reconnected,
+            meeting=self._meeting_info(),
+            participants=others,
+            active_speaker=self._active_speaker,
+            chat=tuple(self._with_link(e, participant) for e in self._history.entries()),
+            lobby=self._lobby_entries() if participant.role in MODERATOR_ROLES else (),
+            upload_url=(
+                self.links.upload_url(self.meeting_id, participant.id, self.scheduler.now())
+                if may_upload
+                else None
+            ),
+        )

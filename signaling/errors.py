@@ -1,0 +1,60 @@
+"""The signaling package's exceptions and the one place that turns them into wire errors."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Codes of the ``error`` event (a request failed; the connection stays)."""
+
+    UNKNOWN_EVENT = "unknown_event"
+    BAD_PAYLOAD = "bad_payload"
+    NOT_ALLOWED = "not_allowed"
+    NOT_FOUND = "not_found"
+    BAD_STATE = "bad_state"
+    RATE_LIMITED = "rate_limited"
+    TOO_LONG = "too_long"
+    NEGOTIATION_FAILED = "negotiation_failed"
+    INTERNAL = "internal"
+
+
+class RefusalCode(StrEnum):
+    """Why a join was refused (the ``connect_error`` data, or ``lobby_rejected``)."""
+
+    BAD_AUTH = "bad_auth"
+    BAD_TOKEN = "bad_token"
+    NO_SUCH_MEETING = "no_such_meeting"
+    WRONG_PASSCODE = "wrong_passcode"
+    NOT_AUTHORISED = "not_authorised"
+    NOT_OPEN = "not_open"
+    CLOSED = "closed"
+    LOCKED = "locked"
+    FULL = "full"
+    REJECTED = "rejected"
+    RECONNECT_EXPIRED = "reconnect_expired"
+    MEETING_ENDING = "meeting_ending"
+    SERVER_CLOSING = "server_closing"
+    UNAVAILABLE = "unavailable"
+
+
+class SignalingError(Exception):
+    """Base of the signaling package's exceptions."""
+
+
+class ProtocolError(SignalingError):
+    """A client event was refused; sent back as an ``error`` event with ``code``."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class JoinRefused(SignalingError):
+    """A join (or reconnect) was refused; the client is told ``code`` and is not connected."""
+
+    def __init__(self, code: RefusalCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,416 @@
+"""Participant: one connected client in a conference, with one serial inbox and one outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from sfu.errors import SfuError
+from signaling.admission import Identity, kind_of
+from signaling.chat import RateLimiter
+from signaling.errors import ErrorCode, ProtocolError
+from signaling.messages import (
+    CLIENT_EVENT_NAMES,
+    JSON,
+    SYSTEM_ROLES,
+    Candidate,
+    ChatSend,
+    ClientMessage,
+    Error,
+    Hand,
+    Leave,
+    LeaveReason,
+    MediaState,
+    Moderate,
+    ParticipantInfo,
+    PublishAnswer,
+    PublishOffer,
+    React,
+    ServerMessage,
+    Source,
+    Subscribe,
+    SubscribeAnswer,
+    SubscribeOffer,
+    TrackInfo,
+    VideoSize,
+    to_wire,
+)
+from signaling.ports import PeerPort
+
+if TYPE_CHECKING:
+    from signaling.clock import Timer
+    from signaling.conference import Conference
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 10.0  # a participant that takes longer to leave (stuck SFU or database) is cancelled
+DRAIN_TIMEOUT = 2.0  # the last messages to a leaving client get this long to go out
+
+
+class Transport(Protocol):
+    """The Socket.IO server as a participant sees it."""
+
+    async def emit(self, event: str, data: dict[str, JSON], sid: str) -> None: ...
+    async def disconnect(self, sid: str) -> None: ...
+
+
+# Inbox items besides client messages: actions from the conference, the SFU and the server.
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsOffer:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reattached:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: LeaveReason
+    farewell: ServerMessage | None
+
+
+InboxItem = ClientMessage | Admitted | NeedsOffer | Reattached | Close
+
+
+@dataclass(frozen=True, slots=True)
+class _Emit:
+    sid: str
+    event: str
+    data: dict[str, JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hangup:
+    sid: str
+
+
+class Participant:
+    """One client. Everything it does runs in its own task, one inbox item at a time."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        conference: Conference,
+        transport: Transport,
+        sid: str,
+        user_agent: str,
+        in_lobby: bool,
+    ) -> None:
+        self.id = secrets.token_hex(8)
+        self.identity = identity
+        self.role = identity.role
+        self.display_name = identity.display_name
+        self.user_agent = user_agent
+        self.sid: str | None = sid
+        self.reconnect_token = secrets.token_urlsafe(32)
+        self.in_lobby = in_lobby
+        self.ready = False  # joined, and visible to the others
+        self.closed = False
+        self.closing = False  # a Close is queued: the seat can no longer be reclaimed
+        self.hand_raised = False
+        self.self_muted: set[Source] = set()
+        self.held: set[Source] = set()  # stopped by a moderator: the SFU does not forward these
+        self.tracks: dict[str, TrackInfo] = {}
+        self.peer: PeerPort | None = None
+        self.grace_timer: Timer | None = None
+        settings = conference.settings
+        window = timedelta(seconds=settings.chat_rate_window_seconds)
+        self.chat_limit = RateLimiter(settings.chat_rate_count, window)
+        self.reaction_limit = RateLimiter(settings.chat_rate_count, window)
+        self.conference = conference
+        self._transport = transport
+        self._recorded = False  # an open Attendance row exists
+        self._errors = 0
+        self._subscribing = False  # the client asked for subscribe offers
+        self._offer_outstanding = False
+        self._offer_again = False
+        self._inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
+        self._outbox: asyncio.Queue[_Emit | _Hangup | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self.log = logging.LoggerAdapter(
+            logger, {"meeting_id": conference.meeting_id, "participant_id": self.id}
+        )
+
+    # --- called by the conference and the server (synchronous: never waits on this client) ---
+
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop(), name=f"participant-out:{self.id}")
+        self._task = asyncio.create_task(self._run(), name=f"participant:{self.id}")
+
+    def post(self, item: InboxItem) -> None:
+        if not self.closed:
+            self.closing = self.closing or isinstance(item, Close)
+            self._inbox.put_nowait(item)
+
+    def send(self, message: ServerMessage) -> None:
+        """Queue a message for the client; dropped while it is disconnected (it gets a snapshot back)."""
+        if self.sid is None or self.closed:
+            return
+        if self._outbox.qsize() >= self.conference.settings.outbox_limit:
+            if self.closing:
+                return
+            self.log.warning("client too slow; disconnecting")
+            self.post(Close(LeaveReason.SLOW_CLIENT, None))
+            return
+        event, data = to_wire(message)
+        self._outbox.put_nowait(_Emit(self.sid, event, data))
+
+    def protocol_error(self, error: ProtocolError, event: str | None) -> None:
+        self.send(Error(error.code, error.message, event))
+        self._errors += 1
+        if self._errors >= self.conference.settings.max_protocol_errors:
+            self.log.info("too many protocol errors; disconnecting")
+            self.post(Close(LeaveReason.PROTOCOL_ERRORS, None))
+
+    def detach(self) -> None:
+        """The connection dropped; keep the seat for the reconnect grace period."""
+        self.sid = None
+        self._drain_outbox()
+
+    def reattach(self, sid: str) -> None:
+        self.sid = sid
+        self.reconnect_token = secrets.token_urlsafe(32)
+        self.post(Reattached())
+
+    def info(self) -> ParticipantInfo:
+        muted = tuple(s for s in Source if s in self.self_muted or s in self.held)
+        return ParticipantInfo(
+            self.id, self.display_name, self.role, self.hand_raised, muted, tuple(self.tracks.values())
+        )
+
+    async def close(self, reason: LeaveReason, farewell: ServerMessage | None = None) -> None:
+        """Leave the conference (idempotent); returns when the attendance is recorded and media are gone."""
+        self.post(Close(reason, farewell))
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.log.warning("participant did not close in time; cancelling")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # --- the participant's own task ---
+
+    async def _run(self) -> None:
+        reason, farewell = LeaveReason.ERROR, None
+        try:
+            if self.in_lobby:
+                item = await self._wait_in_lobby()
+                if isinstance(item, Close):
+                    reason, farewell = item.reason, item.farewell
+                    return
+            await self._join()
+            reason, farewell = await self._loop()
+        except Exception:
+            self.log.exception("participant failed")
+            farewell = Error(ErrorCode.INTERNAL, "internal error; please rejoin", None)
+        finally:
+            await self._cleanup(reason, farewell)
+
+    async def _wait_in_lobby(self) -> Admitted | Close:
+        while True:
+            item = await self._inbox.get()
+            match item:
+                case Admitted() | Close():
+                    return item
+                case Leave():
+                    return Close(LeaveReason.LEFT, None)
+                case _:
+                    self._refuse(item, ErrorCode.BAD_STATE, "waiting in the lobby")
+
+    async def _join(self) -> None:
+        conference = self.conference
+        await conference.ensure_started()
+        assert conference.meeting_id is not None and conference.router is not None
+        now = conference.scheduler.now()
+        await conference.store.record_join(
+            meeting_id=conference.meeting_id,
+            participant_id=self.id,
+            display_name=self.display_name,
+            kind=kind_of(self.role).value,
+            now=now,
+            user_agent=self.user_agent,
+        )
+        self._recorded = True
+        self.peer = await conference.router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
+        self.ready = True
+        self.in_lobby = False
+        conference.participant_ready(self, reconnected=False)
+        self.log.info("joined as %s", self.role.value)
+
+    async def _loop(self) -> tuple[LeaveReason, ServerMessage | None]:
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, Close):
+                return item.reason, item.farewell
+            if isinstance(item, Leave):
+                return LeaveReason.LEFT, None
+            try:
+                await self._handle(item)
+            except ProtocolError as exc:
+                self.protocol_error(exc, _event_of(item))
+            except SfuError as exc:
+                # The SFU refused the client's SDP or candidate (the message names what is wrong), or the
+                # meeting's media are closing.
+                self.send(Error(ErrorCode.NEGOTIATION_FAILED, str(exc), _event_of(item)))
+            except Exception:
+                # A failed negotiation must not end the participant: report it and carry on.
+                self.log.exception("handling %s failed", type(item).__name__)
+                self.send(Error(ErrorCode.NEGOTIATION_FAILED, "the request failed", _event_of(item)))
+
+    async def _handle(self, item: InboxItem) -> None:
+        conference = self.conference
+        match item:
+            case PublishOffer():
+                if self.role in SYSTEM_ROLES:
+                    raise ProtocolError(ErrorCode.NOT_ALLOWED, "viewers and recorders do not publish")
+                sources = {mid: source.value for mid, source in item.sources.items()}
+                sdp = await self._peer().answer_publish(item.sdp, sources)
+                self.send(PublishAnswer(sdp))
+            case SubscribeAnswer():
+                if not self._offer_outstanding:
+                    raise ProtocolError(ErrorCode.BAD_STATE, "no subscribe offer is outstanding")
+                await self._peer().accept_subscribe_answer(item.sdp)
+                self._offer_outstanding = False
+                if self._offer_again:
+                    self._offer_again = False
+                    await self._offer()
+            case Subscribe() | NeedsOffer():
+                if isinstance(item, Subscribe):
+                    self._subscribing = True
+                if not self._subscribing or self.sid is None:
+                    return  # not asked yet, or disconnected: a reconnect renegotiates from scratch
+                if self._offer_outstanding:
+                    self._offer_again = True  # one more offer once the client answers this one
+                else:
+                    await self._offer()
+            case Candidate():
+                if item.candidate:  # an empty candidate only marks the end of gathering
+                    await self._peer().add_remote_candidate(
+                        item.pc, item.candidate, item.sdp_mid, item.sdp_mline_index
+                    )
+            case VideoSize():
+                if item.track_id not in conference.track_owners():
+                    raise ProtocolError(ErrorCode.NOT_FOUND, "no such track")
+                self._peer().set_max_size(item.track_id, item.width, item.height)
+            case Reattached():
+                await self._renegotiate_after_reconnect()
+            case MediaState():
+                conference.media_state(self, item)
+            case ChatSend():
+                conference.chat(self, item)
+            case Hand():
+                conference.hand(self, item.raised)
+            case React():
+                conference.react(self, item.reaction)
+            case Moderate():
+                conference.moderate(self, item)
+            case Admitted():
+                pass  # a late duplicate; already in
+            case _:
+                raise ProtocolError(ErrorCode.BAD_STATE, "unexpected message")
+
+    async def _offer(self) -> None:
+        sdp = await self._peer().create_subscribe_offer()
+        self._offer_outstanding = True
+        self.send(SubscribeOffer(sdp))
+
+    async def _renegotiate_after_reconnect(self) -> None:
+        """A new connection means new PeerConnections on the client: replace the SFU peer."""
+        router = self.conference.router
+        assert router is not None
+        self.log.info("reconnected; renegotiating media")
+        await router.remove_peer(self.id)
+        self.tracks.clear()
+        self._subscribing = self._offer_outstanding = self._offer_again = False
+        self.peer = await router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
+        self.conference.participant_ready(self, reconnected=True)
+
+    def _peer(self) -> PeerPort:
+        if self.peer is None:
+            raise ProtocolError(ErrorCode.BAD_STATE, "media are not ready")
+        return self.peer
+
+    def _refuse(self, item: InboxItem, code: ErrorCode, message: str) -> None:
+        self.protocol_error(ProtocolError(code, message), _event_of(item))
+
+    async def _cleanup(self, reason: LeaveReason, farewell: ServerMessage | None) -> None:
+        conference = self.conference
+        if farewell is not None:
+            self.send(farewell)
+        sid, announce = self.sid, self.ready
+        self.closed = True
+        self.ready = False  # no longer a target for broadcasts, moderation or chat
+        if self.grace_timer is not None:
+            self.grace_timer.cancel()
+        try:
+            if self.peer is not None and conference.router is not None:
+                try:
+                    await conference.router.remove_peer(self.id)
+                except Exception:
+                    self.log.exception("removing the SFU peer failed")
+            if self._recorded and conference.meeting_id is not None:
+                try:
+                    await conference.store.record_leave(
+                        meeting_id=conference.meeting_id,
+                        participant_id=self.id,
+                        reason=reason.value,
+                        now=conference.scheduler.now(),
+                    )
+                except Exception:
+                    self.log.exception("recording the leave failed")
+        finally:
+            # Others hear of the leave once it is recorded; this runs even if the writes were cancelled.
+            conference.forget(self, reason, announce=announce)
+            if sid is not None:
+                self._outbox.put_nowait(_Hangup(sid))
+            self._outbox.put_nowait(None)
+        if self._sender is not None:
+            # A client that stopped reading is not waited for: drop what it has not taken and hang up.
+            drain = 0.0 if reason is LeaveReason.SLOW_CLIENT else DRAIN_TIMEOUT
+            done, _ = await asyncio.wait({self._sender}, timeout=drain)
+            if not done:
+                self._sender.cancel()
+                await asyncio.gather(self._sender, return_exceptions=True)
+                if sid is not None:
+                    try:
+                        await self._transport.disconnect(sid)
+                    except Exception:
+                        self.log.exception("disconnecting the client failed")
+        self.log.info("left (%s)", reason.value)
+
+    def _drain_outbox(self) -> None:
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+
+    async def _send_loop(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, _Emit):
+                    await self._transport.emit(item.event, item.data, item.sid)
+                else:
+                    await self._transport.disconnect(item.sid)
+            except Exception:
+                self.log.exception("sending to the client failed")
+
+
+def _event_of(item: InboxItem) -> str | None:
+    return CLIENT_EVENT_NAMES.get(type(item))

@@ -1,0 +1,219 @@
+"""MeetingServer: the Socket.IO handlers (parse, then enqueue) and the registry of live conferences."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import socketio
+
+from signaling.admission import resolve
+from signaling.clock import LoopScheduler, Scheduler
+from signaling.conference import Conference
+from signaling.errors import JoinRefused, ProtocolError, RefusalCode
+from signaling.files import FileLinks, FileStore
+from signaling.messages import JSON, LeaveReason, Reconnect, parse, parse_auth
+from signaling.participant import Close, Participant
+from signaling.ports import MeetingStore, RoomView, SfuPort
+from signaling.settings import SignalingSettings
+
+logger = logging.getLogger(__name__)
+
+
+class SocketServer(Protocol):
+    """The part of socketio.AsyncServer this package uses."""
+
+    def on(
+        self, event: str, handler: Callable[..., object] | None = None, namespace: str | None = None
+    ) -> object: ...
+    async def emit(self, event: str, data: object = None, to: str | None = None) -> None: ...
+    async def disconnect(self, sid: str) -> None: ...
+
+
+class _SocketTransport:
+    def __init__(self, sio: SocketServer) -> None:
+        self._sio = sio
+
+    async def emit(self, event: str, data: dict[str, JSON], sid: str) -> None:
+        await self._sio.emit(event, data, to=sid)
+
+    async def disconnect(self, sid: str) -> None:
+        await self._sio.disconnect(sid)
+
+
+def _refuse(code: RefusalCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    # The client sees {"message": message, "data": {"code": code, "message": message}} (connect_error).
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code.value, "message": message})
+
+
+class MeetingServer:
+    """Live meetings over Socket.IO. Owns every Conference; ``close()`` ends them all."""
+
+    def __init__(
+        self,
+        sio: SocketServer,
+        *,
+        sfu: SfuPort,
+        store: MeetingStore,
+        settings: SignalingSettings,
+        secret_key: str,
+        clock: Callable[[], datetime],
+        scheduler: Scheduler | None = None,
+        files_prefix: str = "/files",
+    ) -> None:
+        self.settings = settings
+        self.scheduler = scheduler or LoopScheduler(clock)
+        self.files = FileStore(settings.files_dir)
+        self.links = FileLinks(
+            secret_key, prefix=files_prefix, ttl=timedelta(seconds=settings.file_retention_seconds)
+        )
+        self._sio = sio
+        self._transport = _SocketTransport(sio)
+        self._sfu = sfu
+        self._store = store
+        self._secret_key = secret_key
+        self._conferences: dict[int, Conference] = {}
+        self._by_sid: dict[str, Participant] = {}
+        self._closing = False
+        self._sweeper: asyncio.Task[None] | None = None
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("*", self._on_event)
+
+    def start(self) -> None:
+        """Start the background sweep of expired shared files (call once the event loop runs)."""
+        if self._sweeper is None and not self._closing:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="signaling-file-sweeper")
+
+    async def close(self) -> None:
+        """End every live meeting (reason "server_shutdown"), then stop; idempotent."""
+        self._closing = True
+        await asyncio.gather(*(c.close() for c in list(self._conferences.values())))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+
+    def conference_by_meeting(self, meeting_id: int) -> Conference | None:
+        for conference in self._conferences.values():
+            if conference.meeting_id == meeting_id:
+                return conference
+        return None
+
+    def conferences(self) -> list[Conference]:
+        return list(self._conferences.values())
+
+    # --- Socket.IO handlers: parse, then enqueue; they never wait on another client ---
+
+    async def _on_connect(self, sid: str, environ: Mapping[str, object], auth: object = None) -> None:
+        if self._closing:
+            raise _refuse(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
+        try:
+            request = parse_auth(auth, display_name_max_length=self.settings.display_name_max_length)
+        except ProtocolError as exc:
+            raise _refuse(RefusalCode.BAD_AUTH, exc.message) from None
+        user_agent = environ.get("HTTP_USER_AGENT")
+        try:
+            if isinstance(request, Reconnect):
+                await self._reconnect(sid, request.reconnect_token)
+                return
+            now = self.scheduler.now()
+            identity = await resolve(request, store=self._store, secret_key=self._secret_key, now=now)
+            if self._closing:
+                raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
+            conference = self._conference_for(identity.room)
+            try:
+                participant = conference.join(
+                    identity,
+                    sid=sid,
+                    user_agent=user_agent if isinstance(user_agent, str) else "",
+                    transport=self._transport,
+                )
+            finally:
+                if conference.is_idle():
+                    self._forget(conference)
+            self._by_sid[sid] = participant
+        except JoinRefused as exc:
+            logger.info("join refused: %s", exc.code.value)
+            raise _refuse(exc.code, exc.message) from None
+        except Exception:
+            logger.exception("join failed")
+            raise _refuse(RefusalCode.UNAVAILABLE, "the meeting service is unavailable; try again") from None
+
+    async def _reconnect(self, sid: str, token: str) -> None:
+        for conference in self._conferences.values():
+            participant = conference.by_reconnect_token(token)
+            if participant is not None and not conference.ending:
+                break
+        else:
+            raise JoinRefused(RefusalCode.RECONNECT_EXPIRED, "the reconnect window has passed; join again")
+        old_sid = participant.sid
+        conference.reattached(participant, sid)
+        self._by_sid[sid] = participant
+        if old_sid is not None and self._by_sid.pop(old_sid, None) is not None:
+            # The old connection has not noticed it is dead yet; it must not take the seat back.
+            await self._sio.disconnect(old_sid)
+
+    async def _on_disconnect(self, sid: str, reason: object = None) -> None:
+        participant = self._by_sid.pop(sid, None)
+        if participant is None or participant.closed or participant.sid != sid:
+            return
+        if participant.ready:
+            participant.conference.detached(participant)
+        else:
+            # In the lobby or still joining: it has no reconnect token yet, so there is no seat to hold.
+            participant.post(Close(LeaveReason.LEFT, None))
+
+    async def _on_event(self, event: object, sid: str, *args: object) -> None:
+        participant = self._by_sid.get(sid)
+        if participant is None:
+            return
+        name = event if isinstance(event, str) else ""
+        data = args[0] if len(args) == 1 else (list(args) if args else None)
+        try:
+            message = parse(name, data, chat_max_length=self.settings.chat_max_length)
+        except ProtocolError as exc:
+            participant.protocol_error(exc, name[:40] or None)
+            return
+        participant.post(message)
+
+    # --- registry ---
+
+    def _conference_for(self, room: RoomView) -> Conference:
+        conference = self._conferences.get(room.room_id)
+        if conference is None:
+            conference = Conference(
+                room,
+                sfu=self._sfu,
+                store=self._store,
+                settings=self.settings,
+                scheduler=self.scheduler,
+                links=self.links,
+                on_closed=self._forget,
+            )
+            self._conferences[room.room_id] = conference
+        return conference
+
+    def _forget(self, conference: Conference) -> None:
+        if self._conferences.get(conference.room.room_id) is conference:
+            del self._conferences[conference.room.room_id]
+
+    async def _sweep_loop(self) -> None:
+        retention = timedelta(seconds=self.settings.file_retention_seconds)
+        interval = min(max(retention / 10, timedelta(minutes=1)), timedelta(hours=1))
+        while True:
+            now = self.scheduler.now()
+            try:
+                removed = await asyncio.to_thread(self.files.sweep, now, retention)
+                if removed:
+                    logger.info("removed %d expired shared files", removed)
+            except OSError:
+                logger.exception("sweeping shared files failed")
+            wake = asyncio.Event()
+            timer = self.scheduler.call_at(now + interval, wake.set)
+            try:
+                await wake.wait()
+            finally:
+                timer.cancel()

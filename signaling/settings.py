@@ -1,0 +1,34 @@
+"""Settings section of the signaling package (composed by yunhui/settings.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SignalingSettings(BaseModel):
+    """Live-meeting tunables. Durations are in seconds so environment variables stay plain numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A participant whose connection drops keeps its identity, role and hand this long.
+    reconnect_grace_seconds: float = Field(default=30.0, gt=0)
+    # A meeting with nobody in it (recorders and viewers do not count) ends after this long.
+    empty_meeting_grace_seconds: float = Field(default=60.0, gt=0)
+    # Everyone is warned this long before the session deadline, once per offset.
+    warning_offsets_seconds: tuple[float, ...] = (300.0, 60.0)
+    chat_max_length: int = Field(default=2000, ge=1)
+    chat_history_size: int = Field(default=200, ge=0)
+    # At most chat_rate_count chat messages (and as many reactions) per chat_rate_window_seconds.
+    chat_rate_count: int = Field(default=5, ge=1)
+    chat_rate_window_seconds: float = Field(default=5.0, gt=0)
+    display_name_max_length: int = Field(default=64, ge=1)
+    upload_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    files_dir: Path = Path("var/files")
+    # Shared files (and their links) are removed this long after upload.
+    file_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # A client is disconnected after this many malformed or unknown events.
+    max_protocol_errors: int = Field(default=20, ge=1)
+    # Messages queued for one slow client before it is disconnected; broadcasting never waits on a client.
+    outbox_limit: int = Field(default=2000, ge=10)

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from rooms.billing.run import run_billing
 from rooms.database import Database
 from rooms.errors import RoomsError
 from rooms.tokens import verify_join_token
@@ -25,7 +26,10 @@ from signaling.store import RoomsMeetingStore
 from web import health, pages, ui
 from web.api import create_api
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
+from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
+
+BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +119,8 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         # aiohttp waits for open connections (Socket.IO websockets) before it runs the cleanup contexts, so
         # meetings end here first: participants are told why, then every socket is closed from our side.
         await meetings.close()
-        await sio.eio.disconnect()
+        if sio.eio.sockets:  # engineio's disconnect-all fails on an empty set (asyncio.wait([]))
+            await sio.eio.disconnect()
 
     app.on_shutdown.append(end_meetings)
 
@@ -133,7 +138,23 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
                 return str(conference.meeting_id)
         raise web.HTTPConflict(text="the meeting has not started")
 
-    app.cleanup_ctx.extend([database_ctx, sfu_ctx, conferences_ctx, socketio_ctx])
+    async def billing_run() -> None:
+        report = await run_billing(database, now=clock())
+        if report.issued or report.notices or report.suspended or report.purged:
+            log.info(
+                "billing run: %d issued, %d notices, %d suspended, %d purged",
+                len(report.issued), len(report.notices), len(report.suspended), report.purged,
+            )  # fmt: skip
+
+    billing = PeriodicJob("billing", billing_run, settings.jobs.billing_interval_seconds)
+    app[BILLING_JOB] = billing
+
+    async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+        billing.start()
+        yield
+        await billing.close()
+
+    app.cleanup_ctx.extend([database_ctx, sfu_ctx, conferences_ctx, socketio_ctx, jobs_ctx])
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
     app.add_routes(ui.routes)

@@ -102,6 +102,11 @@ class SecuritySettings(_Section):
     first_admin_email: str = "admin@localhost"
 
 
+class JobSettings(_Section):
+    # The billing run is idempotent; running it often only brings notices and suspensions forward.
+    billing_interval_seconds: float = Field(default=3600.0, ge=1.0)
+
+
 class Settings(BaseSettings):
     """The whole tree. Build it with :func:`load_settings`, never directly from library code."""
 
@@ -117,6 +122,7 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     logging: LoggingSettings = LoggingSettings()
     security: SecuritySettings = SecuritySettings()
+    jobs: JobSettings = JobSettings()
     rooms: RoomsSettings = RoomsSettings()
     sfu: SfuSettings = SfuSettings()
     signaling: SignalingSettings = SignalingSettings()

@@ -220,3 +220,14 @@ async def test_meetings_and_attendance_read(api: Api) -> None:
     assert (await other.call("GET", f"/meetings/{meeting.id}"))[0] == 404
     assert (await other.call("GET", f"/meetings/{meeting.id}/attendance"))[0] == 404
     assert (await other.call("GET", "/meetings"))[1] == []
+
+
+async def test_null_description_clears_it(api: Api) -> None:
+    # Found by schemathesis: null went to a NOT NULL column and answered 500.
+    client = await api.login("admin@a.example")
+    room = await make_room(client)
+    status, booking = await client.call("POST", "/bookings", booking_body(room["id"], description="Agenda"))
+    assert status == 201, booking
+    status, patched = await client.call("PATCH", f"/bookings/{booking['id']}", {"description": None})
+    assert status == 200, patched
+    assert patched["description"] == ""

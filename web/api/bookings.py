@@ -163,6 +163,9 @@ def _changes(body: BookingPatch | OccurrencePatch, booking: Booking) -> dict[str
             changes[key] = [i.model_dump() if isinstance(i, Invitee) else i for i in value or ()]
         elif key in ("title", "time_zone") and value is None:
             raise ApiError(422, "invalid", f"{key}: may not be null", key)
+        elif key == "description":
+            # null clears the description; the column holds "" rather than NULL.
+            changes[key] = value or ""
         else:
             changes[key] = value
     return changes

@@ -1,0 +1,109 @@
+"""Read models for exports and the API: an invoice as a document, an account's invoice summaries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from rooms.billing.dunning import OUTSTANDING, InvoiceState, late_fee
+from rooms.billing.errors import BillingNotFound
+from rooms.billing.export import InvoiceDocument, InvoiceSummary
+from rooms.billing.inputs import gather_inputs, stays_of
+from rooms.billing.invoice import InvoiceDraft, InvoiceLine, LineKind, build_invoice
+from rooms.billing.metering import Usage, meter_month
+from rooms.billing.models import Contract, Invoice
+from rooms.billing.money import ZERO
+from rooms.billing.periods import Period, billing_period, local_date, local_midnight, month_period
+from rooms.billing.store import InvoiceView, get_invoice, list_invoices, terms_of
+from rooms.database import Database
+from rooms.models import Account
+
+
+def summary(invoice: Invoice) -> InvoiceSummary:
+    return InvoiceSummary(
+        number=invoice.number or "",
+        period=Period(invoice.period_start, invoice.period_end),
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        state=invoice.state,
+        currency=invoice.currency,
+        total=invoice.total,
+        paid_on=invoice.paid_on,
+    )
+
+
+async def invoice_summaries(db: Database, *, account_id: int) -> list[InvoiceSummary]:
+    return [summary(i) for i in await list_invoices(db, account_id=account_id)]
+
+
+def lines_of(view: InvoiceView) -> tuple[InvoiceLine, ...]:
+    return tuple(
+        InvoiceLine(LineKind(r.kind), r.quantity, r.unit_price, r.amount, r.site_id, r.label, r.detail)
+        for r in view.lines
+    )
+
+
+async def invoice_document(db: Database, invoice_id: int, *, account_id: int | None) -> InvoiceDocument:
+    view = await get_invoice(db, invoice_id, account_id=account_id)
+    async with db.session() as session:
+        account = await session.get(Account, view.invoice.account_id)
+    invoice = view.invoice
+    return InvoiceDocument(
+        number=invoice.number or "",
+        account_name=account.name if account is not None else "",
+        currency=invoice.currency,
+        period=Period(invoice.period_start, invoice.period_end),
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        state=invoice.state,
+        total=invoice.total,
+        paid_on=invoice.paid_on,
+        lines=lines_of(view),
+    )
+
+
+async def accrued_late_fee(db: Database, invoice: Invoice, *, now: datetime) -> Decimal:
+    """The late fee an invoice has accrued so far (billed on a later invoice once it is paid)."""
+    async with db.session() as session:
+        contract = await session.scalar(select(Contract).where(Contract.id == invoice.contract_id))
+    if contract is None:
+        return ZERO
+    terms = terms_of(contract)
+    if invoice.paid_on is not None:
+        return late_fee(terms, invoice.total, invoice.due_date, invoice.paid_on)
+    if InvoiceState(invoice.state) in OUTSTANDING:
+        return late_fee(terms, invoice.total, invoice.due_date, local_date(now, terms.timezone))
+    return ZERO
+
+
+async def preview_invoice(db: Database, *, account_id: int, now: datetime) -> InvoiceDraft:
+    """The draft of the account's current, unfinished period as it stands at `now`: nothing is written and
+    nothing is numbered; usage is metered up to `now`."""
+    async with db.session() as session:
+        contracts = (
+            await session.scalars(
+                select(Contract).where(Contract.account_id == account_id).order_by(Contract.start.desc())
+            )
+        ).all()
+        for contract in contracts:
+            terms = terms_of(contract)
+            today = local_date(now, terms.timezone)
+            if terms.start <= today and (contract.end is None or today < contract.end):
+                break
+        else:
+            raise BillingNotFound("no contract in force for this account", field="account_id")
+        period = billing_period(today, terms.payment_period)
+        inputs = await gather_inputs(session, contract, terms, period)
+        metered: list[Usage] = []
+        for month in period.months():
+            if month > today:
+                break
+            lo = local_midnight(month, terms.timezone)
+            hi = min(now, local_midnight(month_period(month).end, terms.timezone))
+            metered.extend(meter_month(month, lo, hi, await stays_of(session, account_id, lo, hi)))
+    stored = {(u.kind, u.month) for u in inputs.usage}
+    usage = inputs.usage + tuple(u for u in metered if (u.kind, u.month) not in stored)
+    return build_invoice(terms, replace(inputs, usage=usage), period)

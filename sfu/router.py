@@ -1,0 +1,145 @@
+"""Router: the media of one meeting — its peers, their tracks, the active speaker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from sfu.errors import BadRequest, Closed
+from sfu.events import (
+    ActiveSpeakerChanged,
+    RouterEvent,
+    SubscriberNeedsOffer,
+    TrackPublished,
+    TrackUnpublished,
+)
+from sfu.peer import Peer
+from sfu.settings import SfuSettings
+from sfu.speaker import SpeakerDetector
+from sfu.track import Track
+
+log = logging.getLogger(__name__)
+
+SPEAKER_TICK_S = 0.1
+
+
+class Router:
+    """Created by Sfu.router(); owns its peers. Listeners are called synchronously and must not block."""
+
+    def __init__(
+        self, meeting_id: str, settings: SfuSettings, *, on_closed: Callable[[Router], None] | None = None
+    ) -> None:
+        self.meeting_id = meeting_id
+        self._settings = settings
+        self._on_closed = on_closed
+        self._listeners: list[Callable[[RouterEvent], None]] = []
+        self._peers: dict[str, Peer] = {}
+        self.tracks: dict[str, Track] = {}
+        self._speaker = SpeakerDetector(
+            threshold=settings.speaker_threshold,
+            margin=settings.speaker_margin,
+            switch_after=settings.speaker_switch_ms / 1000,
+        )
+        self._speaker_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def active_speaker(self) -> str | None:
+        return self._speaker.speaker
+
+    @property
+    def peers(self) -> dict[str, Peer]:
+        return dict(self._peers)
+
+    def add_listener(self, cb: Callable[[RouterEvent], None]) -> None:
+        """Call `cb` with every RouterEvent (synchronously: enqueue, never block)."""
+        self._listeners.append(cb)
+
+    async def add_peer(self, participant_id: str, *, publish: bool = True) -> Peer:
+        """A new participant's media; `publish=False` for receive-only participants (viewers, recorders)."""
+        if self._closed:
+            raise Closed(f"router {self.meeting_id!r} is closed")
+        if not participant_id:
+            raise BadRequest("participant_id: must not be empty")
+        if participant_id in self._peers:
+            raise BadRequest(f"participant_id: {participant_id!r} already has a peer in this meeting")
+        peer = Peer(self, participant_id, self._settings, publish=publish)
+        self._peers[participant_id] = peer
+        if self._speaker_task is None:
+            self._speaker_task = asyncio.create_task(
+                self._run_speaker(), name=f"sfu-speaker:{self.meeting_id}"
+            )
+        return peer
+
+    async def remove_peer(self, participant_id: str) -> None:
+        """Close the participant's peer: its tracks are unpublished, the others renegotiate. Unknown: no-op"""
+        peer = self._peers.pop(participant_id, None)
+        if peer is None:
+            return
+        await peer.close()
+        if self._speaker.remove(participant_id) is None:
+            self._emit(ActiveSpeakerChanged(None))
+            self._follow_speaker()
+
+    async def close(self) -> None:
+        """Close every peer and stop the speaker task (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        peers, self._peers = list(self._peers.values()), {}
+        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        if self._speaker_task is not None:
+            self._speaker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._speaker_task
+        self._listeners.clear()
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    # ------------------------------------------------------------------------------------- from the peers
+    def _emit(self, event: RouterEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("router %s: listener failed on %s", self.meeting_id, event)
+
+    def _track_published(self, track: Track) -> None:
+        self.tracks[track.id] = track
+        self._emit(TrackPublished(track.participant_id, track.id, track.kind, track.source))  # type: ignore[arg-type]
+        for peer in list(self._peers.values()):
+            peer.track_published(track)
+
+    def _track_unpublished(self, track: Track) -> None:
+        if self.tracks.pop(track.id, None) is None:
+            return
+        for subscription in track.subscriptions:
+            subscription.unbind()
+        self._emit(TrackUnpublished(track.participant_id, track.id))
+        for peer in list(self._peers.values()):
+            peer.track_unpublished(track)
+
+    def _needs_offer(self, participant_id: str) -> None:
+        if participant_id in self._peers:
+            self._emit(SubscriberNeedsOffer(participant_id))
+
+    def _audio_level(self, participant_id: str, level: int) -> None:
+        self._speaker.observe(participant_id, level)
+
+    def _follow_speaker(self) -> None:
+        for peer in list(self._peers.values()):
+            peer.follow_speaker()
+
+    async def _run_speaker(self) -> None:
+        while True:
+            await asyncio.sleep(SPEAKER_TICK_S)
+            changed = self._speaker.tick(time.monotonic())
+            if changed is not False:
+                self._emit(ActiveSpeakerChanged(changed))  # type: ignore[arg-type]
+                try:
+                    self._follow_speaker()
+                except Exception:
+                    log.exception("router %s: following the speaker failed", self.meeting_id)

@@ -1,0 +1,35 @@
+"""Settings section of the SFU (composed into the process settings by yunhui/settings.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server handed to every PeerConnection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class SfuSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Empty by default: aiortc would otherwise use a public STUN server.
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    # Address written into our ICE candidates instead of the local one (1:1 NAT, containers); None keeps them.
+    announced_address: str | None = None
+    # A publisher is asked for a keyframe at most this often per stream.
+    keyframe_min_interval_ms: int = Field(default=300, ge=20, le=10_000)
+    # Active speaker: how long a challenger must lead before taking over, and by how much (audio-level units).
+    speaker_switch_ms: int = Field(default=300, ge=0, le=10_000)
+    speaker_margin: float = Field(default=6.0, ge=0.0, le=127.0)
+    # Level (127 - dBov, averaged) under which nobody counts as speaking.
+    speaker_threshold: float = Field(default=30.0, ge=0.0, le=127.0)
+    # Upper bound of the bandwidth estimate sent to publishers in REMB.
+    max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
+    # Egress packets kept per outgoing video stream to answer NACKs.
+    nack_history: int = Field(default=512, ge=64, le=4096)

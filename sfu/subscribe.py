@@ -1,0 +1,275 @@
+"""SubscribeConnection: the PeerConnection a participant receives on (the SFU offers, the client answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpSender, RTCSessionDescription
+from aiortc.codecs import is_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
+
+from sfu.errors import BadRequest
+from sfu.hooks import PeerHooks, make_peer_connection, set_stream_id
+from sfu.rtp import U32
+from sfu.sdp import announce_address, media_sections
+from sfu.settings import SfuSettings
+from sfu.subscription import Subscription
+from sfu.track import Track, codec_key
+
+log = logging.getLogger(__name__)
+
+
+class SubscribeConnection:
+    """Sends other participants' tracks to one participant; renegotiates as tracks come and go.
+
+    Transceivers are never removed (aiortc cannot): one whose track ended goes inactive and is reused for the
+    next track of the same kind, so the offer stays as large as the most tracks ever received at once.
+    """
+
+    def __init__(
+        self, participant_id: str, settings: SfuSettings, *, on_needs_offer: Callable[[], None]
+    ) -> None:
+        self.participant_id = participant_id
+        self._settings = settings
+        self._on_needs_offer = on_needs_offer
+        self.pc = make_peer_connection(settings)
+        self.hooks = PeerHooks(self.pc, on_rtp=self._on_rtp, on_rtcp=self._on_rtcp, on_send=self._on_send)
+        self.subscriptions: list[Subscription] = []
+        self._by_ssrc: dict[int, Subscription] = {}
+        self._wanted: dict[str, Track] = {}
+        self._max_sizes: dict[str, tuple[int, int]] = {}
+        self._disabled: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._offer_outstanding = False
+        self._dirty = False
+        self._closed = False
+        self.nacks_received = 0
+        self.keyframe_requests_received = 0
+
+    # ------------------------------------------------------------------------------------- what to send
+    def want(self, track: Track, *, notify: bool = True) -> None:
+        if track.id not in self._wanted:
+            self._wanted[track.id] = track
+            if notify:
+                self._changed()
+
+    def unwant(self, track_id: str) -> None:
+        track = self._wanted.pop(track_id, None)
+        self._max_sizes.pop(track_id, None)
+        self._disabled.discard(track_id)
+        if track is None:
+            return
+        for subscription in self.subscriptions:
+            if subscription.track is track:
+                subscription.unbind()  # stop at once; the m-section goes inactive in the next offer
+            if subscription.pending is track:
+                subscription.pending = None
+        self._changed()
+
+    def subscription_for(self, track_id: str) -> Subscription | None:
+        for subscription in self.subscriptions:
+            if subscription.track is not None and subscription.track.id == track_id:
+                return subscription
+        return None
+
+    def mids(self) -> dict[str, str]:
+        """mid -> track_id of every m-section that carries (or is about to carry) a track."""
+        result: dict[str, str] = {}
+        for subscription in self.subscriptions:
+            track = subscription.pending or subscription.track
+            mid = subscription.transceiver.mid
+            if track is not None and mid is not None:
+                result[mid] = track.id
+        return result
+
+    def _changed(self) -> None:
+        if self._offer_outstanding:
+            self._dirty = True
+        elif not self._dirty:
+            self._dirty = True
+            self._on_needs_offer()
+
+    # ------------------------------------------------------------------------------------- negotiation
+    async def create_offer(self) -> str:
+        async with self._lock:
+            if self._offer_outstanding:
+                raise BadRequest("subscribe offer already outstanding: accept its answer first")
+            self._dirty = False
+            self._plan()
+            self.hooks.attach()
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            self._offer_outstanding = True
+            return announce_address(self.pc.localDescription.sdp, self._settings.announced_address)
+
+    async def answer_offer(self, offer_sdp: str) -> str:
+        """Answer a client's recvonly offer (WHEP): the client's m-sections become our send slots."""
+        if not media_sections(offer_sdp):
+            raise BadRequest("offer_sdp: no audio or video section")
+        async with self._lock:
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except Exception as exc:
+                raise BadRequest(f"offer_sdp: {exc}") from exc
+            for transceiver in self.pc.getTransceivers():
+                if self._subscription_of(transceiver) is None and transceiver.kind in ("audio", "video"):
+                    transceiver.direction = "sendonly"
+                    self._add_subscription(transceiver)
+            self.hooks.attach()
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            return announce_address(self.pc.localDescription.sdp, self._settings.announced_address)
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        async with self._lock:
+            if not self._offer_outstanding:
+                raise BadRequest("answer_sdp: no subscribe offer is outstanding")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            except Exception as exc:
+                raise BadRequest(f"answer_sdp: {exc}") from exc
+            self._offer_outstanding = False
+            if self._dirty:
+                self._on_needs_offer()
+
+    def _plan(self) -> None:
+        """Bind wanted tracks to transceivers: keep existing, reuse inactive ones, add only when needed."""
+        placed = {id(s.track or s.pending) for s in self.subscriptions if (s.track or s.pending) is not None}
+        for subscription in self.subscriptions:
+            track = subscription.pending or subscription.track
+            if track is not None and (track.closed or self._wanted.get(track.id) is not track):
+                subscription.unbind()
+                subscription.pending = None
+                track = None
+            if track is None:
+                subscription.transceiver.direction = "inactive"
+        for track in list(self._wanted.values()):
+            if track.closed or id(track) in placed:
+                continue
+            subscription = self._reusable(track.kind) or self._add_subscription(
+                self.pc.addTransceiver(track.kind, direction="sendonly")
+            )
+            transceiver = subscription.transceiver
+            transceiver.direction = "sendonly"
+            capabilities = RTCRtpSender.getCapabilities(track.kind).codecs
+            key = codec_key(track.main_codec)
+            preferences = [c for c in capabilities if not is_rtx(c) and codec_key(c) == key]
+            if track.kind == "video":
+                preferences += [c for c in capabilities if is_rtx(c)]
+            if preferences:
+                transceiver.setCodecPreferences(preferences)
+            set_stream_id(transceiver, track.participant_id)
+            subscription.max_width, subscription.max_height = self._max_sizes.get(track.id, (0, 0))
+            subscription.enabled = track.id not in self._disabled
+            subscription.pending = track
+
+    def _reusable(self, kind: str) -> Subscription | None:
+        for subscription in self.subscriptions:
+            if subscription.track is None and subscription.pending is None and subscription.kind == kind:
+                return subscription
+        return None
+
+    def _add_subscription(self, transceiver: Any) -> Subscription:
+        subscription = Subscription(transceiver, self.hooks.send, self._settings.nack_history)
+        self.subscriptions.append(subscription)
+        self._by_ssrc[subscription.ssrc] = subscription
+        self._by_ssrc[subscription.rtx_ssrc] = subscription
+        return subscription
+
+    def _subscription_of(self, transceiver: Any) -> Subscription | None:
+        return next((s for s in self.subscriptions if s.transceiver is transceiver), None)
+
+    def _on_send(self, transceiver: Any, params: Any) -> None:
+        subscription = self._subscription_of(transceiver)
+        if subscription is not None and not self._closed:
+            subscription.configure(params)
+
+    def bind(self, subscription: Subscription, track: Track | None) -> None:
+        """Point an already negotiated slot at another track (WHEP follows the active speaker)."""
+        if track is None:
+            subscription.unbind()
+        elif subscription.params is None:
+            subscription.pending = track
+        else:
+            subscription.bind(track)
+
+    # ------------------------------------------------------------------------------------- feedback
+    async def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        return  # a subscribe connection receives no media
+
+    async def _on_rtcp(self, packets: list[Any]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                subscription = self._by_ssrc.get(packet.media_ssrc)
+                if subscription is not None:
+                    self.nacks_received += 1
+                    for seq in packet.lost:
+                        await subscription.retransmit(seq & 0xFFFF)
+            elif isinstance(packet, RtcpPsfbPacket):
+                if packet.fmt == RTCP_PSFB_PLI:
+                    await self._keyframe_wanted(packet.media_ssrc)
+                elif packet.fmt == RTCP_PSFB_FIR:  # the target SSRC is in the FCI, media_ssrc is 0
+                    for i in range(0, len(packet.fci) - 7, 8):
+                        await self._keyframe_wanted(U32.unpack_from(packet.fci, i)[0])
+                elif packet.fmt == RTCP_PSFB_APP:
+                    try:
+                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    except ValueError:
+                        continue
+                    for ssrc in ssrcs:
+                        subscription = self._by_ssrc.get(ssrc)
+                        if subscription is not None:
+                            subscription.remb = bitrate
+                            subscription.reselect_layer()  # the hot path asks for the keyframe
+            elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+                for report in packet.reports:
+                    subscription = self._by_ssrc.get(report.ssrc)
+                    if subscription is not None:
+                        subscription.fraction_lost = report.fraction_lost
+
+    async def _keyframe_wanted(self, ssrc: int) -> None:
+        subscription = self._by_ssrc.get(ssrc)
+        if subscription is None or subscription.track is None:
+            return
+        self.keyframe_requests_received += 1
+        subscription.keyframe_requests_received += 1
+        layer = subscription.target or subscription.current
+        if layer is not None:
+            await subscription.track.request_keyframe(layer)
+
+    def set_max_size(self, track_id: str, width: int, height: int) -> None:
+        self._max_sizes[track_id] = (width, height)
+        subscription = self.subscription_for(track_id)
+        if subscription is not None:
+            subscription.max_width, subscription.max_height = width, height
+            subscription.reselect_layer()
+
+    def set_enabled(self, track_id: str, enabled: bool) -> None:
+        if enabled:
+            self._disabled.discard(track_id)
+        else:
+            self._disabled.add(track_id)
+        subscription = self.subscription_for(track_id)
+        if subscription is not None and subscription.enabled != enabled:
+            subscription.enabled = enabled
+            subscription.source_changed()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for subscription in self.subscriptions:
+            subscription.unbind()
+            subscription.pending = None
+        await self.pc.close()

@@ -1,0 +1,308 @@
+"""Subscription: one outgoing stream on a subscribe PeerConnection, fed by one Track at a time."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc.codecs import is_rtx
+from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
+
+from sfu.hooks import sender_ssrcs
+from sfu.rtp import (
+    RTP_HEADER,
+    U16,
+    URI_ABS_SEND_TIME,
+    URI_AUDIO_LEVEL,
+    URI_MID,
+    ExtensionTemplate,
+    RtpHeader,
+    Vp8Descriptor,
+    abs_send_time,
+    parse_vp8,
+    rtx_wrap,
+    seq_newer,
+)
+from sfu.simulcast import LayerInfo, effective_bandwidth, select_layer
+from sfu.track import Layer, Track, codec_key
+
+SendRtp = Callable[[bytes], Awaitable[bool]]
+
+# Longest timestamp gap we carry across a switch; longer pauses restart the clock at this gap.
+MAX_SWITCH_GAP_S = 5.0
+
+
+class Subscription:
+    """Rewrites a Track's packets for one subscriber: own SSRC, seq/ts offsets, PT map, extension block.
+
+    It belongs to one transceiver of the subscriber's PeerConnection and outlives the Track it forwards: when
+    the transceiver is reused for another Track, sequence numbers, timestamps and VP8 picture ids continue.
+    """
+
+    def __init__(self, transceiver: Any, send: SendRtp, history_size: int) -> None:
+        self.transceiver = transceiver
+        self.kind: str = transceiver.kind
+        self.ssrc, self.rtx_ssrc = sender_ssrcs(transceiver)
+        self._send = send
+        self.track: Track | None = None
+        self.pending: Track | None = None  # bound once the next answer is applied
+        self.enabled = True  # this subscriber's own switch (Peer.set_forwarding on a foreign track)
+        self.params: Any = None
+        self.mid = ""
+        self.cname = ""
+        self.pt_map: dict[int, int] = {}
+        self.rtx_pt: dict[int, int] = {}  # media PT -> RTX PT, both as sent to the subscriber
+        self.template = ExtensionTemplate(0, "", 0, 0)
+        self.current: Layer | None = None
+        self.target: Layer | None = None
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.switch_seq = 0
+        self.last_seq = random.getrandbits(15)
+        self.last_ts = random.getrandbits(32)
+        self.last_sent_at = 0.0
+        self._vp8 = Vp8Descriptor()
+        self._vp8_resync = True
+        self.pid_offset = 0
+        self.tl0_offset = 0
+        self.last_pid = random.getrandbits(15)
+        self.last_tl0 = random.getrandbits(8)
+        self.history: list[bytes | None] = [None] * history_size if self.kind == "video" else []
+        self.rtx_seq = random.getrandbits(15)
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+        self.retransmit_misses = 0  # NACKed packets no longer (or never) in the history
+        self.dropped_before_keyframe = 0
+        self.keyframe_requests_received = 0
+        self.switches = 0
+        self.remb = 0
+        self.fraction_lost = 0
+        self.max_width = 0
+        self.max_height = 0
+
+    # ------------------------------------------------------------------------------------- binding
+    def configure(self, params: Any) -> None:
+        """Apply the parameters negotiated for this transceiver (every renegotiation)."""
+        self.params = params
+        if self.pending is not None:
+            self.bind(self.pending)
+        else:
+            self._apply()
+
+    def bind(self, track: Track) -> None:
+        if self.track is not track:
+            self.unbind()
+            self.track = track
+            track.subscriptions = (*track.subscriptions, self)
+        self.pending = None
+        self._apply()
+        self.source_changed()
+
+    def unbind(self) -> None:
+        if self.track is not None:
+            self.track.subscriptions = tuple(s for s in self.track.subscriptions if s is not self)
+        self.track = None
+        self.current = self.target = None
+
+    def _apply(self) -> None:
+        params, track = self.params, self.track
+        if params is None or track is None:
+            return
+        self.mid = params.muxId or ""
+        self.cname = params.rtcp.cname or ""
+        out_by_key = {codec_key(c): c.payloadType for c in params.codecs if not is_rtx(c)}
+        self.pt_map = {
+            pt: out_by_key[codec_key(c)] for pt, c in track.codecs.items() if codec_key(c) in out_by_key
+        }
+        self.rtx_pt = {
+            int(c.parameters["apt"]): c.payloadType
+            for c in params.codecs
+            if is_rtx(c) and "apt" in c.parameters
+        }
+        ids = {x.uri: x.id for x in params.headerExtensions}
+        if self.kind == "video":
+            self.template = ExtensionTemplate(ids.get(URI_MID, 0), self.mid, ids.get(URI_ABS_SEND_TIME, 0), 3)
+        else:
+            self.template = ExtensionTemplate(ids.get(URI_MID, 0), self.mid, ids.get(URI_AUDIO_LEVEL, 0), 1)
+
+    def source_changed(self) -> None:
+        """Start over from a keyframe: on attach, after a moderation mute, or when re-enabled."""
+        self.current = None
+        self.target = None
+        track = self.track
+        if track is None or self.params is None or not track.forwarding or not self.enabled:
+            return
+        self.target = self._chosen_layer()
+
+    # ------------------------------------------------------------------------------------- layers
+    def _chosen_layer(self) -> Layer:
+        assert self.track is not None
+        layers = self.track.ordered_layers()
+        if len(layers) == 1:
+            return layers[0]
+        current_bitrate = self.current.bitrate if self.current else 0
+        index = select_layer(
+            [LayerInfo(x.width, x.height, x.bitrate) for x in layers],
+            max_width=self.max_width,
+            max_height=self.max_height,
+            bandwidth=effective_bandwidth(self.remb, self.fraction_lost, current_bitrate),
+        )
+        return layers[index]
+
+    def reselect_layer(self) -> Layer | None:
+        """Re-evaluate the layer choice; the new target (switched on its next keyframe), or None."""
+        if self.track is None or not self.track.simulcast or (self.current is None and self.target is None):
+            return None
+        chosen = self._chosen_layer()
+        if chosen is self.current:
+            self.target = None
+            return None
+        if chosen is self.target:
+            return None
+        self.target = chosen
+        return chosen
+
+    # ------------------------------------------------------------------------------------- hot path
+    async def forward(
+        self, layer: Layer, data: bytes, h: RtpHeader, level: bytes | None, abs3: bytes
+    ) -> None:
+        """Forward one packet of `layer` (already RTX-unwrapped: h.seq/h.pt are the original's)."""
+        if layer is not self.current:
+            if layer is not self.target:
+                return
+            track = layer.track
+            if track.is_keyframe is not None and not track.is_keyframe(data, h.payload_start, h.payload_end):
+                self.dropped_before_keyframe += 1
+                await track.request_keyframe(layer)
+                return
+            self._switch(layer, h)
+        elif h.seq != self.switch_seq and not seq_newer(h.seq, self.switch_seq):
+            return  # older than the switch point: its output number would collide with the previous source
+        packet = self._rewrite(layer, data, h, abs3 if self.kind == "video" else level)
+        if packet is not None:
+            await self._send(packet)
+
+    def _rewrite(self, layer: Layer, data: bytes, h: RtpHeader, ext_value: bytes | None) -> bytes | None:
+        """The packet as this subscriber gets it (kept in the egress history); None for an unmapped PT."""
+        out_pt = self.pt_map.get(h.pt)
+        if out_pt is None:
+            return None
+        out_seq = (h.seq + self.seq_offset) & 0xFFFF
+        out_ts = (h.ts + self.ts_offset) & 0xFFFFFFFF
+        ext = self.template.render(ext_value)
+        header = RTP_HEADER.pack(0x90 if ext else 0x80, (h.marker << 7) | out_pt, out_seq, out_ts, self.ssrc)
+        d = self._vp8
+        if (
+            layer.track.codec_name == "vp8"
+            and parse_vp8(data, h.payload_start, h.payload_end, d)
+            and d.pid_bits
+        ):
+            out = bytearray(header)
+            out += ext
+            base = len(out) - h.payload_start
+            out += memoryview(data)[h.payload_start : h.payload_end]
+            self._rewrite_vp8(out, base, d)
+            packet = bytes(out)
+        else:
+            packet = header + ext + data[h.payload_start : h.payload_end]
+        if self.history:
+            self.history[out_seq % len(self.history)] = packet
+        if seq_newer(out_seq, self.last_seq):
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+        self.last_sent_at = time.monotonic()
+        self.packets += 1
+        self.octets += h.payload_end - h.payload_start
+        return packet
+
+    def _switch(self, layer: Layer, h: RtpHeader) -> None:
+        """Continue our numbering from the last packet sent, whatever the new source's numbering is."""
+        now = time.monotonic()
+        self.seq_offset = (self.last_seq + 1 - h.seq) & 0xFFFF
+        gap = min(now - self.last_sent_at, MAX_SWITCH_GAP_S) if self.last_sent_at else 0.0
+        delta = max(1, int(gap * layer.track.clock_rate))
+        self.ts_offset = (self.last_ts + delta - h.ts) & 0xFFFFFFFF
+        self.switch_seq = h.seq
+        self._vp8_resync = True
+        self.current = layer
+        self.target = None
+        self.switches += 1
+
+    def _rewrite_vp8(self, out: bytearray, base: int, d: Vp8Descriptor) -> None:
+        """Keep picture id and TL0PICIDX continuous across switches (browsers track them)."""
+        mask = 0x7FFF if d.pid_bits == 15 else 0x7F
+        if self._vp8_resync:
+            self._vp8_resync = False
+            self.pid_offset = (self.last_pid + 1 - d.picture_id) & 0x7FFF
+            if d.tl0_offset >= 0:
+                self.tl0_offset = (self.last_tl0 + 1 - d.tl0) & 0xFF
+        pid = (d.picture_id + self.pid_offset) & mask
+        i = base + d.pid_offset
+        if d.pid_bits == 15:
+            out[i] = 0x80 | (pid >> 8)
+            out[i + 1] = pid & 0xFF
+        else:
+            out[i] = pid
+        if ((pid - self.last_pid) & mask) < (mask >> 1):
+            self.last_pid = pid
+        if d.tl0_offset >= 0:
+            tl0 = (d.tl0 + self.tl0_offset) & 0xFF
+            out[base + d.tl0_offset] = tl0
+            self.last_tl0 = tl0
+
+    # ------------------------------------------------------------------------------------- feedback
+    async def retransmit(self, seq: int) -> bool:
+        """Answer one NACKed sequence number from the egress history (RTX when negotiated)."""
+        if not self.history:
+            return False
+        packet = self.history[seq % len(self.history)]
+        if packet is None or U16.unpack_from(packet, 2)[0] != seq:
+            packet = self._repair(seq)
+            if packet is None:
+                self.retransmit_misses += 1
+                return False
+        rtx_pt = self.rtx_pt.get(packet[1] & 0x7F)
+        if rtx_pt is not None:
+            header_len = 12 + ((packet[0] & 0x0F) << 2)
+            if packet[0] & 0x10:
+                header_len += 4 + (U16.unpack_from(packet, header_len + 2)[0] << 2)
+            self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+            packet = rtx_wrap(packet, header_len, rtx_pt, self.rtx_seq, self.rtx_ssrc)
+        self.retransmitted += 1
+        return await self._send(packet)
+
+    def _repair(self, seq: int) -> bytes | None:
+        """A packet never sent (held back while waiting for its keyframe), rebuilt from the ingress ring."""
+        layer = self.current
+        if layer is None:
+            return None
+        in_seq = (seq - self.seq_offset) & 0xFFFF
+        if in_seq != self.switch_seq and not seq_newer(in_seq, self.switch_seq):
+            return None
+        found = layer.recent(in_seq)
+        if found is None:
+            return None
+        data, h = found
+        return self._rewrite(layer, data, h, abs_send_time() if self.kind == "video" else None)
+
+    async def send_rtcp(self, data: bytes) -> bool:
+        return await self._send(data)
+
+    def sender_report(self, layer: Layer) -> bytes | None:
+        """The publisher's last SR for `layer`, translated to our SSRC and timestamps (keeps A/V lip sync)."""
+        if layer is not self.current or not self.packets or not layer.sr_ntp:
+            return None
+        report = RtcpSrPacket(
+            ssrc=self.ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=layer.sr_ntp,
+                rtp_timestamp=(layer.sr_rtp + self.ts_offset) & 0xFFFFFFFF,
+                packet_count=self.packets & 0xFFFFFFFF,
+                octet_count=self.octets & 0xFFFFFFFF,
+            ),
+        )
+        sdes = RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(1, self.cname.encode())])])
+        return bytes(report) + bytes(sdes)

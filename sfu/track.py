@@ -1,0 +1,178 @@
+"""Track: one published media stream and its simulcast layers (the ingress side of forwarding)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiortc.codecs import is_rtx
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+
+from sfu.hooks import NackGenerator, StreamStatistics
+from sfu.rtp import KEYFRAME_DETECTORS, U16, U32, KeyframeDetector, RtpHeader, parse_rtp
+
+if TYPE_CHECKING:
+    from sfu.subscription import Subscription
+
+RING_SIZE = 512
+SendRtcp = Callable[[bytes], Awaitable[bool]]
+
+
+def codec_key(codec: Any) -> tuple[str, ...]:
+    """Identity of a codec across two negotiations (payload types differ, the codec does not)."""
+    params = codec.parameters or {}
+    mime = codec.mimeType.lower()
+    if mime == "video/h264":
+        profile = str(params.get("profile-level-id", "42e01f")).lower()[:4]
+        return (mime, str(params.get("packetization-mode", "0")), profile)
+    return (mime,)
+
+
+class Layer:
+    """One RTP stream of a Track: its only stream, or one simulcast encoding (rid)."""
+
+    def __init__(self, track: Track, rid: str) -> None:
+        self.track = track
+        self.rid = rid
+        self.ssrc = 0
+        self.rtx_ssrc = 0
+        self.stats = StreamStatistics(track.clock_rate)
+        self.nack: Any = NackGenerator() if track.kind == "video" else None
+        self.width = 0
+        self.height = 0
+        self.packets = 0
+        self.rtx_packets = 0
+        self.octets = 0
+        self.bitrate = 0  # bits per second over the last report interval
+        self._octets_mark = 0
+        self._mark_at = 0.0
+        # The publisher's last sender report: NTP and RTP time of one instant, our monotonic time of arrival.
+        self.sr_ntp = 0
+        self.sr_rtp = 0
+        self.sr_at = 0.0
+        # The last packets as received (RTX included), by their original sequence number: repairs holes in a
+        # subscriber's stream left by packets held back before a switch.
+        self.ring: list[bytes | None] = [None] * RING_SIZE if track.kind == "video" else []
+        self.last_keyframe_request = -1e9
+        self.keyframe_requests = 0
+        self._fir_seq = 0
+
+    def recent(self, seq: int) -> tuple[bytes, RtpHeader] | None:
+        """The received packet with original sequence number `seq`, parsed (RTX unwrapped), if still kept."""
+        if not self.ring:
+            return None
+        data = self.ring[seq % RING_SIZE]
+        h = RtpHeader()
+        if data is None or not parse_rtp(data, h):
+            return None
+        if h.ssrc == self.rtx_ssrc and self.rtx_ssrc:
+            apt = self.track.rtx_apt.get(h.pt)
+            if apt is None or h.payload_end - h.payload_start < 2:
+                return None
+            h.seq = U16.unpack_from(data, h.payload_start)[0]
+            h.pt = apt
+            h.ssrc = self.ssrc
+            h.payload_start += 2
+        return (data, h) if h.seq == seq else None
+
+    def update_bitrate(self, now: float) -> None:
+        if self._mark_at:
+            elapsed = now - self._mark_at
+            if elapsed > 0:
+                self.bitrate = int((self.octets - self._octets_mark) * 8 / elapsed)
+        self._octets_mark = self.octets
+        self._mark_at = now
+
+    def keyframe_request(self, now: float) -> bytes | None:
+        """The RTCP packet asking the publisher for a keyframe, or None while rate-limited."""
+        track = self.track
+        if track.is_keyframe is None or not self.ssrc:
+            return None
+        if now - self.last_keyframe_request < track.keyframe_min_interval:
+            return None
+        self.last_keyframe_request = now
+        self.keyframe_requests += 1
+        if track.fir_only:
+            self._fir_seq = (self._fir_seq + 1) & 0xFF
+            fci = U32.pack(self.ssrc) + bytes((self._fir_seq, 0, 0, 0))
+            return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=track.rtcp_ssrc, media_ssrc=0, fci=fci))
+        return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=track.rtcp_ssrc, media_ssrc=self.ssrc))
+
+
+class Track:
+    """A published stream: codecs and layers from the publish negotiation, the subscriptions it feeds."""
+
+    def __init__(
+        self,
+        *,
+        track_id: str,
+        participant_id: str,
+        kind: str,
+        source: str,
+        mid: str,
+        params: Any,
+        rtcp_ssrc: int,
+        send_rtcp: SendRtcp,
+        rids: list[str],
+        keyframe_min_interval: float,
+    ) -> None:
+        self.id = track_id
+        self.participant_id = participant_id
+        self.kind = kind
+        self.source = source
+        self.mid = mid
+        self.rtcp_ssrc = rtcp_ssrc
+        self.keyframe_min_interval = keyframe_min_interval
+        self._send_rtcp = send_rtcp
+        main = [c for c in params.codecs if not is_rtx(c)]
+        if not main:
+            raise ValueError(f"mid {mid}: no media codec negotiated")
+        self.codecs: dict[int, Any] = {c.payloadType: c for c in main}
+        self.main_codec = main[0]
+        self.rtx_apt: dict[int, int] = {
+            c.payloadType: int(c.parameters["apt"])
+            for c in params.codecs
+            if is_rtx(c) and "apt" in c.parameters
+        }
+        self.clock_rate = int(self.main_codec.clockRate)
+        self.codec_name = self.main_codec.name.lower()
+        self.is_keyframe: KeyframeDetector | None = (
+            KEYFRAME_DETECTORS.get(self.codec_name) if kind == "video" else None
+        )
+        feedback = {(f.type, f.parameter) for f in (self.main_codec.rtcpFeedback or [])}
+        self.fir_only = ("nack", "pli") not in feedback and ("ccm", "fir") in feedback
+        self.rids = rids
+        self.layers: dict[str, Layer] = {rid: Layer(self, rid) for rid in (rids or [""])}
+        # Replaced, never mutated: the hot path iterates it across awaits.
+        self.subscriptions: tuple[Subscription, ...] = ()
+        self.forwarding = True
+        self.closed = False
+        if not rids and params.encodings:
+            encoding = params.encodings[0]
+            self.layers[""].ssrc = encoding.ssrc or 0
+            self.layers[""].rtx_ssrc = encoding.rtx.ssrc if encoding.rtx else 0
+
+    @property
+    def simulcast(self) -> bool:
+        return bool(self.rids)
+
+    def ordered_layers(self) -> list[Layer]:
+        """Layers from the lowest to the highest quality: by decoded size when known, else by bitrate."""
+        return sorted(self.layers.values(), key=lambda x: (x.width * x.height, x.bitrate))
+
+    def watched(self, layer: Layer) -> bool:
+        """Whether any subscription forwards or waits for this layer (unwatched layers are not forwarded)."""
+        return any(s.current is layer or s.target is layer for s in self.subscriptions)
+
+    async def request_keyframe(self, layer: Layer, now: float | None = None) -> None:
+        packet = layer.keyframe_request(time.monotonic() if now is None else now)
+        if packet is not None:
+            await self._send_rtcp(packet)
+
+    def set_forwarding(self, enabled: bool) -> None:
+        if enabled == self.forwarding:
+            return
+        self.forwarding = enabled
+        for subscription in self.subscriptions:
+            subscription.source_changed()

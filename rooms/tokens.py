@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,9 @@ ALGORITHM = "HS256"
 ISSUER = "yunhui"
 ACCESS_AUDIENCE = "yunhui-api"
 JOIN_AUDIENCE = "yunhui-join"
-JOIN_ROLES = ("host", "participant", "viewer")
+JOIN_ROLES = ("host", "participant", "viewer", "recorder")
+# Roles the REST API mints for users; "recorder" tokens are minted by the server itself (system participants).
+USER_JOIN_ROLES = ("host", "participant", "viewer")
 
 
 class InvalidToken(RoomsError):
@@ -39,6 +42,7 @@ class JoinClaims:
     display_name: str
     user_id: int | None
     expires_at: datetime
+    token_id: str | None = None  # "jti": tells one token from another (a removed token is banned by it)
 
 
 def _encode(payload: dict[str, Any], secret_key: str) -> str:
@@ -121,6 +125,7 @@ def mint_join_token(
         "role": role,
         "name": display_name,
         "uid": user_id,
+        "jti": secrets.token_hex(8),
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
@@ -142,6 +147,7 @@ def verify_join_token(secret_key: str, token: str, *, now: datetime) -> JoinClai
             display_name=str(payload["name"]),
             user_id=None if payload.get("uid") is None else int(payload["uid"]),
             expires_at=payload["exp"],
+            token_id=None if payload.get("jti") is None else str(payload["jti"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidToken("malformed token claims") from exc

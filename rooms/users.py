@@ -46,6 +46,7 @@ async def create_user(
     account_id: int | None,
     now: datetime,
     display_name: str = "",
+    must_change_password: bool = False,
 ) -> User:
     """Create a user; role "admin" with account_id None is a platform admin."""
     if role not in ROLES:
@@ -66,6 +67,7 @@ async def create_user(
             account_id=account_id,
             display_name=display_name,
             created_at=now,
+            must_change_password=must_change_password,
         )
         session.add(user)
         try:
@@ -98,3 +100,24 @@ async def authenticate(db: Database, *, email: str, password: str) -> User | Non
 async def get_user(db: Database, user_id: int) -> User | None:
     async with db.session() as session:
         return await session.get(User, user_id)
+
+
+async def change_password(db: Database, user_id: int, *, current: str, new: str) -> User:
+    """Replace a user's password after checking the current one; clears ``must_change_password``."""
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password needs at least {MIN_PASSWORD_LENGTH} characters", field="new_password")
+    if new == current:
+        raise InvalidInput("the new password must differ from the current one", field="new_password")
+    new_hash = await asyncio.to_thread(hash_password, new)
+    async with db.writer() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user", field="user_id")
+        if not await asyncio.to_thread(verify_password, user.password_hash, current):
+            raise InvalidInput(
+                "the current password is wrong", field="current_password", code="bad_credentials"
+            )
+        user.password_hash = new_hash
+        user.must_change_password = False
+        await session.commit()
+    return user

@@ -20,6 +20,7 @@ from rooms.tokens import verify_join_token
 from sfu.sfu import Sfu
 from sfu.whip import whip_app
 from signaling.files_app import files_app
+from signaling.media_gate import MediaGate
 from signaling.server import MeetingServer
 from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
@@ -125,7 +126,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app.on_shutdown.append(end_meetings)
 
     def authorize_whip(request: web.Request) -> str:
-        """WHIP/WHEP use a join token as bearer token and reach the room's live meeting."""
+        """A WHIP/WHEP DELETE carries the session's join token as bearer token: the room's live meeting."""
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             raise web.HTTPUnauthorized(text="Authorization: Bearer <join token> required")
@@ -163,5 +164,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         "/api/v1", create_api(database, secret_key=secret_key, clock=clock, settings=settings.rooms)
     )
     app.add_subapp("/files", files_app(meetings))
-    app.add_subapp("/whip", whip_app(sfu, authorize_whip))
+    app.add_subapp(
+        "/rtc", whip_app(sfu, authorize_whip, admit=MediaGate(meetings).admit, end=meetings.end_media_session)
+    )
     return app

@@ -124,7 +124,14 @@ def admin_create(obj: _Context, email: str, account_id: int | None, password: st
         try:
             await database.upgrade()
             await create_user(
-                database, email=email, password=secret, role="admin", account_id=account_id, now=utc_now()
+                database,
+                email=email,
+                password=secret,
+                role="admin",
+                account_id=account_id,
+                now=utc_now(),
+                # A generated password was printed on a terminal: it is good for one login only.
+                must_change_password=generated,
             )
         finally:
             await database.close()
@@ -172,7 +179,15 @@ async def _first_admin(database: Database, settings: Settings) -> None:
         return
     password = secrets.token_urlsafe(12)
     email = settings.security.first_admin_email
-    await create_user(database, email=email, password=password, role="admin", account_id=None, now=utc_now())
+    await create_user(
+        database,
+        email=email,
+        password=password,
+        role="admin",
+        account_id=None,
+        now=utc_now(),
+        must_change_password=True,
+    )
     click.echo(f"First start: created the admin {email} with the one-time password {password}")
 
 

@@ -231,3 +231,43 @@ async def test_null_description_clears_it(api: Api) -> None:
     status, patched = await client.call("PATCH", f"/bookings/{booking['id']}", {"description": None})
     assert status == 200, patched
     assert patched["description"] == ""
+
+
+async def test_one_time_password_must_be_changed_first(api: Api) -> None:
+    from rooms.users import create_user
+
+    await create_user(
+        api.db,
+        email="first@a.example",
+        password="one-time-pw",
+        role="admin",
+        account_id=api.accounts["a"],
+        now=START,
+        must_change_password=True,
+    )
+    anonymous = Client(api.http, api.url)
+    status, body = await anonymous.call(
+        "POST", "/auth/login", {"email": "first@a.example", "password": "one-time-pw"}
+    )
+    assert status == 200 and body["user"]["must_change_password"] is True
+    client = Client(api.http, api.url)
+    client.token = body["token"]
+    status, body = await client.call("GET", "/rooms")
+    assert status == 403 and body["error"]["code"] == "password_change_required"
+    status, body = await client.call(
+        "POST", "/auth/password", {"current_password": "wrong-pw", "new_password": "a-new-password"}
+    )
+    assert status == 403 and body["error"]["field"] == "current_password"
+    status, body = await client.call(
+        "POST", "/auth/password", {"current_password": "one-time-pw", "new_password": "short"}
+    )
+    assert status == 422 and body["error"]["field"] == "new_password"
+    status, body = await client.call(
+        "POST", "/auth/password", {"current_password": "one-time-pw", "new_password": "a-new-password"}
+    )
+    assert status == 200 and body["must_change_password"] is False
+    assert (await client.call("GET", "/rooms"))[0] == 200
+    status, _ = await anonymous.call(
+        "POST", "/auth/login", {"email": "first@a.example", "password": "one-time-pw"}
+    )
+    assert status == 401

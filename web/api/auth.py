@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms import users
+from rooms.errors import RoomsError
 from rooms.models import Account, User
 from rooms.tokens import mint_access_token
 from web.api.base import (
@@ -34,6 +35,7 @@ from web.api.schemas import (
     ListQuery,
     LoginIn,
     LoginOut,
+    PasswordChangeIn,
     UserIn,
     UserOut,
 )
@@ -72,6 +74,30 @@ async def login(request: web.Request) -> web.Response:
         ttl=timedelta(seconds=app[SETTINGS].access_token_ttl_seconds),
     )
     return send(LoginOut(token=token, expires_at=expires_at, user=UserOut.model_validate(user)))
+
+
+@api.op(
+    "POST",
+    "/auth/password",
+    summary="Change the current user's password (required first after a one-time password)",
+    tag="auth",
+    body=PasswordChangeIn,
+    response=UserOut,
+)
+async def change_password(request: web.Request) -> web.Response:
+    body = await parse_body(request, PasswordChangeIn)
+    try:
+        user = await users.change_password(
+            request.app[DB],
+            principal(request).user.id,
+            current=body.current_password,
+            new=body.new_password,
+        )
+    except RoomsError as exc:
+        if exc.code == "bad_credentials":
+            raise ApiError(403, "bad_credentials", exc.message, exc.field) from None
+        raise
+    return send(UserOut.model_validate(user))
 
 
 @api.op("GET", "/auth/me", summary="The current user", tag="auth", response=UserOut)

@@ -203,6 +203,10 @@ async def authenticate(request: web.Request) -> Principal:
     return Principal(user)
 
 
+# What a user with a one-time password may still call.
+PASSWORD_CHANGE_PATHS = frozenset({"/auth/me", "/auth/password"})
+
+
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
@@ -251,7 +255,14 @@ class Api:
         def register(handler: Handler) -> Handler:
             async def wrapped(request: web.Request) -> web.StreamResponse:
                 if auth:
-                    request[PRINCIPAL] = await authenticate(request)
+                    who = await authenticate(request)
+                    if who.user.must_change_password and path not in PASSWORD_CHANGE_PATHS:
+                        raise ApiError(
+                            403,
+                            "password_change_required",
+                            "replace the one-time password first: POST /api/v1/auth/password",
+                        )
+                    request[PRINCIPAL] = who
                 return await handler(request)
 
             self.routes.route(method, path)(wrapped)

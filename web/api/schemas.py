@@ -33,6 +33,12 @@ class UserOut(Out):
     account_id: int | None
     display_name: str
     created_at: datetime
+    must_change_password: bool
+
+
+class PasswordChangeIn(Body):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    new_password: Annotated[str, StringConstraints(min_length=8, max_length=500)]
 
 
 class LoginOut(BaseModel):

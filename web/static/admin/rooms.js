@@ -1,0 +1,112 @@
+// Rooms: list, create, edit (name, passcode, capacity, max length, lobby), delete.
+import { useState } from "preact/hooks";
+import { t } from "../lib/i18n.js";
+import { html } from "../lib/ui.js";
+import { api, qs } from "./api.js";
+import { ErrorBox, Loading, accountParam, useLoad } from "./common.js";
+
+const EMPTY = { name: "", passcode: "", capacity: "", max_session_minutes: "", lobby: false };
+
+export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
+  const [form, setForm] = useState(room ? { ...EMPTY, ...room, passcode: room.passcode || "", capacity: room.capacity ?? "",
+    max_session_minutes: room.max_session_minutes ?? "" } : EMPTY);
+  const [error, setError] = useState(null);
+  const set = (name) => (e) => setForm({ ...form, [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
+  async function submit(e) {
+    e.preventDefault();
+    setError(null);
+    const body = {
+      name: form.name,
+      passcode: form.passcode || null,
+      capacity: form.capacity === "" ? null : Number(form.capacity),
+      max_session_minutes: form.max_session_minutes === "" ? null : Number(form.max_session_minutes),
+      lobby: form.lobby,
+    };
+    try {
+      if (room) await api.patch(`/rooms/${room.id}`, body);
+      else await api.post("/rooms", { ...body, account_id: accountParam(user, accountId) });
+      onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return html`<form class="card form-grid" onSubmit=${submit} aria-label=${room ? t("admin.rooms.edit") : t("admin.rooms.new")}>
+    <h2>${room ? t("admin.rooms.edit") : t("admin.rooms.new")}</h2>
+    <label for="room-name">${t("admin.rooms.name")}</label>
+    <input id="room-name" required maxlength="200" value=${form.name} onInput=${set("name")} />
+    <label for="room-passcode">${t("admin.rooms.passcode")}</label>
+    <input id="room-passcode" inputmode="numeric" pattern="[0-9]{4,10}" title=${t("admin.rooms.passcode_hint")}
+      value=${form.passcode} onInput=${set("passcode")} />
+    <label for="room-capacity">${t("admin.rooms.capacity")}</label>
+    <input id="room-capacity" type="number" min="1" max="10000" value=${form.capacity} onInput=${set("capacity")}
+      placeholder=${t("admin.rooms.default")} />
+    <label for="room-max">${t("admin.rooms.max_minutes")}</label>
+    <input id="room-max" type="number" min="1" max="10080" value=${form.max_session_minutes} onInput=${set("max_session_minutes")}
+      placeholder=${t("admin.rooms.unlimited")} />
+    <label for="room-lobby">${t("admin.rooms.lobby")}</label>
+    <input id="room-lobby" type="checkbox" checked=${form.lobby} onChange=${set("lobby")} />
+    <${ErrorBox} error=${error} />
+    <div class="actions">
+      <button type="submit" class="primary" id="room-save">${t("admin.save")}</button>
+      <button type="button" onClick=${onCancel}>${t("admin.cancel")}</button>
+    </div>
+  </form>`;
+}
+
+export function Rooms({ user, accountId }) {
+  const [rooms, error, reload] = useLoad(() => api.get(`/rooms${qs({ account_id: accountParam(user, accountId), limit: 500 })}`), [accountId]);
+  const [editing, setEditing] = useState(null); // null | "new" | room
+  const [actionError, setActionError] = useState(null);
+  async function remove(room) {
+    if (!confirm(t("admin.rooms.delete_confirm", { name: room.name }))) return;
+    try {
+      await api.del(`/rooms/${room.id}`);
+      reload();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+  const saved = () => {
+    setEditing(null);
+    reload();
+  };
+  return html`<section aria-labelledby="rooms-title">
+    <div class="section-head">
+      <h1 id="rooms-title">${t("admin.nav.rooms")}</h1>
+      <button type="button" class="primary" id="room-new" onClick=${() => setEditing("new")}>${t("admin.rooms.new")}</button>
+    </div>
+    ${editing
+      ? html`<${RoomForm} room=${editing === "new" ? null : editing} user=${user} accountId=${accountId} onSaved=${saved}
+          onCancel=${() => setEditing(null)} />`
+      : null}
+    <${ErrorBox} error=${error || actionError} />
+    ${rooms === null && !error
+      ? html`<${Loading} />`
+      : html`<table class="table" id="rooms-table">
+          <thead><tr>
+            <th scope="col">${t("admin.rooms.name")}</th><th scope="col">${t("admin.rooms.number")}</th>
+            <th scope="col">${t("admin.rooms.passcode")}</th><th scope="col">${t("admin.rooms.capacity")}</th>
+            <th scope="col">${t("admin.rooms.max_minutes")}</th><th scope="col">${t("admin.rooms.lobby")}</th>
+            <th scope="col"><span class="visually-hidden">${t("admin.actions")}</span></th>
+          </tr></thead>
+          <tbody>
+            ${(rooms || []).length === 0 ? html`<tr><td colspan="7" class="muted">${t("admin.rooms.none")}</td></tr>` : null}
+            ${(rooms || []).map((room) => html`<tr key=${room.id} data-room=${room.id}>
+              <td>${room.name}</td>
+              <td class="mono meeting-number">${room.meeting_number}</td>
+              <td class="mono">${room.passcode || "–"}</td>
+              <td>${room.capacity}</td>
+              <td>${room.max_session_minutes ?? t("admin.rooms.unlimited")}</td>
+              <td>${room.lobby ? t("admin.yes") : t("admin.no")}</td>
+              <td class="row-actions">
+                <a href=${`/m/${room.meeting_number}`} target="_blank" rel="noopener">${t("admin.rooms.open")}</a>
+                <button type="button" class="small" onClick=${() => setEditing(room)}
+                  aria-label=${t("admin.rooms.edit_name", { name: room.name })}>${t("admin.edit")}</button>
+                <button type="button" class="small danger" onClick=${() => remove(room)}
+                  aria-label=${t("admin.rooms.delete_name", { name: room.name })}>${t("admin.delete")}</button>
+              </td>
+            </tr>`)}
+          </tbody>
+        </table>`}
+  </section>`;
+}

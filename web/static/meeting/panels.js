@@ -1,0 +1,153 @@
+// Side panels: participants (with the lobby and the moderator menu) and chat (public, private, files).
+import { useEffect, useRef, useState } from "preact/hooks";
+import { Icon } from "../lib/icons.js";
+import { formatDateTime, t } from "../lib/i18n.js";
+import { html } from "../lib/ui.js";
+
+function ModeratorMenu({ person, client, selfRole }) {
+  const [open, setOpen] = useState(false);
+  const act = (action) => {
+    client.moderate(action, person.id);
+    setOpen(false);
+  };
+  if (person.role === "host" && selfRole !== "host") return null;
+  const items = [
+    ["mute", t("moderate.mute")],
+    ["stop_camera", t("moderate.stop_camera")],
+    ["remove", t("moderate.remove")],
+  ];
+  if (selfRole === "host") {
+    items.push(person.role === "cohost" ? ["revoke_cohost", t("moderate.revoke_cohost")] : ["make_cohost", t("moderate.make_cohost")]);
+  }
+  return html`<div class="menu">
+    <button type="button" class="icon-button" aria-haspopup="menu" aria-expanded=${String(open)}
+      aria-label=${t("moderate.menu_for", { name: person.name })} onClick=${() => setOpen(!open)}><${Icon} name="more" /></button>
+    ${open
+      ? html`<ul role="menu" class="menu-list" onKeyDown=${(e) => e.key === "Escape" && setOpen(false)}>
+          ${items.map(
+            ([action, label]) => html`<li role="none"><button type="button" role="menuitem" data-action=${action}
+              onClick=${() => act(action)}>${label}</button></li>`,
+          )}
+        </ul>`
+      : null}
+  </div>`;
+}
+
+export function ParticipantsPanel({ people, client, lobby, locked }) {
+  const selfRole = client.self?.role;
+  const moderator = client.isModerator;
+  return html`<section class="panel" aria-label=${t("panel.participants")}>
+    <h2>${t("panel.participants_count", { count: people.length })}</h2>
+    ${moderator
+      ? html`<div class="panel-actions">
+          <button type="button" id="mute-all" onClick=${() => client.moderate("mute_all")}>${t("moderate.mute_all")}</button>
+          <button type="button" id="lock" aria-pressed=${String(Boolean(locked))}
+            onClick=${() => client.moderate(locked ? "unlock" : "lock")}>${locked ? t("moderate.unlock") : t("moderate.lock")}</button>
+        </div>`
+      : null}
+    ${moderator && lobby.length
+      ? html`<div class="lobby-list" aria-label=${t("panel.lobby")}>
+          <h3>${t("panel.lobby_count", { count: lobby.length })}</h3>
+          <ul>
+            ${lobby.map(
+              (entry) => html`<li key=${entry.participant_id} data-lobby=${entry.participant_id}>
+                <span class="name">${entry.display_name}</span>
+                <button type="button" class="small primary" onClick=${() => client.moderate("admit", entry.participant_id)}
+                  aria-label=${t("moderate.admit_name", { name: entry.display_name })}>${t("moderate.admit")}</button>
+                <button type="button" class="small" onClick=${() => client.moderate("reject", entry.participant_id)}
+                  aria-label=${t("moderate.reject_name", { name: entry.display_name })}>${t("moderate.reject")}</button>
+              </li>`,
+            )}
+          </ul>
+        </div>`
+      : null}
+    <ul class="people">
+      ${people.map(
+        (p) => html`<li key=${p.id} data-participant=${p.id}>
+          <span class="name">${p.name}${p.local ? html` <span class="you">${t("tile.you")}</span>` : null}</span>
+          <span class="role">${t(`role.${p.role}`)}</span>
+          ${p.hand ? html`<span role="img" aria-label=${t("tile.hand_raised")}><${Icon} name="hand" size="16" /></span>` : null}
+          <span role="img" aria-label=${p.micMuted ? t("tile.muted") : t("tile.unmuted")}><${Icon} name=${p.micMuted ? "micOff" : "mic"} size="16" /></span>
+          ${moderator && !p.local ? html`<${ModeratorMenu} person=${p} client=${client} selfRole=${selfRole} />` : null}
+        </li>`,
+      )}
+    </ul>
+  </section>`;
+}
+
+function formatSize(bytes) {
+  if (bytes < 1024) return t("file.bytes", { n: bytes });
+  if (bytes < 1024 * 1024) return t("file.kb", { n: (bytes / 1024).toFixed(1) });
+  return t("file.mb", { n: (bytes / 1024 / 1024).toFixed(1) });
+}
+
+export function ChatPanel({ client, messages, people, onError }) {
+  const [text, setText] = useState("");
+  const [to, setTo] = useState("");
+  const [uploading, setUploading] = useState(false);
+  const list = useRef(null);
+  useEffect(() => {
+    if (list.current) list.current.scrollTop = list.current.scrollHeight;
+  }, [messages.length]);
+  const nameOf = (id) => people.find((p) => p.id === id)?.name || "";
+
+  function send(e) {
+    e.preventDefault();
+    const value = text.trim();
+    if (!value) return;
+    client.sendChat(value, to || null);
+    setText("");
+  }
+
+  async function upload(e) {
+    const file = e.target.files[0];
+    e.target.value = "";
+    if (!file) return;
+    setUploading(true);
+    try {
+      await client.uploadFile(file);
+    } catch (err) {
+      onError(t("chat.upload_failed", { error: err.message }));
+    } finally {
+      setUploading(false);
+    }
+  }
+
+  return html`<section class="panel chat" aria-label=${t("panel.chat")}>
+    <h2>${t("panel.chat")}</h2>
+    <ol class="messages" ref=${list} aria-live="polite">
+      ${messages.map(
+        (m) => html`<li key=${m.message_id} class=${m.to ? "private" : ""}>
+          <div class="meta">
+            <span class="sender">${m.sender_id === client.self?.id ? t("chat.me") : m.sender_name}</span>
+            ${m.to ? html`<span class="tag">${t("chat.private_to", { name: m.to === client.self?.id ? t("chat.me") : nameOf(m.to) })}</span>` : null}
+            <time datetime=${m.sent_at}>${formatDateTime(m.sent_at, { timeStyle: "short" })}</time>
+          </div>
+          ${m.file
+            ? html`<div class="file"><${Icon} name="attach" size="16" /> ${m.file.url
+                ? html`<a href=${m.file.url} download=${m.file.name} target="_blank" rel="noopener">${m.file.name}</a>`
+                : html`<span>${m.file.name}</span>`} <span class="muted">${formatSize(m.file.size)}</span></div>`
+            : html`<div class="text">${m.text}</div>`}
+        </li>`,
+      )}
+    </ol>
+    <form class="chat-form" onSubmit=${send}>
+      <label class="visually-hidden" for="chat-to">${t("chat.to")}</label>
+      <select id="chat-to" value=${to} onChange=${(e) => setTo(e.target.value)} aria-label=${t("chat.to")}>
+        <option value="">${t("chat.everyone")}</option>
+        ${people.filter((p) => !p.local).map((p) => html`<option value=${p.id}>${p.name}</option>`)}
+      </select>
+      <div class="chat-row">
+        <input id="chat-text" value=${text} maxlength="2000" autocomplete="off" aria-label=${t("chat.message")}
+          placeholder=${t("chat.placeholder")} onInput=${(e) => setText(e.target.value)} />
+        <button type="submit" class="primary">${t("chat.send")}</button>
+      </div>
+      ${client.uploadUrl
+        ? html`<label class="upload">
+            <input type="file" class="visually-hidden" onChange=${upload} disabled=${uploading} aria-label=${t("chat.attach")} />
+            <${Icon} name="attach" size="16" /> ${uploading ? t("chat.uploading") : t("chat.attach")}
+          </label>`
+        : null}
+    </form>
+  </section>`;
+}

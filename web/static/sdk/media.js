@@ -1,0 +1,222 @@
+// The two RTCPeerConnections of a participant: Publisher (the client offers) and Subscriber (the server offers).
+// Part of the Yunhui JavaScript SDK (docs/sdk.md); no UI.
+
+/** Simulcast layers of the camera: quarter, half and full resolution (the SFU picks one per subscriber). */
+export const SIMULCAST_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+const ANSWER_TIMEOUT_MS = 15_000;
+
+/** The m-sections of an SDP: { mid, kind, direction, streamId }. */
+export function parseSections(sdp) {
+  const sections = [];
+  let current = null;
+  for (const raw of sdp.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith("m=")) {
+      current = { kind: line.slice(2).split(" ")[0], mid: null, streamId: null, direction: "sendrecv" };
+      sections.push(current);
+    } else if (current && line.startsWith("a=mid:")) {
+      current.mid = line.slice(6);
+    } else if (current && line.startsWith("a=msid:")) {
+      current.streamId = line.slice(7).split(" ")[0];
+    } else if (current && /^a=(sendrecv|sendonly|recvonly|inactive)$/.test(line)) {
+      current.direction = line.slice(2);
+    }
+  }
+  return sections.filter((s) => s.mid !== null);
+}
+
+function midOrder(a, b) {
+  const na = Number(a);
+  const nb = Number(b);
+  return Number.isFinite(na) && Number.isFinite(nb) ? na - nb : String(a).localeCompare(String(b));
+}
+
+/** A PeerConnection whose ICE candidates trickle to the server as `candidate {pc: name, ...}`. */
+function trickling(name, iceServers, send) {
+  const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+  pc.addEventListener("icecandidate", (e) => {
+    if (!e.candidate) return; // the server needs no end-of-candidates marker
+    send("candidate", {
+      pc: name,
+      candidate: e.candidate.candidate,
+      sdp_mid: e.candidate.sdpMid,
+      sdp_mline_index: e.candidate.sdpMLineIndex,
+    });
+  });
+  return pc;
+}
+
+/** The publish PeerConnection: one sendonly transceiver per source (mic, camera, screen). */
+export class Publisher {
+  constructor({ iceServers, simulcast, send }) {
+    this._iceServers = iceServers;
+    this._simulcast = simulcast;
+    this._send = send;
+    this.pc = null;
+    this._transceivers = { mic: null, camera: null, screen: null };
+    this._wanted = { mic: null, camera: null, screen: null };
+    this._dirty = false;
+    this._chain = Promise.resolve();
+    this._answer = null;
+  }
+
+  /** Publish these tracks (null: not that source). Negotiations run one at a time; resolves when this one is done. */
+  update(wanted) {
+    this._wanted = { ...wanted };
+    this._dirty = true;
+    this._chain = this._chain.then(() => this._negotiate());
+    return this._chain;
+  }
+
+  /** The server's publish_answer. */
+  answered(sdp) {
+    this._answer?.resolve(sdp);
+  }
+
+  close() {
+    this.pc?.close();
+    this.pc = null;
+    this._answer?.reject(new Error("connection closed"));
+    this._answer = null;
+  }
+
+  async _negotiate() {
+    if (!this._dirty) return;
+    this._dirty = false;
+    const wanted = this._wanted;
+    if (!this.pc && !Object.values(wanted).some(Boolean)) return;
+    if (!this.pc) this.pc = trickling("publish", this._iceServers, this._send);
+    const pc = this.pc;
+    let changed = false;
+    for (const [source, track] of Object.entries(wanted)) {
+      const transceiver = this._transceivers[source];
+      if (track && !transceiver) {
+        const init = { direction: "sendonly", streams: [] };
+        if (source === "camera" && this._simulcast) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+        this._transceivers[source] = pc.addTransceiver(track, init);
+        changed = true;
+      } else if (transceiver && transceiver.sender.track !== track) {
+        await transceiver.sender.replaceTrack(track);
+        const direction = track ? "sendonly" : "inactive";
+        if (transceiver.direction !== direction) {
+          transceiver.direction = direction;
+          changed = true;
+        }
+      }
+    }
+    if (!changed && pc.remoteDescription) return;
+    await pc.setLocalDescription(await pc.createOffer());
+    const sources = {};
+    for (const [source, transceiver] of Object.entries(this._transceivers)) {
+      if (transceiver?.mid != null && transceiver.direction === "sendonly") sources[transceiver.mid] = source;
+    }
+    const answer = new Promise((resolve, reject) => {
+      this._answer = { resolve, reject };
+      setTimeout(() => reject(new Error("no publish answer")), ANSWER_TIMEOUT_MS);
+    });
+    this._send("publish_offer", { sdp: pc.localDescription.sdp, sources });
+    const sdp = await answer;
+    this._answer = null;
+    if (pc === this.pc) await pc.setRemoteDescription({ type: "answer", sdp });
+  }
+}
+
+/** The subscribe PeerConnection: answers the server's offers and labels what each m-section carries. */
+export class Subscriber {
+  constructor({ iceServers, send, onChange }) {
+    this._iceServers = iceServers;
+    this._send = send;
+    this._onChange = onChange;
+    this.pc = null;
+    this._sections = null;
+    this._trackMap = {}; // mid -> track id, when the server sends it with the offer
+    this.tracks = new Map(); // mid -> { mid, participantId, trackId, kind, source, track, stream }
+  }
+
+  /** Answer a subscribe_offer; `participants` (id -> ParticipantInfo) labels the tracks. */
+  async offered(offer, participants) {
+    if (parseSections(offer.sdp).length === 0) {
+      // Nothing to receive yet. Browsers reject an offer without m-sections, but the server waits for an
+      // answer before it offers again: echo the empty session back (the bare BUNDLE line is what they refuse).
+      const empty = offer.sdp.split(/\r?\n/).filter((l) => l && !l.startsWith("a=group:BUNDLE")).join("\r\n");
+      this._send("subscribe_answer", { sdp: `${empty}\r\n` });
+      return;
+    }
+    if (!this.pc) {
+      this.pc = trickling("subscribe", this._iceServers, this._send);
+      this.pc.addEventListener("track", () => this.relabel(participants));
+    }
+    const pc = this.pc;
+    const map = offer.tracks || offer.mids; // mid -> track id, if the server names them
+    if (map && typeof map === "object") this._trackMap = { ...map };
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    this._send("subscribe_answer", { sdp: pc.localDescription.sdp });
+    this._sections = parseSections(offer.sdp);
+    this.relabel(participants);
+  }
+
+  /** Rebuild `tracks`: which participant, and which of its tracks, each receiving m-section carries. */
+  relabel(participants) {
+    const pc = this.pc;
+    if (!pc || !this._sections) return;
+    const byMid = new Map(pc.getTransceivers().filter((t) => t.mid != null).map((t) => [t.mid, t]));
+    const next = new Map();
+    const perParticipant = new Map();
+    for (const section of this._sections) {
+      const transceiver = byMid.get(section.mid);
+      if (!transceiver || section.direction !== "sendonly" || !section.streamId) continue;
+      const entry = {
+        mid: section.mid,
+        participantId: section.streamId, // the SFU names each participant's stream after it
+        kind: section.kind,
+        track: transceiver.receiver.track,
+        trackId: this._trackMap[section.mid] || null,
+        source: null,
+      };
+      next.set(section.mid, entry);
+      if (!perParticipant.has(entry.participantId)) perParticipant.set(entry.participantId, []);
+      perParticipant.get(entry.participantId).push(entry);
+    }
+    for (const [participantId, entries] of perParticipant) {
+      const infos = participants.get(participantId)?.tracks || [];
+      for (const kind of ["audio", "video"]) {
+        const mine = entries.filter((e) => e.kind === kind).sort((a, b) => midOrder(a.mid, b.mid));
+        const theirs = infos
+          .filter((i) => i.kind === kind)
+          .sort((a, b) => midOrder(a.track_id.split(":").pop(), b.track_id.split(":").pop()));
+        mine.forEach((entry, i) => {
+          // Without the server's mid -> track map, pair the m-sections with the tracks in publication order.
+          const info = entry.trackId ? infos.find((x) => x.track_id === entry.trackId) : theirs[i];
+          if (info) {
+            entry.trackId = info.track_id;
+            entry.source = info.source;
+          } else entry.source = kind === "audio" ? "mic" : "camera";
+        });
+      }
+    }
+    for (const entry of next.values()) {
+      // One MediaStream per track keeps each <video>/<audio> element independent of the others.
+      const old = this.tracks.get(entry.mid);
+      entry.stream = old && old.track === entry.track && old.stream ? old.stream : new MediaStream([entry.track]);
+    }
+    this.tracks = next;
+    this._onChange(next);
+  }
+
+  close() {
+    this.pc?.close();
+    this.pc = null;
+    this._sections = null;
+    this._trackMap = {};
+    if (this.tracks.size) {
+      this.tracks = new Map();
+      this._onChange(this.tracks);
+    }
+  }
+}

@@ -1,0 +1,465 @@
+// Yunhui JavaScript SDK: the meeting protocol (docs/protocol.md) and the two RTCPeerConnections of a participant.
+// No UI. Documented in docs/sdk.md. Depends only on socket.io-client (import-mapped as "socket.io-client").
+import { io } from "socket.io-client";
+import { Publisher, SIMULCAST_LAYERS, Subscriber, parseSections } from "./media.js";
+
+export { SIMULCAST_LAYERS, parseSections };
+
+const STATS_INTERVAL_MS = 2_000;
+
+/** A join that the server refused (wrong passcode, full, locked, ...). `code` is a RefusalCode of the protocol. */
+export class JoinError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.name = "JoinError";
+    this.code = code;
+  }
+}
+
+/** good | fair | poor from a round-trip time (seconds) and a packet-loss fraction. */
+export function qualityLevel(rtt, loss) {
+  if ((rtt ?? 0) < 0.3 && loss < 0.02) return "good";
+  if ((rtt ?? 0) < 0.6 && loss < 0.08) return "fair";
+  return "poor";
+}
+
+/**
+ * One participant's connection to a meeting.
+ *
+ * Events (CustomEvent, payload in `detail`): state, joined, lobby, refused, participants, self, tracks,
+ * local-media, active-speaker, meeting, lobby-changed, warning, ended, left, chat, reaction, media-request,
+ * quality, protocol-error. See docs/sdk.md.
+ */
+export class MeetingClient extends EventTarget {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.url] server origin (default: the page's)
+   * @param {string} [options.path] Socket.IO path (default "/socket.io")
+   * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers (default none)
+   * @param {boolean} [options.simulcast] publish the camera in three layers (default true)
+   */
+  constructor(options = {}) {
+    super();
+    this.url = options.url || location.origin;
+    this.path = options.path || "/socket.io";
+    this.iceServers = options.iceServers || [];
+    this.simulcast = options.simulcast !== false;
+    this.state = "idle"; // idle | connecting | lobby | joined | reconnecting | ended | left
+    this.self = null; // { id, role }
+    this.meeting = null;
+    this.participants = new Map(); // participant id -> ParticipantInfo (others only)
+    this.lobby = [];
+    this.chat = [];
+    this.activeSpeaker = null;
+    this.uploadUrl = null;
+    this.remoteTracks = new Map(); // subscriber mid -> { mid, participantId, trackId, kind, source, track, stream }
+    this.local = { mic: null, camera: null, screen: null }; // MediaStreamTracks
+    this.muted = { mic: false, camera: false };
+    this.quality = null;
+    this.endReason = null;
+    this._socket = null;
+    this._credentials = null;
+    this._reconnectToken = null;
+    this._publisher = null;
+    this._subscriber = null;
+    this._sentSizes = new Map();
+    this._statsTimer = null;
+    this._lastStats = null;
+    this._closing = false;
+  }
+
+  get publishPc() {
+    return this._publisher?.pc || null;
+  }
+
+  get subscribePc() {
+    return this._subscriber?.pc || null;
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", state);
+  }
+
+  // --- joining and leaving ---------------------------------------------------------------------------------
+
+  /**
+   * Join a meeting. `credentials` is one of
+   * { meetingNumber, passcode, displayName } | { token, displayName } | { meetingNumber, accessToken, displayName }.
+   * Resolves with "joined" or "lobby"; rejects with JoinError when the server refuses.
+   */
+  join(credentials) {
+    if (this._socket) throw new Error("already joined; call leave() first");
+    this._credentials = credentials;
+    this._closing = false;
+    this._setState("connecting");
+    const socket = io(this.url, {
+      path: this.path,
+      transports: ["websocket"],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 3000,
+      auth: (cb) => cb(this._auth()),
+    });
+    this._socket = socket;
+    const outcome = new Promise((resolve, reject) => {
+      this._settle = { resolve, reject };
+    });
+    socket.on("connect_error", (err) => this._onConnectError(err));
+    socket.on("disconnect", (reason) => this._onDisconnect(reason));
+    const handlers = {
+      joined: (d) => this._onJoined(d),
+      lobby_waiting: (d) => this._onLobby(d),
+      lobby_rejected: (d) => this._finish("ended", { reason: "rejected", code: d.code, message: d.message }),
+      lobby_changed: (d) => {
+        this.lobby = d.waiting;
+        this._emit("lobby-changed", this.lobby);
+      },
+      participant_joined: (d) => this._upsert(d.participant),
+      participant_changed: (d) => this._upsert(d.participant),
+      participant_left: (d) => {
+        this.participants.delete(d.participant_id);
+        this._emit("participants", this.participants);
+      },
+      active_speaker: (d) => {
+        this.activeSpeaker = d.participant_id;
+        this._emit("active-speaker", this.activeSpeaker);
+      },
+      meeting_changed: (d) => {
+        this.meeting = d.meeting;
+        this._emit("meeting", this.meeting);
+      },
+      meeting_warning: (d) => this._emit("warning", d),
+      meeting_ended: (d) => this._finish("ended", { reason: d.reason }),
+      removed: (d) => this._finish("ended", { reason: "removed", leaveReason: d.reason }),
+      publish_answer: (d) => this._publisher?.answered(d.sdp),
+      subscribe_offer: (d) => this._onSubscribeOffer(d),
+      media_request: (d) => this._onMediaRequest(d.source),
+      chat: (d) => {
+        this.chat.push(d.entry);
+        this._emit("chat", d.entry);
+      },
+      reaction: (d) => this._emit("reaction", d),
+      error: (d) => this._emit("protocol-error", d),
+    };
+    for (const [event, handler] of Object.entries(handlers)) socket.on(event, handler);
+    return outcome;
+  }
+
+  _auth() {
+    if (this._reconnectToken) return { reconnect_token: this._reconnectToken };
+    const c = this._credentials || {};
+    const name = c.displayName || null;
+    if (c.token) return { token: c.token, display_name: name };
+    if (c.accessToken) return { meeting_number: c.meetingNumber, access_token: c.accessToken, display_name: name };
+    return { meeting_number: c.meetingNumber, passcode: c.passcode || "", display_name: name };
+  }
+
+  _onConnectError(err) {
+    const refused = err && (err.data !== undefined || err.type !== "TransportError");
+    if (!refused) return; // the server is unreachable: socket.io keeps retrying
+    const data = err.data && typeof err.data === "object" ? err.data : {};
+    const code = data.code || (typeof err.data === "string" ? err.data : err.message);
+    const message = data.message || err.message;
+    if (this._reconnectToken && this.state === "reconnecting") {
+      // The seat expired during the outage: join afresh with the original credentials.
+      this._reconnectToken = null;
+      this._socket.connect();
+      return;
+    }
+    const error = new JoinError(code, message);
+    this._teardown();
+    this._setState("idle");
+    this._emit("refused", error);
+    this._settle?.reject(error);
+    this._settle = null;
+  }
+
+  _onDisconnect(reason) {
+    if (this._closing || this.state === "ended" || this.state === "left") return;
+    this._setState("reconnecting");
+    this._closePeerConnections();
+    // After "io server disconnect" socket.io does not retry on its own; a meeting end or removal would have
+    // arrived first, so anything else is a dropped connection and we retry.
+    if (reason === "io server disconnect") setTimeout(() => this._socket?.connect(), 500);
+  }
+
+  _onLobby(d) {
+    this._setState("lobby");
+    this._emit("lobby", d);
+    this._settle?.resolve("lobby");
+    this._settle = null;
+  }
+
+  _onJoined(d) {
+    this.self = { id: d.participant_id, role: d.role };
+    this._reconnectToken = d.reconnect_token;
+    this.meeting = d.meeting;
+    this.participants = new Map(d.participants.filter((p) => p.participant_id !== d.participant_id).map((p) => [p.participant_id, p]));
+    this.activeSpeaker = d.active_speaker;
+    this.chat = [...d.chat];
+    this.lobby = d.lobby;
+    this.uploadUrl = d.upload_url;
+    const own = d.participants.find((p) => p.participant_id === d.participant_id);
+    if (own) this.self.handRaised = own.hand_raised;
+    this._closePeerConnections();
+    this._openPeerConnections();
+    this._setState("joined");
+    this._emit("joined", d);
+    this._emit("participants", this.participants);
+    this._emit("meeting", this.meeting);
+    this._emit("lobby-changed", this.lobby);
+    this._startStats();
+    this._send("subscribe", {}); // offers follow now and whenever the tracks change
+    this._publish();
+    for (const source of ["mic", "camera"]) {
+      if (this.muted[source]) this._send("media_state", { source, muted: true });
+    }
+    this._settle?.resolve("joined");
+    this._settle = null;
+  }
+
+  _upsert(info) {
+    if (this.self && info.participant_id === this.self.id) {
+      this.self.role = info.role;
+      this.self.handRaised = info.hand_raised;
+      this._emit("self", this.self);
+      return;
+    }
+    this.participants.set(info.participant_id, info);
+    this._subscriber?.relabel(this.participants);
+    this._emit("participants", this.participants);
+  }
+
+  _finish(state, detail) {
+    this.endReason = detail;
+    this._teardown();
+    this._setState(state);
+    this._emit(state === "ended" ? "ended" : "left", detail);
+    this._settle?.resolve(state);
+    this._settle = null;
+  }
+
+  /** Leave the meeting and release the connection (the local tracks stay; stop them yourself). */
+  leave() {
+    if (!this._socket) return;
+    this._send("leave", {});
+    this._finish("left", { reason: "left" });
+  }
+
+  _teardown() {
+    this._closing = true;
+    this._stopStats();
+    this._closePeerConnections();
+    const socket = this._socket;
+    this._socket = null;
+    if (socket) {
+      socket.removeAllListeners();
+      socket.disconnect();
+    }
+  }
+
+  _openPeerConnections() {
+    const send = (event, data) => this._send(event, data);
+    this._publisher = new Publisher({ iceServers: this.iceServers, simulcast: this.simulcast, send });
+    this._subscriber = new Subscriber({
+      iceServers: this.iceServers,
+      send,
+      onChange: (tracks) => {
+        this.remoteTracks = tracks;
+        // A renegotiation may rebind tracks in the SFU: let every tile state its size again.
+        this._sentSizes.clear();
+        this._emit("tracks", tracks);
+      },
+    });
+  }
+
+  _closePeerConnections() {
+    this._publisher?.close();
+    this._subscriber?.close();
+    this._publisher = this._subscriber = null;
+    this._sentSizes.clear();
+    if (this.remoteTracks.size) {
+      this.remoteTracks = new Map();
+      this._emit("tracks", this.remoteTracks);
+    }
+  }
+
+  _send(event, data) {
+    this._socket?.emit(event, data);
+  }
+
+  // --- publishing -------------------------------------------------------------------------------------
+
+  /** Set the microphone and camera tracks to publish (either may be null); renegotiates when joined. */
+  setLocalMedia({ mic = this.local.mic, camera = this.local.camera } = {}) {
+    this.local.mic = mic;
+    this.local.camera = camera;
+    if (mic) mic.enabled = !this.muted.mic;
+    if (camera) camera.enabled = !this.muted.camera;
+    this._emit("local-media", this.local);
+    if (this.state === "joined") this._publish();
+  }
+
+  /** Mute or unmute the microphone ("mic") or the camera ("camera"). */
+  setMuted(source, muted) {
+    this.muted[source] = muted;
+    const track = this.local[source];
+    if (track) track.enabled = !muted;
+    if (this.state === "joined") this._send("media_state", { source, muted });
+    this._emit("local-media", this.local);
+  }
+
+  /** Share a screen: `track` from getDisplayMedia (asked for here when omitted). */
+  async startScreenShare(track) {
+    if (!track) {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+      track = stream.getVideoTracks()[0];
+    }
+    track.contentHint = "detail";
+    track.addEventListener("ended", () => this.stopScreenShare());
+    this.local.screen = track;
+    this._emit("local-media", this.local);
+    if (this.state === "joined") this._publish();
+    return track;
+  }
+
+  stopScreenShare() {
+    const track = this.local.screen;
+    if (!track) return;
+    this.local.screen = null;
+    track.stop();
+    this._emit("local-media", this.local);
+    if (this.state === "joined") this._publish();
+  }
+
+  _publish() {
+    const publisher = this._publisher;
+    if (!publisher) return;
+    publisher.update({ ...this.local }).catch((err) => {
+      // A negotiation cut short by a dropped connection is redone after the reconnect; report real failures.
+      if (publisher === this._publisher && this.state === "joined") {
+        this._emit("protocol-error", { code: "negotiation_failed", message: String(err), event: "publish_offer" });
+      }
+    });
+  }
+
+  _onMediaRequest(source) {
+    // A moderator stopped our `source`; the SFU already stopped forwarding it.
+    if (source === "screen") this.stopScreenShare();
+    else {
+      this.muted[source] = true;
+      if (this.local[source]) this.local[source].enabled = false;
+      this._send("media_state", { source, muted: true });
+      this._emit("local-media", this.local);
+    }
+    this._emit("media-request", source);
+  }
+
+  // --- subscribing ------------------------------------------------------------------------------------
+
+  async _onSubscribeOffer(offer) {
+    const subscriber = this._subscriber;
+    if (!subscriber) return;
+    try {
+      await subscriber.offered(offer, this.participants);
+    } catch (err) {
+      if (subscriber === this._subscriber) {
+        this._emit("protocol-error", { code: "negotiation_failed", message: String(err), event: "subscribe_answer" });
+      }
+    }
+  }
+
+  /** Tell the SFU how large a video is shown so it forwards the simulcast layer that fits. */
+  setVideoSize(trackId, width, height) {
+    if (!trackId || this.state !== "joined") return;
+    const w = Math.max(0, Math.round(width));
+    const h = Math.max(0, Math.round(height));
+    const key = `${w}x${h}`;
+    if (this._sentSizes.get(trackId) === key) return;
+    this._sentSizes.set(trackId, key);
+    this._send("video_size", { track_id: trackId, width: w, height: h });
+  }
+
+  // --- meeting actions ----------------------------------------------------------------------------------
+
+  /** Send a chat message to everyone, or privately to one participant. */
+  sendChat(text, to = null) {
+    this._send("chat_send", { text, to });
+  }
+
+  raiseHand(raised) {
+    this._send("hand", { raised });
+  }
+
+  /** thumbs_up | clap | heart | laugh | surprised | party */
+  react(reaction) {
+    this._send("reaction", { reaction });
+  }
+
+  /** A moderator action: mute, mute_all, stop_camera, stop_screen, remove, lock, unlock, admit, reject, end,
+   * make_cohost, revoke_cohost. */
+  moderate(action, participantId = null) {
+    this._send("moderate", { action, participant_id: participantId });
+  }
+
+  /** Upload a file into the meeting; it is announced in the public chat. Resolves with the server's reply. */
+  async uploadFile(file) {
+    if (!this.uploadUrl) throw new Error("uploads are not allowed");
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const response = await fetch(new URL(this.uploadUrl, this.url), { method: "POST", body: form });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.error?.message || response.statusText);
+    return body;
+  }
+
+  get isModerator() {
+    return this.self?.role === "host" || this.self?.role === "cohost";
+  }
+
+  // --- statistics -------------------------------------------------------------------------------------
+
+  _startStats() {
+    this._stopStats();
+    this._statsTimer = setInterval(() => this._sampleStats().catch(() => {}), STATS_INTERVAL_MS);
+  }
+
+  _stopStats() {
+    clearInterval(this._statsTimer);
+    this._statsTimer = null;
+    this._lastStats = null;
+  }
+
+  async _sampleStats() {
+    let rtt = null;
+    let lost = 0;
+    let received = 0;
+    for (const pc of [this.publishPc, this.subscribePc]) {
+      if (!pc) continue;
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+          rtt = Math.max(rtt ?? 0, s.currentRoundTripTime);
+        }
+        if (s.type === "inbound-rtp") {
+          lost += s.packetsLost || 0;
+          received += s.packetsReceived || 0;
+        }
+        if (s.type === "remote-inbound-rtp" && s.roundTripTime !== undefined) rtt = Math.max(rtt ?? 0, s.roundTripTime);
+      });
+    }
+    const previous = this._lastStats || { lost: 0, received: 0 };
+    this._lastStats = { lost, received };
+    const dLost = Math.max(0, lost - previous.lost);
+    const dReceived = Math.max(0, received - previous.received);
+    const loss = dLost + dReceived > 0 ? dLost / (dLost + dReceived) : 0;
+    if (rtt === null && dReceived === 0) return;
+    this.quality = { level: qualityLevel(rtt, loss), rtt, loss };
+    this._emit("quality", this.quality);
+  }
+}

@@ -1,0 +1,167 @@
+"""Pages of the browser code: the meeting client, the admin UI, the live placeholder, and their static files.
+
+The browser code is plain ES modules (no build step). Third-party modules are served from
+``web/static/node_modules`` (installed with ``npm ci`` by the setup command) under ``/static/vendor/``,
+through an explicit list so that only the files the pages import are reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+from pathlib import Path
+
+from aiohttp import web
+
+from web.i18n import LANGUAGES, catalogue, negotiate
+
+routes = web.RouteTableDef()
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+NODE_MODULES = STATIC_DIR / "node_modules"
+
+# /static/vendor/<name> -> file under node_modules; the import map in the page shell names these.
+VENDOR_FILES: dict[str, str] = {
+    "preact/preact.mjs": "preact/dist/preact.mjs",
+    "preact/hooks.mjs": "preact/hooks/dist/hooks.mjs",
+    "htm/htm.mjs": "htm/dist/htm.mjs",
+    "socket.io/socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+}
+
+IMPORT_MAP = {
+    "imports": {
+        "preact": "/static/vendor/preact/preact.mjs",
+        "preact/hooks": "/static/vendor/preact/hooks.mjs",
+        "htm": "/static/vendor/htm/htm.mjs",
+        "socket.io-client": "/static/vendor/socket.io/socket.io.esm.min.js",
+    }
+}
+
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
+MEETING_NUMBER = re.compile(r"^[0-9]{9,10}$")
+
+_SHELL = """<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/css/{css}.css">
+<script type="importmap">{import_map}</script>
+<script type="application/json" id="yunhui-i18n">{catalogues}</script>
+</head>
+<body>
+<div id="app" data-page="{page}" data-arg="{arg}"><noscript>{noscript}</noscript></div>
+<script type="module" src="/static/{script}"></script>
+</body>
+</html>
+"""
+
+
+def _json_for_script(value: object) -> str:
+    # "</script>" inside a string would end the element early; \\u003c is the same character in JSON.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _shell(
+    request: web.Request, *, page: str, arg: str, script: str, css: str, title_key: str
+) -> web.Response:
+    lang = negotiate(request.headers.get("Accept-Language"), request.query.get("lang"))
+    t = catalogue(lang)
+    body = _SHELL.format(
+        lang=lang,
+        title=escape(f"{t[title_key]} · {t['app.name']}"),
+        css=css,
+        import_map=_json_for_script(IMPORT_MAP),
+        catalogues=_json_for_script({code: catalogue(code) for code in LANGUAGES}),
+        page=escape(page),
+        arg=escape(arg),
+        noscript=escape(t["ui.noscript"]),
+        script=script,
+    )
+    response = web.Response(text=body, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.get("/m/{meeting_number}")
+async def meeting_page(request: web.Request) -> web.Response:
+    number = request.match_info["meeting_number"]
+    if not MEETING_NUMBER.match(number):
+        lang = negotiate(request.headers.get("Accept-Language"), request.query.get("lang"))
+        raise web.HTTPNotFound(text=catalogue(lang)["home.join.invalid"])
+    return _shell(
+        request,
+        page="meeting",
+        arg=number,
+        script="meeting/main.js",
+        css="meeting",
+        title_key="meeting.title",
+    )
+
+
+@routes.get("/admin")
+async def admin_page(request: web.Request) -> web.Response:
+    return _shell(request, page="admin", arg="", script="admin/main.js", css="admin", title_key="admin.title")
+
+
+@routes.get("/admin/{tail:.*}")
+async def admin_subpage(request: web.Request) -> web.Response:
+    return _shell(request, page="admin", arg="", script="admin/main.js", css="admin", title_key="admin.title")
+
+
+@routes.get("/live/{live_id}")
+async def live_page(request: web.Request) -> web.Response:
+    return _shell(
+        request,
+        page="live",
+        arg=request.match_info["live_id"],
+        script="live.js",
+        css="meeting",
+        title_key="live.title",
+    )
+
+
+def _file_response(path: Path) -> web.StreamResponse:
+    # no-cache, not max-age: without a build step file names carry no hash, so browsers revalidate (ETag).
+    content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+
+
+async def _vendor(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    relative = VENDOR_FILES.get(name)
+    if relative is None:
+        raise web.HTTPNotFound(text=f"no vendor file {name!r}")
+    path = NODE_MODULES / relative
+    if not path.is_file():
+        raise web.HTTPServiceUnavailable(text="front-end packages are missing: run `npm ci` in web/static")
+    return _file_response(path)
+
+
+async def _static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = (STATIC_DIR / name).resolve()
+    inside = path.is_relative_to(STATIC_DIR) and not path.is_relative_to(NODE_MODULES)
+    # package.json / package-lock.json describe the install; they are not part of the site.
+    if not inside or not path.is_file() or path.name.startswith("package"):
+        raise web.HTTPNotFound(text="not found")
+    return _file_response(path)
+
+
+def add_static(app: web.Application) -> None:
+    """Serve ``/static/`` from web/static and ``/static/vendor/`` from the listed npm files."""
+    app.router.add_get("/static/vendor/{name:.+}", _vendor)
+    app.router.add_get("/static/{name:.+}", _static)

@@ -207,3 +207,36 @@ async def test_edit_and_delete_a_room_and_cancel_a_booking(
     await page.click('button[aria-label="Delete New name"]')
     await page.wait_for_selector("#rooms-table >> text=No rooms yet.")
     assert await admin.call("GET", f"/rooms?account_id={admin.account_id}") == []
+
+
+async def test_first_admin_replaces_the_one_time_password(
+    *, new_context: Callable[..., Any], site: RunningServer
+) -> None:
+    from datetime import UTC, datetime
+
+    from rooms import users
+    from web.keys import DATABASE
+
+    await users.create_user(
+        site.app[DATABASE],
+        email="first@example.org",
+        password="one-time-pw",
+        role="admin",
+        account_id=None,
+        now=datetime.now(UTC),
+        must_change_password=True,
+    )
+    context = await new_context(locale="en-US")
+    page: Page = await context.new_page()
+    await page.goto(site.url + "/admin")
+    await page.fill("#login-email", "first@example.org")
+    await page.fill("#login-password", "one-time-pw")
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector("#password-new")
+    await page.fill("#password-current", "not-it")
+    await page.fill("#password-new", "my-own-password")
+    await page.click("form button[type=submit]")
+    assert "wrong" in await page.inner_text("[role=alert]")
+    await page.fill("#password-current", "one-time-pw")
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector(".topbar")

@@ -51,6 +51,40 @@ function Login({ onLogin }) {
   </main>`;
 }
 
+/** After a one-time password the API refuses everything else until the user picks their own. */
+function ChangePassword({ user, onChanged }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  async function submit(e) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      onChanged(await api.post("/auth/password", { current_password: current, new_password: next }));
+    } catch (err) {
+      setError(err.code === "bad_credentials" ? t("admin.password.wrong_current") : errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return html`<main class="login">
+    <form class="card" onSubmit=${submit}>
+      <div class="login-head"><h1>${t("admin.password.title")}</h1><${LanguageSwitch} /></div>
+      <p>${t("admin.password.explain", { email: user.email })}</p>
+      <label for="password-current">${t("admin.password.current")}</label>
+      <input id="password-current" type="password" autocomplete="current-password" required value=${current}
+        onInput=${(e) => setCurrent(e.target.value)} />
+      <label for="password-new">${t("admin.password.new")}</label>
+      <input id="password-new" type="password" autocomplete="new-password" required minlength="8" value=${next}
+        onInput=${(e) => setNext(e.target.value)} />
+      ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+      <button type="submit" class="primary" disabled=${busy}>${t("admin.password.submit")}</button>
+    </form>
+  </main>`;
+}
+
 /** A platform admin works inside one account at a time; other users are bound to theirs. */
 function AccountPicker({ user, accountId, setAccountId }) {
   const [accounts, setAccounts] = useState([]);
@@ -111,6 +145,7 @@ function App() {
 
   if (!checked) return null;
   if (!user) return html`<${Login} onLogin=${setUser} />`;
+  if (user.must_change_password) return html`<${ChangePassword} user=${user} onChanged=${setUser} />`;
 
   function go(e, name) {
     e.preventDefault();

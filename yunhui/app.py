@@ -21,6 +21,7 @@ from sfu.sfu import Sfu
 from sfu.whip import whip_app
 from signaling.files_app import files_app
 from signaling.media_gate import MediaGate
+from signaling.messages import EndReason
 from signaling.server import MeetingServer
 from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
@@ -39,6 +40,20 @@ Clock = Callable[[], dt.datetime]
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class _LiveMeetings:
+    """The REST API's view of the live meetings: an admin can end one."""
+
+    def __init__(self, meetings: MeetingServer) -> None:
+        self._meetings = meetings
+
+    async def end(self, meeting_id: int) -> bool:
+        conference = self._meetings.conference_by_meeting(meeting_id)
+        if conference is None:
+            return False
+        await conference.close(EndReason.HOST_ENDED)
+        return True
 
 
 def _metrics_middleware(registry: CollectorRegistry) -> Middleware:
@@ -160,9 +175,10 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app.add_routes(pages.routes)
     app.add_routes(ui.routes)
     ui.add_static(app)
-    app.add_subapp(
-        "/api/v1", create_api(database, secret_key=secret_key, clock=clock, settings=settings.rooms)
+    api = create_api(
+        database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings)
     )
+    app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(
         "/rtc", whip_app(sfu, authorize_whip, admit=MediaGate(meetings).admit, end=meetings.end_media_session)

@@ -16,7 +16,7 @@ from aiohttp import web
 from rooms.database import Database
 from rooms.settings import RoomsSettings
 from web.api import auth, billing, bookings, meetings, openapi, rooms, sites
-from web.api.base import CLOCK, DB, SECRET_KEY, SETTINGS, THROTTLE, error_middleware
+from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
 from web.api.throttle import LoginThrottle
 
 ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, billing]
@@ -29,6 +29,7 @@ def create_api(
     clock: Callable[[], datetime],
     settings: RoomsSettings | None = None,
     modules: list[ModuleType] | None = None,
+    live: LiveMeetings | None = None,
 ) -> web.Application:
     """The API application; mount it with `app.add_subapp("/api/v1", api)`."""
     app = web.Application(middlewares=[error_middleware])
@@ -37,6 +38,8 @@ def create_api(
     app[CLOCK] = clock
     app[SETTINGS] = settings or RoomsSettings()
     app[THROTTLE] = LoginThrottle()
+    if live is not None:
+        app[LIVE] = live
     operations = []
     for module in modules if modules is not None else ROUTE_MODULES:
         app.router.add_routes(module.api.routes)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -29,6 +29,17 @@ Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 SETTINGS = web.AppKey("rooms_settings", RoomsSettings)
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+
+class LiveMeetings(Protocol):
+    """What the API may ask of the meetings live in this process (the composition root provides it)."""
+
+    async def end(self, meeting_id: int) -> bool:
+        """End the meeting for everyone if it is live here and return once it has ended; False if not live."""
+        ...
+
+
+LIVE = web.AppKey("live_meetings", LiveMeetings)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)

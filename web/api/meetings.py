@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from rooms.meetings import end_meeting
 from rooms.models import Attendance, Meeting
-from web.api.base import DB, Api, owned, parse_query, path_id, principal, send
+from web.api.base import CLOCK, DB, LIVE, Api, ApiError, owned, parse_query, path_id, principal, send
 from web.api.schemas import AttendanceOut, ListQuery, MeetingOut, RoomFilter
 
 api = Api()
@@ -65,3 +66,28 @@ async def list_attendance(request: web.Request) -> web.Response:
         )
         rows = (await session.scalars(query)).all()
     return send([AttendanceOut.model_validate(r) for r in rows])
+
+
+@api.op(
+    "POST",
+    "/meetings/{meeting_id}/end",
+    summary="End a live meeting for everyone (admin)",
+    tag="meetings",
+    response=MeetingOut,
+    errors=(409,),
+)
+async def end_live_meeting(request: web.Request) -> web.Response:
+    who = principal(request)
+    who.require_admin()
+    meeting_id = path_id(request, "meeting_id")
+    async with request.app[DB].session() as session:
+        meeting = await owned(session, Meeting, meeting_id, who)
+    if meeting.ended_at is not None:
+        raise ApiError(409, "already_ended", "the meeting has already ended")
+    live = request.app.get(LIVE)
+    if live is None or not await live.end(meeting_id):
+        # Not live in this process (it stopped without ending it): close the record so reports stay right.
+        await end_meeting(request.app[DB], meeting_id, reason="ended_by_admin", now=request.app[CLOCK]())
+    async with request.app[DB].session() as session:
+        meeting = await owned(session, Meeting, meeting_id, who)
+    return send(MeetingOut.model_validate(meeting))

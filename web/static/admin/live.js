@@ -1,9 +1,8 @@
 // Live meetings: who is in each one (and as what kind of participant), and ending a meeting.
 import { useEffect, useState } from "preact/hooks";
-import { MeetingClient } from "../sdk/yunhui.js";
 import { formatDateTime, t } from "../lib/i18n.js";
 import { html } from "../lib/ui.js";
-import { api, qs, token } from "./api.js";
+import { api, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, label } from "./common.js";
 
 const REFRESH_MS = 5000;
@@ -19,22 +18,9 @@ async function loadLive(account) {
   return live.map((m, i) => ({ meeting: m, room: roomById.get(m.room_id), present: attendance[i].filter((a) => a.left_at === null) }));
 }
 
-/** End a meeting: through the API when the server offers it, else by joining as its host and ending it. */
-async function endMeeting(meeting, room) {
-  try {
-    await api.post(`/meetings/${meeting.id}/end`, {});
-    return;
-  } catch (err) {
-    if (err.status !== 404 && err.status !== 405) throw err;
-  }
-  const client = new MeetingClient();
-  await client.join({ meetingNumber: room.meeting_number, accessToken: token(), displayName: t("admin.live.admin_name") });
-  client.moderate("end");
-  await new Promise((resolve) => {
-    client.addEventListener("ended", resolve);
-    setTimeout(resolve, 5000);
-  });
-  client.leave();
+/** End a meeting for everyone; the API answers once participants have been told and the record is closed. */
+async function endMeeting(meeting) {
+  await api.post(`/meetings/${meeting.id}/end`, {});
 }
 
 export function Live({ user, accountId }) {
@@ -55,7 +41,7 @@ export function Live({ user, accountId }) {
   async function end(item) {
     if (!confirm(t("admin.live.end_confirm", { name: item.room.name }))) return;
     try {
-      await endMeeting(item.meeting, item.room);
+      await endMeeting(item.meeting);
       setTick(tick + 1);
     } catch (err) {
       setError(err);

@@ -18,8 +18,7 @@ from rooms.database import Database
 from rooms.models import Account, Endpoint, Site
 from rooms.users import create_user
 from tests.api.conftest import PASSWORD, SECRET, Api, Clock
-from web.api import ROUTE_MODULES, create_api
-from web.api import billing as billing_routes
+from web.api import create_api
 
 START = datetime(2026, 3, 16, 4, tzinfo=UTC)
 TERMS: dict[str, Any] = {"currency": "CNY", "fee_per_endpoint_year": "12850", "start": "2026-03-16"}
@@ -48,9 +47,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
             account_id=account.id,
             now=START,
         )
-    modules = [*ROUTE_MODULES, billing_routes] if billing_routes not in ROUTE_MODULES else ROUTE_MODULES
     root = web.Application()
-    root.add_subapp("/api/v1", create_api(db, secret_key=SECRET, clock=clock, modules=modules))
+    root.add_subapp("/api/v1", create_api(db, secret_key=SECRET, clock=clock))
     server = TestServer(root, host="127.0.0.1", port=0)
     await server.start_server()
     try:

@@ -15,11 +15,11 @@ from aiohttp import web
 
 from rooms.database import Database
 from rooms.settings import RoomsSettings
-from web.api import auth, billing, bookings, meetings, openapi, rooms, sites
+from web.api import auth, bookings, contracts, invoices, meetings, openapi, rooms, sites
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
 from web.api.throttle import LoginThrottle
 
-ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, billing]
+ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contracts, invoices]
 
 
 def create_api(

@@ -1,0 +1,242 @@
+"""Billing routes, bill side: invoices, exports, payments, credit notes, an account's standing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from rooms.billing import ledger, reports, store
+from rooms.billing.export import describe, invoice_csv, invoices_csv
+from rooms.billing.invoice import InvoiceLine
+from rooms.billing.pdf import invoice_pdf
+from web.api.base import (
+    CLOCK,
+    DB,
+    Api,
+    parse_body,
+    parse_query,
+    path_id,
+    principal,
+    send,
+)
+from web.api.billing_schemas import (
+    TAG,
+    CreditNoteIn,
+    CreditNoteOut,
+    InvoiceDetailOut,
+    InvoiceDraftOut,
+    InvoiceLineOut,
+    InvoiceOut,
+    LangQuery,
+    PaymentIn,
+    StandingOut,
+    account_reader,
+    csv_response,
+)
+
+api = Api()
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/invoices",
+    summary="List an account's invoices",
+    tag=TAG,
+    response=InvoiceOut,
+    many=True,
+)
+async def list_invoices(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    rows = await store.list_invoices(request.app[DB], account_id=account_id)
+    return send([InvoiceOut.model_validate(r) for r in rows])
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/invoices/csv",
+    summary="Export an account's invoices as CSV",
+    tag=TAG,
+    query=LangQuery,
+    content_type="text/csv",
+)
+async def export_invoices(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    lang = parse_query(request, LangQuery).lang
+    rows = await reports.invoice_summaries(request.app[DB], account_id=account_id)
+    return csv_response(invoices_csv(rows, lang), f"invoices-{account_id}.csv", lang)
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/invoices/preview",
+    summary="The draft invoice of the current period so far (nothing is stored)",
+    tag=TAG,
+    response=InvoiceDraftOut,
+    query=LangQuery,
+)
+async def preview_invoice(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    lang = parse_query(request, LangQuery).lang
+    draft = await reports.preview_invoice(request.app[DB], account_id=account_id, now=request.app[CLOCK]())
+    return send(
+        InvoiceDraftOut(
+            account_id=account_id,
+            currency=draft.currency,
+            period_start=draft.period.start,
+            period_end=draft.period.end,
+            issue_date=draft.issue_date,
+            due_date=draft.due_date,
+            total=draft.total,
+            carry_forward=draft.carry_forward,
+            lines=[_line_out(line, lang) for line in draft.lines],
+        )
+    )
+
+
+def _line_out(line: InvoiceLine, lang: str) -> InvoiceLineOut:
+    return InvoiceLineOut(
+        kind=line.kind.value,
+        site_id=line.site_id,
+        label=line.label,
+        detail=line.detail,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        amount=line.amount,
+        description=describe(line, lang),
+    )
+
+
+@api.op(
+    "GET",
+    "/invoices/{invoice_id}",
+    summary="Get an invoice with its lines",
+    tag=TAG,
+    response=InvoiceDetailOut,
+    query=LangQuery,
+)
+async def get_invoice(request: web.Request) -> web.Response:
+    who = principal(request)
+    db = request.app[DB]
+    view = await store.get_invoice(db, path_id(request, "invoice_id"), account_id=who.account_id)
+    who.require_admin()
+    lang = parse_query(request, LangQuery).lang
+    accrued = await reports.accrued_late_fee(db, view.invoice, now=request.app[CLOCK]())
+    lines = [_line_out(line, lang) for line in reports.lines_of(view)]
+    base = InvoiceOut.model_validate(view.invoice).model_dump()
+    return send(InvoiceDetailOut(**base, lines=lines, accrued_late_fee=accrued))
+
+
+@api.op(
+    "GET",
+    "/invoices/{invoice_id}/csv",
+    summary="Export an invoice as CSV",
+    tag=TAG,
+    query=LangQuery,
+    content_type="text/csv",
+)
+async def invoice_ascsv_response(request: web.Request) -> web.Response:
+    who = principal(request)
+    document = await reports.invoice_document(
+        request.app[DB], path_id(request, "invoice_id"), account_id=who.account_id
+    )
+    who.require_admin()
+    lang = parse_query(request, LangQuery).lang
+    return csv_response(invoice_csv(document, lang), f"invoice-{document.number}.csv", lang)
+
+
+@api.op(
+    "GET",
+    "/invoices/{invoice_id}/pdf",
+    summary="Export an invoice as PDF",
+    tag=TAG,
+    query=LangQuery,
+    content_type="application/pdf",
+)
+async def invoice_as_pdf(request: web.Request) -> web.Response:
+    who = principal(request)
+    document = await reports.invoice_document(
+        request.app[DB], path_id(request, "invoice_id"), account_id=who.account_id
+    )
+    who.require_admin()
+    lang = parse_query(request, LangQuery).lang
+    body = await asyncio.to_thread(invoice_pdf, document, lang)
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="invoice-{document.number}.pdf"'},
+    )
+
+
+@api.op(
+    "POST",
+    "/invoices/{invoice_id}/payments",
+    summary="Record the payment of an invoice in full (platform admin)",
+    tag=TAG,
+    body=PaymentIn,
+    response=InvoiceOut,
+    status=201,
+)
+async def pay(request: web.Request) -> web.Response:
+    who = principal(request)
+    db = request.app[DB]
+    view = await store.get_invoice(db, path_id(request, "invoice_id"), account_id=who.account_id)
+    who.require_platform_admin()
+    body = await parse_body(request, PaymentIn)
+    invoice = await ledger.record_payment(
+        db,
+        view.invoice.id,
+        amount=body.amount,
+        paid_on=body.paid_on,
+        reference=body.reference,
+        now=request.app[CLOCK](),
+    )
+    return send(InvoiceOut.model_validate(invoice), 201)
+
+
+@api.op(
+    "POST",
+    "/invoices/{invoice_id}/credit-notes",
+    summary="Correct an issued invoice with a credit note (platform admin)",
+    tag=TAG,
+    body=CreditNoteIn,
+    response=CreditNoteOut,
+    status=201,
+)
+async def credit(request: web.Request) -> web.Response:
+    who = principal(request)
+    db = request.app[DB]
+    view = await store.get_invoice(db, path_id(request, "invoice_id"), account_id=who.account_id)
+    who.require_platform_admin()
+    body = await parse_body(request, CreditNoteIn)
+    note = await ledger.issue_credit_note(
+        db, view.invoice.id, amount=body.amount, reason=body.reason, now=request.app[CLOCK]()
+    )
+    return send(CreditNoteOut.model_validate(note), 201)
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/credit-notes",
+    summary="List an account's credit notes",
+    tag=TAG,
+    response=CreditNoteOut,
+    many=True,
+)
+async def list_credit_notes(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    rows = await ledger.list_credit_notes(request.app[DB], account_id=account_id)
+    return send([CreditNoteOut.model_validate(r) for r in rows])
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/standing",
+    summary="Whether the account's sites are suspended for non-payment",
+    tag=TAG,
+    response=StandingOut,
+)
+async def get_standing(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    result = await ledger.account_standing(request.app[DB], account_id)
+    return send(StandingOut(account_id=account_id, suspended=result.suspended, reason=result.reason))

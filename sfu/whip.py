@@ -9,10 +9,18 @@
 error (401/403). Trickle ICE (PATCH) is not offered: aiortc gathers all candidates before answering.
 A WHIP session publishes its audio as "mic" and its video as "camera"; a WHEP session shows the active speaker
 (else the first participant publishing) and follows it.
+
+Sessions as participants: with ``admit`` and ``end`` (plain callables from the composition root; this package
+knows nothing of conferences), ``admit(request, kind)`` ("whip" or "whep") admits the session into its meeting
+and returns ``(session id, meeting id)`` once the SFU peer named by the session id exists in that meeting's
+router (or raises an aiohttp HTTP error); ``end(session id, reason)`` releases it, with reason "left"
+(DELETE), "connection_lost" (the peer's connection failed or closed) or "error" (negotiation failed).
+Without them the app creates and removes the SFU peers itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import uuid
@@ -21,18 +29,26 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sfu.errors import BadRequest, Closed
+from sfu.peer import Peer
 from sfu.sdp import media_sections
 from sfu.sfu import Sfu
 
 log = logging.getLogger(__name__)
 
 Authorize = Callable[[web.Request], "str | Awaitable[str]"]
+Admit = Callable[[web.Request, str], Awaitable[tuple[str, str]]]
+End = Callable[[str, str], Awaitable[None]]
 SDP_TYPE = "application/sdp"
 
 
-def whip_app(sfu: Sfu, authorize: Authorize) -> web.Application:
+def whip_app(
+    sfu: Sfu, authorize: Authorize, *, admit: Admit | None = None, end: End | None = None
+) -> web.Application:
+    if (admit is None) != (end is None):
+        raise ValueError("admit and end are given together")
     # session id -> (meeting id, "whip" | "whep")
     sessions: dict[str, tuple[str, str]] = {}
+    releasing: set[asyncio.Task[None]] = set()
 
     async def meeting_of(request: web.Request) -> str:
         result = authorize(request)
@@ -55,30 +71,71 @@ def whip_app(sfu: Sfu, authorize: Authorize) -> web.Application:
             status=201, body=answer.encode(), content_type=SDP_TYPE, headers={"Location": location}
         )
 
-    async def start(request: web.Request, kind: str) -> web.Response:
-        meeting_id = await meeting_of(request)
-        offer = await read_offer(request)
-        session_id = f"{kind}-{uuid.uuid4().hex[:16]}"
-        try:
-            router = sfu.router(meeting_id)
-            peer = await router.add_peer(session_id, publish=kind == "whip")
+    async def open_session(request: web.Request, kind: str, meeting_id: str | None) -> tuple[str, str, Peer]:
+        if admit is None:
+            assert meeting_id is not None
+            session_id = f"{kind}-{uuid.uuid4().hex[:16]}"
             try:
-                if kind == "whip":
-                    sources = {
-                        mid: "mic" if media == "audio" else "camera"
-                        for mid, media in media_sections(offer).items()
-                    }
-                    answer = await peer.answer_publish(offer, sources)
-                else:
-                    answer = await peer.answer_playback(offer)
-            except BaseException:
-                await router.remove_peer(session_id)
-                raise
-        except BadRequest as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from exc
-        except Closed as exc:
-            raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+                peer = await sfu.router(meeting_id).add_peer(session_id, publish=kind == "whip")
+            except Closed as exc:
+                raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+            return session_id, meeting_id, peer
+        session_id, meeting_id = await admit(request, kind)
+        router = sfu.routers.get(meeting_id)
+        found = None if router is None else router.peers.get(session_id)
+        if found is None:
+            await release(meeting_id, session_id, "error")
+            raise web.HTTPServiceUnavailable(text="the meeting's media are not available")
+        return session_id, meeting_id, found
+
+    async def release(meeting_id: str, session_id: str, reason: str) -> None:
+        if end is not None:
+            await end(session_id, reason)
+            return
+        router = sfu.routers.get(meeting_id)
+        if router is not None:
+            await router.remove_peer(session_id)
+
+    def watch(session_id: str, peer: Peer, kind: str) -> None:
+        """A session whose connection fails or closes without a DELETE is released all the same."""
+        connection = peer.publish_connection if kind == "whip" else peer.subscribe_connection
+        if connection is None:
+            return
+        pc = connection.pc
+
+        def changed() -> None:
+            if pc.connectionState not in ("failed", "closed") or session_id not in sessions:
+                return
+            meeting_id, _ = sessions.pop(session_id)
+            log.info("%s session %s lost its connection", kind, session_id)
+            task = asyncio.create_task(release(meeting_id, session_id, "connection_lost"))
+            releasing.add(task)
+            task.add_done_callback(releasing.discard)
+
+        pc.on("connectionstatechange", changed)
+
+    async def start(request: web.Request, kind: str) -> web.Response:
+        # Without ``admit`` a stranger is refused before the body is read; ``admit`` comes after the body
+        # checks, so a malformed request never takes a seat in the meeting.
+        authorized = await meeting_of(request) if admit is None else None
+        offer = await read_offer(request)
+        session_id, meeting_id, peer = await open_session(request, kind, authorized)
+        try:
+            if kind == "whip":
+                sections = media_sections(offer).items()
+                sources = {mid: "mic" if media == "audio" else "camera" for mid, media in sections}
+                answer = await peer.answer_publish(offer, sources)
+            else:
+                answer = await peer.answer_playback(offer)
+        except BaseException as exc:
+            await release(meeting_id, session_id, "error")
+            if isinstance(exc, BadRequest):
+                raise web.HTTPBadRequest(text=str(exc)) from exc
+            if isinstance(exc, Closed):
+                raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+            raise
         sessions[session_id] = (meeting_id, kind)
+        watch(session_id, peer, kind)
         log.info("%s session %s started in meeting %s", kind, session_id, meeting_id)
         return created(request, session_id, answer)
 
@@ -88,9 +145,7 @@ def whip_app(sfu: Sfu, authorize: Authorize) -> web.Application:
         if sessions.get(session_id) != (meeting_id, kind):
             raise web.HTTPNotFound(text=f"no {kind} session {session_id!r}")
         del sessions[session_id]
-        router = sfu.routers.get(meeting_id)
-        if router is not None:
-            await router.remove_peer(session_id)
+        await release(meeting_id, session_id, "left")
         return web.Response(status=200)
 
     async def post_whip(request: web.Request) -> web.Response:
@@ -105,9 +160,13 @@ def whip_app(sfu: Sfu, authorize: Authorize) -> web.Application:
     async def delete_whep(request: web.Request) -> web.Response:
         return await stop(request, "whep")
 
+    async def finish(app: web.Application) -> None:
+        await asyncio.gather(*releasing, return_exceptions=True)
+
     app = web.Application()
     app.router.add_post("/whip", post_whip)
     app.router.add_delete("/whip/{session_id}", delete_whip)
     app.router.add_post("/whep", post_whep)
     app.router.add_delete("/whep/{session_id}", delete_whep)
+    app.on_cleanup.append(finish)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,9 @@ class Identity:
     user_id: int | None
     authorised: bool  # a join token or a login stands in for the passcode
     passcode: str | None = None
+    # Who this is across connections, for the conference's ban list: "token:<jti>" for a join token,
+    # "user:<id>" for a login; None for a passcode guest (nothing stable to tell one guest from another).
+    principal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +60,16 @@ def counts(role: Role) -> bool:
     return policy.counts(kind_of(role))
 
 
-def decide(identity: Identity, conference: ConferenceView, *, now: datetime) -> bool:
-    """True: admit; False: wait in the lobby; raises JoinRefused with the policy's reason."""
+def decide(
+    identity: Identity, conference: ConferenceView, *, now: datetime, kind: policy.Kind | None = None
+) -> bool:
+    """True: admit; False: wait in the lobby; raises JoinRefused with the policy's reason.
+
+    ``kind`` is the Attendance kind when the role does not imply it (a WHIP publisher)."""
     decision = policy.admit(
         now=now,
         terms=identity.room.terms,
-        kind=kind_of(identity.role),
+        kind=kind or kind_of(identity.role),
         present=conference.present,
         window=identity.room.window,
         passcode=identity.passcode,
@@ -108,7 +116,16 @@ async def resolve(
             if room is None:
                 raise JoinRefused(RefusalCode.NO_SUCH_MEETING, "the room of this join token no longer exists")
             role = Role(claims.role)
-            return Identity(room, role, claims.display_name or name or role.value, claims.user_id, True)
+            # Tokens minted before "jti" existed are told apart by their own digest.
+            token_id = claims.token_id or hashlib.sha256(token.encode()).hexdigest()[:16]
+            return Identity(
+                room,
+                role,
+                claims.display_name or name or role.value,
+                claims.user_id,
+                True,
+                principal=f"token:{token_id}",
+            )
         case PasscodeJoin(meeting_number=number, passcode=passcode, display_name=name):
             room = await store.room_by_number(number, now=now)
             if room is None:
@@ -125,4 +142,6 @@ async def resolve(
             platform_admin = user.role == "admin" and user.account_id is None
             if not platform_admin and user.account_id != room.account_id:
                 raise JoinRefused(RefusalCode.NOT_AUTHORISED, "this meeting belongs to another account")
-            return Identity(room, Role.HOST, name or "Host", user.user_id, True)
+            return Identity(
+                room, Role.HOST, name or "Host", user.user_id, True, principal=f"user:{user.user_id}"
+            )

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from rooms import policy
 from sfu.events import (
     ActiveSpeakerChanged,
     RouterEvent,
@@ -16,7 +17,7 @@ from sfu.events import (
     TrackPublished,
     TrackUnpublished,
 )
-from signaling.admission import ConferenceView, Identity, check_capacity, counts, decide, session_deadline
+from signaling.admission import ConferenceView, Identity, check_capacity, decide, session_deadline
 from signaling.chat import ChatHistory
 from signaling.clock import Scheduler, Timer
 from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
@@ -30,6 +31,7 @@ from signaling.messages import (
     ChatSend,
     EndReason,
     FileInfo,
+    HostChanged,
     Joined,
     LeaveReason,
     LobbyChanged,
@@ -98,6 +100,7 @@ class Conference:
         self._on_closed = on_closed
         self._participants: dict[str, Participant] = {}  # admitted: joining, joined or reconnecting
         self._lobby: dict[str, Participant] = {}
+        self._banned: set[str] = set()  # principals a moderator removed: they cannot join this meeting again
         self._active_speaker: str | None = None
         self._history = ChatHistory(settings.chat_history_size)
         self._start_lock = asyncio.Lock()
@@ -109,13 +112,18 @@ class Conference:
     # --- membership ---
 
     def view(self) -> ConferenceView:
-        present = sum(1 for p in self._participants.values() if counts(p.role))
+        present = sum(1 for p in self._participants.values() if policy.counts(p.kind))
         return ConferenceView(present=present, locked=self.locked)
+
+    def _check_entry(self, identity: Identity) -> None:
+        if self.ending:
+            raise JoinRefused(RefusalCode.MEETING_ENDING, "the meeting is ending; join again in a moment")
+        if identity.principal is not None and identity.principal in self._banned:
+            raise JoinRefused(RefusalCode.REMOVED, "a moderator removed you from this meeting")
 
     def join(self, identity: Identity, *, sid: str, user_agent: str, transport: Transport) -> Participant:
         """Admit or seat in the lobby (raises JoinRefused); the decision and the seat are one atomic step."""
-        if self.ending:
-            raise JoinRefused(RefusalCode.MEETING_ENDING, "the meeting is ending; join again in a moment")
+        self._check_entry(identity)
         in_lobby = not decide(identity, self.view(), now=self.scheduler.now())
         participant = Participant(
             identity, conference=self, transport=transport, sid=sid, user_agent=user_agent, in_lobby=in_lobby
@@ -130,6 +138,33 @@ class Conference:
         participant.start()
         return participant
 
+    def join_media(
+        self, identity: Identity, *, kind: policy.Kind, user_agent: str, transport: Transport
+    ) -> Participant:
+        """Admit a media session (kind WHIP or VIEWER) through the same policy; it cannot wait in a lobby."""
+        self._check_entry(identity)
+        if not decide(identity, self.view(), now=self.scheduler.now(), kind=kind):
+            raise JoinRefused(
+                RefusalCode.NOT_AUTHORISED,
+                "the meeting admits through a lobby; publish with a host's join token",
+            )
+        # An encoder never moderates (a host token only gets it past the lock and the lobby).
+        role = Role.PARTICIPANT if kind is policy.Kind.WHIP else Role.VIEWER
+        participant = Participant(
+            dataclasses.replace(identity, role=role),
+            conference=self,
+            transport=transport,
+            sid=None,
+            user_agent=user_agent,
+            in_lobby=False,
+            kind=kind,
+            id_prefix="whip-" if kind is policy.Kind.WHIP else "whep-",
+        )
+        self._participants[participant.id] = participant
+        self._liveness_changed()
+        participant.start()
+        return participant
+
     def participant(self, participant_id: str) -> Participant | None:
         return self._participants.get(participant_id)
 
@@ -141,7 +176,12 @@ class Conference:
 
     def by_reconnect_token(self, token: str) -> Participant | None:
         for p in self._participants.values():
-            if p.ready and not p.closing and secrets.compare_digest(p.reconnect_token, token):
+            if (
+                p.ready
+                and not p.closing
+                and not p.media_session
+                and secrets.compare_digest(p.reconnect_token, token)
+            ):
                 return p
         return None
 
@@ -169,6 +209,8 @@ class Conference:
                         self._timers.append(self.scheduler.call_at(at, self._warn))
                 self._timers.append(self.scheduler.call_at(self.deadline, self._time_up))
             self.log.info("meeting started; deadline %s", self.deadline)
+            # A meeting opened by a recorder or a viewer alone has nobody to keep it alive.
+            self._liveness_changed()
 
     def participant_ready(self, participant: Participant, *, reconnected: bool) -> None:
         participant.send(self._joined(participant, reconnected))
@@ -203,6 +245,8 @@ class Conference:
                     self._meeting_changed()
             if self._active_speaker == participant.id:
                 self._active_speaker = None
+            if participant.role is Role.HOST:
+                self._hand_over(participant)
             self._liveness_changed()
         if self.is_idle() and not self.ending:
             self._on_closed(self)
@@ -217,8 +261,30 @@ class Conference:
 
     # --- timers and ending ---
 
+    def _hand_over(self, previous: Participant) -> None:
+        """The last host left for good: the longest-present co-host, else participant, becomes host."""
+        if self.ending or any(p.role is Role.HOST for p in self._participants.values()):
+            return
+        # Only people at a Socket.IO client can moderate (not encoders, viewers or recorders). Dicts keep
+        # admission order, so the first match is the longest present.
+        people = [
+            p
+            for p in self._participants.values()
+            if p.ready and not p.closing and not p.media_session and p.kind is policy.Kind.BROWSER
+        ]
+        successor = next((p for p in people if p.role is Role.COHOST), None) or next(
+            (p for p in people if p.role is Role.PARTICIPANT), None
+        )
+        if successor is None:
+            return
+        successor.role = Role.HOST
+        self.log.info("host %s left; %s is host now", previous.id, successor.id)
+        self.broadcast(HostChanged(successor.id, previous.id))
+        self.broadcast(ParticipantChanged(successor.info()))
+        successor.send(LobbyChanged(self._lobby_entries()))
+
     def _liveness_changed(self) -> None:
-        alive = any(counts(p.role) for p in self._participants.values())
+        alive = any(policy.counts(p.kind) for p in self._participants.values())
         if alive and self._empty_timer is not None:
             self._empty_timer.cancel()
             self._empty_timer = None
@@ -350,6 +416,8 @@ class Conference:
                         self._hold(p, Source.MIC)
             case ModerationAction.REMOVE:
                 assert target is not None
+                if target.identity.principal is not None:
+                    self._banned.add(target.identity.principal)
                 target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
             case ModerationAction.LOCK | ModerationAction.UNLOCK:
                 self.locked = action is ModerationAction.LOCK
@@ -374,8 +442,10 @@ class Conference:
                 self.end(EndReason.HOST_ENDED)
             case ModerationAction.MAKE_COHOST | ModerationAction.REVOKE_COHOST:
                 assert target is not None
-                if target.role in SYSTEM_ROLES:
-                    raise ProtocolError(ErrorCode.BAD_STATE, "viewers and recorders cannot be co-hosts")
+                if target.role in SYSTEM_ROLES or target.media_session:
+                    raise ProtocolError(
+                        ErrorCode.BAD_STATE, "encoders, viewers and recorders cannot be co-hosts"
+                    )
                 target.role = Role.COHOST if action is ModerationAction.MAKE_COHOST else Role.PARTICIPANT
                 self.broadcast(ParticipantChanged(target.info()))
                 target.send(LobbyChanged(self._lobby_entries()))

@@ -32,6 +32,7 @@ class RefusalCode(StrEnum):
     LOCKED = "locked"
     FULL = "full"
     REJECTED = "rejected"
+    REMOVED = "removed"
     RECONNECT_EXPIRED = "reconnect_expired"
     MEETING_ENDING = "meeting_ending"
     SERVER_CLOSING = "server_closing"

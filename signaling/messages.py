@@ -326,6 +326,14 @@ class ParticipantLeft:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HostChanged:
+    """The last host left for good; ``participant_id`` is the host now."""
+
+    participant_id: str
+    previous_host_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ActiveSpeaker:
     participant_id: str | None
 
@@ -394,6 +402,7 @@ ServerMessage = (
     | ParticipantJoined
     | ParticipantChanged
     | ParticipantLeft
+    | HostChanged
     | ActiveSpeaker
     | MeetingChanged
     | MeetingWarning
@@ -415,6 +424,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     ParticipantJoined: "participant_joined",
     ParticipantChanged: "participant_changed",
     ParticipantLeft: "participant_left",
+    HostChanged: "host_changed",
     ActiveSpeaker: "active_speaker",
     MeetingChanged: "meeting_changed",
     MeetingWarning: "meeting_warning",

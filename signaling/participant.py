@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from rooms.policy import Kind
 from sfu.errors import SfuError
 from signaling.admission import Identity, kind_of
 from signaling.chat import RateLimiter
@@ -96,7 +97,10 @@ class _Hangup:
 
 
 class Participant:
-    """One client. Everything it does runs in its own task, one inbox item at a time."""
+    """One client. Everything it does runs in its own task, one inbox item at a time.
+
+    A media session (WHIP publisher, WHEP viewer) is a participant without a Socket.IO connection
+    (``sid`` None from the start): it is told nothing, and its HTTP session ends it."""
 
     def __init__(
         self,
@@ -104,12 +108,16 @@ class Participant:
         *,
         conference: Conference,
         transport: Transport,
-        sid: str,
+        sid: str | None,
         user_agent: str,
         in_lobby: bool,
+        kind: Kind | None = None,
+        id_prefix: str = "",
     ) -> None:
-        self.id = secrets.token_hex(8)
+        self.id = id_prefix + secrets.token_hex(8)
         self.identity = identity
+        self.kind = kind or kind_of(identity.role)  # Attendance.kind
+        self.media_session = sid is None
         self.role = identity.role
         self.display_name = identity.display_name
         self.user_agent = user_agent
@@ -140,6 +148,7 @@ class Participant:
         self._outbox: asyncio.Queue[_Emit | _Hangup | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._joined: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.log = logging.LoggerAdapter(
             logger, {"meeting_id": conference.meeting_id, "participant_id": self.id}
         )
@@ -190,6 +199,10 @@ class Participant:
         return ParticipantInfo(
             self.id, self.display_name, self.role, self.hand_raised, muted, tuple(self.tracks.values())
         )
+
+    async def wait_joined(self) -> bool:
+        """True once the participant has joined; False if it left before."""
+        return await asyncio.shield(self._joined)
 
     async def close(self, reason: LeaveReason, farewell: ServerMessage | None = None) -> None:
         """Leave the conference (idempotent); returns when the attendance is recorded and media are gone."""
@@ -242,7 +255,7 @@ class Participant:
             meeting_id=conference.meeting_id,
             participant_id=self.id,
             display_name=self.display_name,
-            kind=kind_of(self.role).value,
+            kind=self.kind.value,
             now=now,
             user_agent=self.user_agent,
         )
@@ -251,6 +264,8 @@ class Participant:
         self.ready = True
         self.in_lobby = False
         conference.participant_ready(self, reconnected=False)
+        if not self._joined.done():
+            self._joined.set_result(True)
         self.log.info("joined as %s", self.role.value)
 
     async def _loop(self) -> tuple[LeaveReason, ServerMessage | None]:
@@ -354,6 +369,8 @@ class Participant:
         if farewell is not None:
             self.send(farewell)
         sid, announce = self.sid, self.ready
+        if not self._joined.done():
+            self._joined.set_result(False)
         self.closed = True
         self.ready = False  # no longer a target for broadcasts, moderation or chat
         if self.grace_timer is not None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 import socketio
 
+from rooms.policy import Kind
 from signaling.admission import resolve
 from signaling.clock import LoopScheduler, Scheduler
 from signaling.conference import Conference
 from signaling.errors import JoinRefused, ProtocolError, RefusalCode
 from signaling.files import FileLinks, FileStore
-from signaling.messages import JSON, LeaveReason, Reconnect, parse, parse_auth
-from signaling.participant import Close, Participant
+from signaling.messages import JSON, SYSTEM_ROLES, LeaveReason, Reconnect, TokenJoin, parse, parse_auth
+from signaling.participant import CLOSE_TIMEOUT, Close, Participant
 from signaling.ports import MeetingStore, RoomView, SfuPort
 from signaling.settings import SignalingSettings
 
@@ -47,6 +49,15 @@ class _SocketTransport:
 def _refuse(code: RefusalCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
     # The client sees {"message": message, "data": {"code": code, "message": message}} (connect_error).
     return socketio.exceptions.ConnectionRefusedError(message, {"code": code.value, "message": message})
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSession:
+    """A WHIP publisher or WHEP viewer admitted as a participant; ``id`` names its SFU peer too."""
+
+    id: str
+    meeting_id: str
+    kind: Literal["whip", "viewer"]
 
 
 class MeetingServer:
@@ -104,6 +115,59 @@ class MeetingServer:
 
     def conferences(self) -> list[Conference]:
         return list(self._conferences.values())
+
+    # --- media sessions (WHIP/WHEP over HTTP): participants without a Socket.IO connection ---
+
+    async def admit_media_session(
+        self, token: str, kind: Literal["whip", "viewer"], *, user_agent: str = ""
+    ) -> MediaSession:
+        """Admit a WHIP publisher ("whip", counted) or WHEP viewer ("viewer") with a join token.
+
+        Returns once it has joined: the meeting is started, its Attendance recorded and its SFU peer (named
+        by the session id) exists. Raises JoinRefused like a Socket.IO join."""
+        if self._closing:
+            raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
+        name = "WHIP" if kind == "whip" else "WHEP"
+        identity = await resolve(
+            TokenJoin(token, name), store=self._store, secret_key=self._secret_key, now=self.scheduler.now()
+        )
+        if kind == "whip" and identity.role in SYSTEM_ROLES:
+            raise JoinRefused(
+                RefusalCode.NOT_AUTHORISED, f"a {identity.role.value}'s join token cannot publish"
+            )
+        if self._closing:
+            raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
+        conference = self._conference_for(identity.room)
+        try:
+            participant = conference.join_media(
+                identity,
+                kind=Kind.WHIP if kind == "whip" else Kind.VIEWER,
+                user_agent=user_agent,
+                transport=self._transport,
+            )
+        finally:
+            if conference.is_idle():
+                self._forget(conference)
+        try:
+            joined = await asyncio.wait_for(participant.wait_joined(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            joined = False
+        if not joined or conference.meeting_id is None:
+            await participant.close(LeaveReason.ERROR)
+            raise JoinRefused(RefusalCode.UNAVAILABLE, "the meeting service is unavailable; try again")
+        return MediaSession(participant.id, str(conference.meeting_id), kind)
+
+    async def end_media_session(self, session_id: str, reason: str = "left") -> None:
+        """The media session left (reason "left", "connection_lost" or "error"); idempotent."""
+        for conference in list(self._conferences.values()):
+            participant = conference.participant(session_id)
+            if participant is not None and participant.media_session:
+                try:
+                    leave = LeaveReason(reason)
+                except ValueError:
+                    leave = LeaveReason.ERROR
+                await participant.close(leave)
+                return
 
     # --- Socket.IO handlers: parse, then enqueue; they never wait on another client ---
 

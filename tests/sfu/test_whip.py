@@ -145,3 +145,63 @@ async def test_publish_with_whip_and_play_with_whep(server: tuple[Sfu, str]) -> 
         await asyncio.gather(*consumers, return_exceptions=True)
         await publisher.close()
         await viewer.close()
+
+
+async def test_sessions_admitted_and_ended_through_callbacks() -> None:
+    """With ``admit``/``end`` the caller owns the sessions: body checks come first, every end is reported."""
+    sfu = Sfu(SfuSettings())
+    admitted: list[str] = []
+    ended: list[tuple[str, str]] = []
+
+    async def admit(request: web.Request, kind: str) -> tuple[str, str]:
+        if request.headers.get("Authorization") != TOKEN:
+            raise web.HTTPUnauthorized(text="bad token")
+        session_id = f"{kind}-{len(admitted)}"
+        admitted.append(session_id)
+        if request.headers.get("X-No-Peer") is None:
+            await sfu.router("meeting-7").add_peer(session_id, publish=kind == "whip")
+        return session_id, "meeting-7"
+
+    async def end(session_id: str, reason: str) -> None:
+        ended.append((session_id, reason))
+        await sfu.router("meeting-7").remove_peer(session_id)
+
+    root = web.Application()
+    root.add_subapp("/media", whip_app(sfu, authorize, admit=admit, end=end))
+    runner = web.AppRunner(root)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    base = f"http://{host}:{port}/media"
+    viewer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    sdp = {"Authorization": TOKEN, "Content-Type": "application/sdp"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{base}/whip", data="v=0", headers={**sdp, "Content-Type": "text/plain"}
+            ) as r:
+                assert r.status == 415
+            assert admitted == []  # a malformed request never takes a seat
+            garbage = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+            async with http.post(f"{base}/whip", data=garbage, headers=sdp) as r:
+                assert r.status == 400
+            assert ended == [("whip-0", "error")]
+            async with http.post(f"{base}/whip", data=garbage, headers={**sdp, "X-No-Peer": "1"}) as r:
+                assert r.status == 503
+            assert ended[-1] == ("whip-1", "error")
+
+            viewer.addTransceiver("video", direction="recvonly")
+            await viewer.setLocalDescription(await viewer.createOffer())
+            async with http.post(f"{base}/whep", data=viewer.localDescription.sdp, headers=sdp) as r:
+                assert r.status == 201, await r.text()
+                location = r.headers["Location"]
+            assert location == "/media/whep/whep-2"
+            async with http.delete(f"{base}/whep/whep-2", headers={"Authorization": TOKEN}) as r:
+                assert r.status == 200
+            assert ended[-1] == ("whep-2", "left")
+            assert not sfu.routers["meeting-7"].peers
+    finally:
+        await viewer.close()
+        await runner.cleanup()
+        await sfu.close()

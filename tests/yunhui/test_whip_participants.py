@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,6 +121,15 @@ async def _next_about(client: Client, event: str, participant_id: str) -> Any:
             return data
 
 
+async def _connected(pc: RTCPeerConnection) -> None:
+    state = asyncio.Event()
+    pc.on("connectionstatechange", state.set)
+    async with asyncio.timeout(10):
+        while pc.connectionState != "connected":
+            state.clear()
+            await state.wait()
+
+
 def _session_id(location: str) -> str:
     return location.rsplit("/", 1)[-1]
 
@@ -184,6 +194,7 @@ async def test_lost_connections_removal_and_bans(meeting: Meeting) -> None:
     await _next_about(ann, "participant_joined", obs_id)
 
     # The player goes away without a DELETE: its connection closes, and the leave is recorded.
+    await _connected(player)
     await player.close()
     assert (await _next_about(ann, "participant_left", player_id))["reason"] == "connection_lost"
 

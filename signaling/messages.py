@@ -367,6 +367,8 @@ class PublishAnswer:
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubscribeOffer:
     sdp: str
+    # mid -> track_id of every m-section in the offer, so the client knows which tile each stream belongs to.
+    tracks: Mapping[str, str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

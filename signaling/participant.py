@@ -144,6 +144,7 @@ class Participant:
         self._subscribing = False  # the client asked for subscribe offers
         self._offer_outstanding = False
         self._offer_again = False
+        self._media_offered = False  # an offer with at least one m-section went to this subscribe connection
         self._inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
         self._outbox: asyncio.Queue[_Emit | _Hangup | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -341,9 +342,19 @@ class Participant:
                 raise ProtocolError(ErrorCode.BAD_STATE, "unexpected message")
 
     async def _offer(self) -> None:
-        sdp = await self._peer().create_subscribe_offer()
+        peer = self._peer()
+        if not self._media_offered and not any(
+            owner is not self for owner in self.conference.track_owners().values()
+        ):
+            # Nothing to receive yet: an offer without any m-section is invalid SDP to browsers. The SFU asks
+            # for an offer (NeedsOffer) as soon as another participant's track appears. Once m-sections exist
+            # they stay (inactive when their track goes), so later offers are always valid.
+            return
+        sdp = await peer.create_subscribe_offer()
         self._offer_outstanding = True
-        self.send(SubscribeOffer(sdp))
+        mids = peer.subscribe_mids()
+        self._media_offered = self._media_offered or bool(mids)
+        self.send(SubscribeOffer(sdp, dict(mids)))
 
     async def _renegotiate_after_reconnect(self) -> None:
         """A new connection means new PeerConnections on the client: replace the SFU peer."""
@@ -352,7 +363,7 @@ class Participant:
         self.log.info("reconnected; renegotiating media")
         await router.remove_peer(self.id)
         self.tracks.clear()
-        self._subscribing = self._offer_outstanding = self._offer_again = False
+        self._subscribing = self._offer_outstanding = self._offer_again = self._media_offered = False
         self.peer = await router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
         self.conference.participant_ready(self, reconnected=True)
 

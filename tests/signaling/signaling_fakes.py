@@ -70,6 +70,7 @@ class FakePeer:
         self.candidates: list[tuple[str, str, str | None, int | None]] = []
         self.forwarding: dict[str, bool] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
+        self.mids: dict[str, str] = {}
         self.closed = False
 
     async def answer_publish(self, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -80,6 +81,10 @@ class FakePeer:
     async def create_subscribe_offer(self) -> str:
         self.offers += 1
         return f"offer {self.offers}"
+
+    def subscribe_mids(self) -> dict[str, str]:
+        # Like the SFU: an m-section for each track offered so far (tests add them through `mids`).
+        return dict(self.mids)
 
     async def accept_subscribe_answer(self, answer_sdp: str) -> None:
         self.answers.append(answer_sdp)

@@ -39,10 +39,14 @@ async def test_publish_subscribe_and_candidates_go_to_the_peer(harness: Harness)
     await ann.emit("publish_offer", {"sdp": "v=0 ann", "sources": {"0": "mic", "1": "camera"}})
     assert (await ann.expect("publish_answer"))["sdp"] == "answer to v=0 ann"
     router = harness.router()
+    _, bob = await harness.join(room, "participant", "Bob")
+    router.emit(TrackPublished(bob["participant_id"], "other:0", "audio", "mic"))
+    router.peers[pid].mids = {"0": "other:0"}  # the SFU has Bob's stream to offer
     router.emit(SubscriberNeedsOffer(pid))  # ignored: the client has not asked to subscribe yet
     await ann.emit("subscribe")
     router.emit(SubscriberNeedsOffer(pid))  # arrives while the first offer is outstanding
-    assert (await ann.expect("subscribe_offer"))["sdp"] == "offer 1"
+    offer = await ann.expect("subscribe_offer")
+    assert offer == {"sdp": "offer 1", "tracks": {"0": "other:0"}}
     await ann.emit("subscribe_answer", {"sdp": "answer 1"})
     assert (await ann.expect("subscribe_offer"))["sdp"] == "offer 2"
     await ann.emit("subscribe_answer", {"sdp": "answer 2"})
@@ -54,6 +58,21 @@ async def test_publish_subscribe_and_candidates_go_to_the_peer(harness: Harness)
     await harness.store.wait_left(pid)
     peer_log = router.removed
     assert peer_log == [pid]
+
+
+async def test_no_subscribe_offer_until_there_is_something_to_receive(harness: Harness) -> None:
+    room = harness.store.add_room()
+    ann, a = await harness.join(room, "host", "Ann")
+    _bob, b = await harness.join(room, "participant", "Bob")
+    router = harness.router()
+    await ann.emit("subscribe")
+    await ann.emit("hand", {"raised": True})  # a later event, to know the subscribe was handled
+    await ann.expect("participant_changed")
+    assert router.peers[a["participant_id"]].offers == 0  # an offer without m-sections is invalid SDP
+    router.emit(TrackPublished(b["participant_id"], "t1", "video", "camera"))
+    router.peers[a["participant_id"]].mids = {"0": "t1"}
+    router.emit(SubscriberNeedsOffer(a["participant_id"]))
+    assert await ann.expect("subscribe_offer") == {"sdp": "offer 1", "tracks": {"0": "t1"}}
 
 
 async def test_tracks_active_speaker_and_video_size(harness: Harness) -> None:

@@ -134,6 +134,8 @@ export class MeetingClient extends EventTarget {
         this._emit("meeting", this.meeting);
       },
       meeting_warning: (d) => this._emit("warning", d),
+      // Roles themselves change through the participant_changed that follows.
+      host_changed: (d) => this._emit("host-changed", d),
       meeting_ended: (d) => this._finish("ended", { reason: d.reason }),
       removed: (d) => this._finish("ended", { reason: "removed", leaveReason: d.reason }),
       publish_answer: (d) => this._publisher?.answered(d.sdp),

@@ -130,7 +130,10 @@ class Peer:
 
     # ------------------------------------------------------------------------------------- from the router
     def track_published(self, track: Track) -> None:
-        if self._subscribe is None or track.participant_id == self.participant_id:
+        if track.participant_id == self.participant_id:
+            return
+        if self._subscribe is None:
+            self._needs_offer()  # not offered yet (nothing to receive): the first offer will carry it
             return
         if self._playback:
             self.follow_speaker()

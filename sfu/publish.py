@@ -42,6 +42,7 @@ from sfu.rtp import (
 )
 from sfu.sdp import announce_address, answer_with_simulcast, media_sections, offered_rids
 from sfu.settings import SfuSettings
+from sfu.simulcast import PublisherRemb
 from sfu.track import Layer, Track
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PublishConnection:
         self._rids: dict[str, list[str]] = {}
         self._mid_id = self._abs_id = self._level_id = self._rid_id = self._rrid_id = 0
         self._remb = RemoteBitrateEstimator()
+        self._remb_policy = PublisherRemb(settings.max_publish_bitrate)
         self._rtcp_ssrc = random.getrandbits(32)  # sender SSRC of our RTCP feedback
         self._h = RtpHeader()
         self._q = _SeqTs()
@@ -198,6 +200,8 @@ class PublishConnection:
         h = self._h
         if not parse_rtp(data, h):
             return
+        # The one clock read of this packet: NACK timing, abs-send-time and each subscriber's last-sent time.
+        now = h.arrival = time.monotonic()
         layer = self._by_ssrc.get(h.ssrc)
         if layer is None:
             layer = self._resolve(data, h)
@@ -215,7 +219,7 @@ class PublishConnection:
                     h.ssrc,
                 )
                 if estimate is not None:
-                    bitrate = min(estimate[0], self._settings.max_publish_bitrate)
+                    bitrate = self._remb_policy.update(estimate[0], time.monotonic())
                     fci = pack_remb_fci(bitrate, estimate[1])
                     self.rembs_sent += 1
                     remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=track.rtcp_ssrc, media_ssrc=0, fci=fci)
@@ -240,13 +244,11 @@ class PublishConnection:
         layer.packets += 1
         layer.octets += h.payload_end - h.payload_start
         nack = self._nack.get(h.ssrc)
-        if nack is not None:
-            now = time.monotonic()
-            if nack.add(h.seq, now):
-                if track.simulcast and not track.watched(layer):
-                    nack.missing.clear()  # a simulcast layer nobody watches is not repaired
-                else:
-                    await self._send_nacks(layer, nack, now)
+        if nack is not None and nack.add(h.seq, now):
+            if track.simulcast and not track.watched(layer):
+                nack.missing.clear()  # a simulcast layer nobody watches is not repaired
+            else:
+                await self._send_nacks(layer, nack, now)
         if h.payload_end == h.payload_start:
             return  # padding only
         level = None
@@ -262,9 +264,11 @@ class PublishConnection:
                 layer.width, layer.height = size
         if not track.forwarding or not track.subscriptions:
             return
-        abs3 = abs_send_time() if track.kind == "video" else b""
+        abs3 = abs_send_time(now) if track.kind == "video" else b""
         for subscription in track.subscriptions:
-            await subscription.forward(layer, data, h, level, abs3)
+            # Synchronous per subscriber; only a keyframe request (rate-limited, rare) awaits.
+            if subscription.forward_now(layer, data, h, level, abs3):
+                await track.request_keyframe(layer, now)
 
     async def _send_nacks(self, layer: Layer, nack: NackTracker, now: float) -> None:
         abandoned = nack.abandoned

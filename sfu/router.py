@@ -133,9 +133,28 @@ class Router:
         for peer in list(self._peers.values()):
             peer.follow_speaker()
 
+    async def _check_layers(self, now: float) -> None:
+        """Sample which simulcast layers are being sent; move subscriptions off layers that stopped (or onto
+        better ones that started), asking for a keyframe of the new layer."""
+        for track in list(self.tracks.values()):
+            if not track.simulcast:
+                continue
+            for layer in track.layers.values():
+                layer.activity.observe(layer.packets, now)
+            for subscription in track.subscriptions:
+                target = subscription.reselect_layer(now)
+                if target is not None:
+                    log.debug("router %s: %s -> layer %r", self.meeting_id, track.id, target.rid)
+                    await track.request_keyframe(target, now)
+
     async def _run_speaker(self) -> None:
+        """The router's one task: speaker ticks and simulcast layer checks, every SPEAKER_TICK_S."""
         while True:
             await asyncio.sleep(SPEAKER_TICK_S)
+            try:
+                await self._check_layers(time.monotonic())
+            except Exception:
+                log.exception("router %s: checking simulcast layers failed", self.meeting_id)
             changed = self._speaker.tick(time.monotonic())
             if changed is not False:
                 self._emit(ActiveSpeakerChanged(changed))  # type: ignore[arg-type]

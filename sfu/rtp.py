@@ -18,10 +18,20 @@ URI_RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 URI_RRID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 
+_NO_BODY = memoryview(b"")
+
+
 class RtpHeader:
-    """The fields of one parsed RTP packet; bounds index into the original bytes."""
+    """The fields of one parsed RTP packet; bounds index into the original bytes.
+
+    Besides the header it carries what every subscriber of the packet would otherwise recompute: the
+    arrival time (one clock read per input packet) and, once ``split_payload`` ran, the payload cut into the
+    part a subscriber rewrites (the VP8 descriptor) and the shared rest (``body``, a view, never copied).
+    """
 
     __slots__ = (
+        "arrival",
+        "body",
         "ext_end",
         "ext_profile",
         "ext_start",
@@ -30,14 +40,20 @@ class RtpHeader:
         "payload_start",
         "pt",
         "seq",
+        "split",
         "ssrc",
         "ts",
+        "vp8",
     )
 
     def __init__(self) -> None:
         self.pt = self.marker = self.seq = self.ts = self.ssrc = 0
         self.payload_start = self.payload_end = 0
         self.ext_start = self.ext_end = self.ext_profile = 0
+        self.arrival = 0.0  # time.monotonic() at arrival; 0.0 when unknown
+        self.split = -1  # -1 until split_payload; then where the shared part of the payload starts
+        self.body = _NO_BODY
+        self.vp8 = Vp8Descriptor()
 
 
 def parse_rtp(data: bytes, h: RtpHeader) -> bool:
@@ -60,7 +76,23 @@ def parse_rtp(data: bytes, h: RtpHeader) -> bool:
     h.marker = b1 >> 7
     h.payload_start = pos
     h.payload_end = end
+    h.split = -1
+    h.arrival = 0.0
     return True
+
+
+def split_payload(data: bytes, h: RtpHeader, codec_name: str) -> None:
+    """Cut the payload once per input packet: [payload_start, split) is rewritten per subscriber (a VP8
+    descriptor with a picture id), ``h.body`` = data[split:payload_end] is shared by all of them.
+
+    Call after any change to ``h.payload_start`` (RTX unwrap). A memoryview, because slicing bytes would
+    copy the payload once more per packet; the output packet is the only copy.
+    """
+    split = h.payload_start
+    if codec_name == "vp8" and parse_vp8(data, split, h.payload_end, h.vp8) and h.vp8.pid_bits:
+        split += h.vp8.header_len
+    h.split = split
+    h.body = memoryview(data)[split : h.payload_end]
 
 
 def get_extension(data: bytes, h: RtpHeader, ext_id: int) -> bytes | None:
@@ -141,8 +173,9 @@ def _without_value(head: bytes) -> bytes:
 
 
 def abs_send_time(now: float | None = None) -> bytes:
-    """24-bit 6.18 fixed-point seconds; receivers only use deltas, so the epoch does not matter."""
-    t = time.time() if now is None else now
+    """24-bit 6.18 fixed-point seconds of `now` (time.monotonic()); receivers only use deltas, so the epoch
+    does not matter, and the monotonic clock is the one the hot path already read for the packet."""
+    t = time.monotonic() if now is None else now
     return U32.pack(int(t * 262144) & 0xFFFFFF)[1:]
 
 

@@ -80,8 +80,10 @@ class SubscribeConnection:
         self._changed()
 
     def subscription_for(self, track_id: str) -> Subscription | None:
+        """The subscription forwarding `track_id`, or about to (placed in an offer not yet answered)."""
         for subscription in self.subscriptions:
-            if subscription.track is not None and subscription.track.id == track_id:
+            track = subscription.track or subscription.pending
+            if track is not None and track.id == track_id:
                 return subscription
         return None
 
@@ -181,7 +183,9 @@ class SubscribeConnection:
         return None
 
     def _add_subscription(self, transceiver: Any) -> Subscription:
-        subscription = Subscription(transceiver, self.hooks.send, self._settings.nack_history)
+        subscription = Subscription(
+            transceiver, self.hooks.send, self._settings.nack_history, send_now=self.hooks.send_now
+        )
         self.subscriptions.append(subscription)
         self._by_ssrc[subscription.ssrc] = subscription
         self._by_ssrc[subscription.rtx_ssrc] = subscription

@@ -19,16 +19,21 @@ from sfu.rtp import (
     URI_MID,
     ExtensionTemplate,
     RtpHeader,
-    Vp8Descriptor,
     abs_send_time,
-    parse_vp8,
     rtx_wrap,
     seq_newer,
+    split_payload,
 )
-from sfu.simulcast import LayerInfo, effective_bandwidth, select_layer
+from sfu.simulcast import DownlinkEstimate, LayerInfo, effective_bandwidth, select_layer
 from sfu.track import Layer, Track, codec_key
 
 SendRtp = Callable[[bytes], Awaitable[bool]]
+SendNow = Callable[[bytes], bool]
+
+
+def _not_connected(data: bytes) -> bool:
+    return False
+
 
 # Longest timestamp gap we carry across a switch; longer pauses restart the clock at this gap.
 MAX_SWITCH_GAP_S = 5.0
@@ -41,11 +46,15 @@ class Subscription:
     the transceiver is reused for another Track, sequence numbers, timestamps and VP8 picture ids continue.
     """
 
-    def __init__(self, transceiver: Any, send: SendRtp, history_size: int) -> None:
+    def __init__(
+        self, transceiver: Any, send: SendRtp, history_size: int, *, send_now: SendNow | None = None
+    ) -> None:
         self.transceiver = transceiver
         self.kind: str = transceiver.kind
         self.ssrc, self.rtx_ssrc = sender_ssrcs(transceiver)
         self._send = send
+        # The synchronous form of `send` (PeerHooks.send_now) for the hot path, `forward_now`.
+        self._send_now = send_now or _not_connected
         self.track: Track | None = None
         self.pending: Track | None = None  # bound once the next answer is applied
         self.enabled = True  # this subscriber's own switch (Peer.set_forwarding on a foreign track)
@@ -63,13 +72,14 @@ class Subscription:
         self.last_seq = random.getrandbits(15)
         self.last_ts = random.getrandbits(32)
         self.last_sent_at = 0.0
-        self._vp8 = Vp8Descriptor()
         self._vp8_resync = True
         self.pid_offset = 0
         self.tl0_offset = 0
         self.last_pid = random.getrandbits(15)
         self.last_tl0 = random.getrandbits(8)
         self.history: list[bytes | None] = [None] * history_size if self.kind == "video" else []
+        self._history_size = len(self.history)
+        self._video = self.kind == "video"
         self.rtx_seq = random.getrandbits(15)
         self.packets = 0
         self.octets = 0
@@ -80,6 +90,7 @@ class Subscription:
         self.switches = 0
         self.remb = 0
         self.fraction_lost = 0
+        self.downlink = DownlinkEstimate()
         self.max_width = 0
         self.max_height = 0
 
@@ -138,25 +149,32 @@ class Subscription:
         self.target = self._chosen_layer()
 
     # ------------------------------------------------------------------------------------- layers
-    def _chosen_layer(self) -> Layer:
+    def _chosen_layer(self, now: float | None = None) -> Layer:
         assert self.track is not None
         layers = self.track.ordered_layers()
         if len(layers) == 1:
             return layers[0]
+        now = time.monotonic() if now is None else now
         current_bitrate = self.current.bitrate if self.current else 0
+        # Stay on the current layer when everything went quiet (not when nothing was ever sampled).
+        current = self.current
+        stay = layers.index(current) if current in layers and current.activity.seen else None
         index = select_layer(
-            [LayerInfo(x.width, x.height, x.bitrate) for x in layers],
+            [LayerInfo(x.width, x.height, x.bitrate, x.activity.available(now)) for x in layers],
             max_width=self.max_width,
             max_height=self.max_height,
-            bandwidth=effective_bandwidth(self.remb, self.fraction_lost, current_bitrate),
+            bandwidth=self.downlink.bandwidth(
+                effective_bandwidth(self.remb, self.fraction_lost, current_bitrate), current_bitrate, now
+            ),
+            current=stay,
         )
         return layers[index]
 
-    def reselect_layer(self) -> Layer | None:
+    def reselect_layer(self, now: float | None = None) -> Layer | None:
         """Re-evaluate the layer choice; the new target (switched on its next keyframe), or None."""
         if self.track is None or not self.track.simulcast or (self.current is None and self.target is None):
             return None
-        chosen = self._chosen_layer()
+        chosen = self._chosen_layer(now)
         if chosen is self.current:
             self.target = None
             return None
@@ -166,54 +184,71 @@ class Subscription:
         return chosen
 
     # ------------------------------------------------------------------------------------- hot path
+    def forward_now(self, layer: Layer, data: bytes, h: RtpHeader, level: bytes | None, abs3: bytes) -> bool:
+        """Forward one packet of `layer` synchronously (already RTX-unwrapped: h.seq/h.pt are the original's).
+
+        True when the packet was held back waiting for a keyframe: the caller then awaits
+        ``layer.track.request_keyframe(layer)``. The publisher's hook calls this once per packet and
+        subscriber, so it is a plain function: a coroutine per copy cost more than the rewrite itself.
+        """
+        if layer is self.current:
+            if ((h.seq - self.switch_seq) & 0xFFFF) >= 0x8000:
+                return False  # older than the switch point: its output number would collide
+        elif not self._admit(layer, data, h):
+            return layer is self.target
+        packet = self._rewrite(layer, data, h, abs3 if self._video else level)
+        if packet is not None:
+            self._send_now(packet)
+        return False
+
     async def forward(
         self, layer: Layer, data: bytes, h: RtpHeader, level: bytes | None, abs3: bytes
     ) -> None:
-        """Forward one packet of `layer` (already RTX-unwrapped: h.seq/h.pt are the original's)."""
-        if layer is not self.current:
-            if layer is not self.target:
+        """`forward_now` sending through the awaitable `send` and awaiting the keyframe request itself."""
+        if layer is self.current:
+            if ((h.seq - self.switch_seq) & 0xFFFF) >= 0x8000:
                 return
-            track = layer.track
-            if track.is_keyframe is not None and not track.is_keyframe(data, h.payload_start, h.payload_end):
-                self.dropped_before_keyframe += 1
-                await track.request_keyframe(layer)
-                return
-            self._switch(layer, h)
-        elif h.seq != self.switch_seq and not seq_newer(h.seq, self.switch_seq):
-            return  # older than the switch point: its output number would collide with the previous source
-        packet = self._rewrite(layer, data, h, abs3 if self.kind == "video" else level)
+        elif not self._admit(layer, data, h):
+            if layer is self.target:
+                await layer.track.request_keyframe(layer)
+            return
+        packet = self._rewrite(layer, data, h, abs3 if self._video else level)
         if packet is not None:
             await self._send(packet)
+
+    def _admit(self, layer: Layer, data: bytes, h: RtpHeader) -> bool:
+        """A packet of a layer we do not forward yet: switch to it on a keyframe (True), else hold it back."""
+        if layer is not self.target:
+            return False
+        track = layer.track
+        if track.is_keyframe is not None and not track.is_keyframe(data, h.payload_start, h.payload_end):
+            self.dropped_before_keyframe += 1
+            return False
+        self._switch(layer, h)
+        return True
 
     def _rewrite(self, layer: Layer, data: bytes, h: RtpHeader, ext_value: bytes | None) -> bytes | None:
         """The packet as this subscriber gets it (kept in the egress history); None for an unmapped PT."""
         out_pt = self.pt_map.get(h.pt)
         if out_pt is None:
             return None
+        if h.split < 0:  # the first subscriber of this input packet cuts the payload for all the others
+            split_payload(data, h, layer.track.codec_name)
         out_seq = (h.seq + self.seq_offset) & 0xFFFF
         out_ts = (h.ts + self.ts_offset) & 0xFFFFFFFF
         ext = self.template.render(ext_value)
         header = RTP_HEADER.pack(0x90 if ext else 0x80, (h.marker << 7) | out_pt, out_seq, out_ts, self.ssrc)
-        d = self._vp8
-        if (
-            layer.track.codec_name == "vp8"
-            and parse_vp8(data, h.payload_start, h.payload_end, d)
-            and d.pid_bits
-        ):
-            out = bytearray(header)
-            out += ext
-            base = len(out) - h.payload_start
-            out += memoryview(data)[h.payload_start : h.payload_end]
-            self._rewrite_vp8(out, base, d)
-            packet = bytes(out)
+        # One join: the 1.2 kB body is copied once, straight from the input packet into ours.
+        if h.split > h.payload_start:
+            packet = b"".join((header, ext, self._vp8_descriptor(data, h), h.body))
         else:
-            packet = header + ext + data[h.payload_start : h.payload_end]
-        if self.history:
-            self.history[out_seq % len(self.history)] = packet
-        if seq_newer(out_seq, self.last_seq):
+            packet = b"".join((header, ext, h.body))
+        if self._history_size:
+            self.history[out_seq % self._history_size] = packet
+        if 0 < ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:  # seq_newer, inlined (once per copy)
             self.last_seq = out_seq
             self.last_ts = out_ts
-        self.last_sent_at = time.monotonic()
+        self.last_sent_at = h.arrival or time.monotonic()
         self.packets += 1
         self.octets += h.payload_end - h.payload_start
         return packet
@@ -231,8 +266,12 @@ class Subscription:
         self.target = None
         self.switches += 1
 
-    def _rewrite_vp8(self, out: bytearray, base: int, d: Vp8Descriptor) -> None:
-        """Keep picture id and TL0PICIDX continuous across switches (browsers track them)."""
+    def _vp8_descriptor(self, data: bytes, h: RtpHeader) -> bytearray:
+        """This subscriber's copy of the VP8 descriptor: picture id and TL0PICIDX continue across switches
+        (browsers track them)."""
+        d = h.vp8
+        start = h.payload_start
+        out = bytearray(data[start : h.split])
         mask = 0x7FFF if d.pid_bits == 15 else 0x7F
         if self._vp8_resync:
             self._vp8_resync = False
@@ -240,7 +279,7 @@ class Subscription:
             if d.tl0_offset >= 0:
                 self.tl0_offset = (self.last_tl0 + 1 - d.tl0) & 0xFF
         pid = (d.picture_id + self.pid_offset) & mask
-        i = base + d.pid_offset
+        i = d.pid_offset - start
         if d.pid_bits == 15:
             out[i] = 0x80 | (pid >> 8)
             out[i + 1] = pid & 0xFF
@@ -250,8 +289,9 @@ class Subscription:
             self.last_pid = pid
         if d.tl0_offset >= 0:
             tl0 = (d.tl0 + self.tl0_offset) & 0xFF
-            out[base + d.tl0_offset] = tl0
+            out[d.tl0_offset - start] = tl0
             self.last_tl0 = tl0
+        return out
 
     # ------------------------------------------------------------------------------------- feedback
     async def retransmit(self, seq: int) -> bool:

@@ -11,6 +11,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from sfu.hooks import NackGenerator, StreamStatistics
 from sfu.rtp import KEYFRAME_DETECTORS, U16, U32, KeyframeDetector, RtpHeader, parse_rtp
+from sfu.simulcast import LayerActivity, layer_order
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
@@ -41,6 +42,7 @@ class Layer:
         self.nack: Any = NackGenerator() if track.kind == "video" else None
         self.width = 0
         self.height = 0
+        self.activity = LayerActivity()  # sampled by the router: is the layer being sent?
         self.packets = 0
         self.rtx_packets = 0
         self.octets = 0
@@ -158,8 +160,9 @@ class Track:
         return bool(self.rids)
 
     def ordered_layers(self) -> list[Layer]:
-        """Layers from the lowest to the highest quality: by decoded size when known, else by bitrate."""
-        return sorted(self.layers.values(), key=lambda x: (x.width * x.height, x.bitrate))
+        """Layers from the lowest to the highest quality: negotiated rid order, by decoded size once known."""
+        layers = list(self.layers.values())
+        return [layers[i] for i in layer_order([(x.width, x.height) for x in layers])]
 
     def watched(self, layer: Layer) -> bool:
         """Whether any subscription forwards or waits for this layer (unwatched layers are not forwarded)."""

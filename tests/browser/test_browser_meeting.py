@@ -18,11 +18,10 @@ from tests.conftest import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-# The media tests publish one layer (?simulcast=0): the SFU's layer choice can pick a simulcast layer the
-# browser has not started sending yet (bandwidth-limited), and that video then never arrives. The three-layer
-# offer itself is checked in test_camera_is_published_in_three_simulcast_layers. Flip to True once the SFU
-# skips layers that carry no packets.
-SIMULCAST = False
+# The media tests publish the camera in three simulcast layers, as the product does: the SFU forwards only
+# layers that carry packets and tells the browser enough bandwidth (REMB) to start its upper layers.
+# False publishes one layer (?simulcast=0).
+SIMULCAST = True
 
 # Inbound statistics of what this page receives from participant `pid` (`kind` audio or video).
 INBOUND = """async ({pid, kind, source}) => {
@@ -317,3 +316,40 @@ async def test_passcode_is_asked_for_when_the_room_needs_one(
     await page.fill("#passcode", "55667788")
     await page.click("#join:enabled")
     await page.wait_for_selector(".meeting")
+
+
+async def test_recording_indicator_follows_the_recorder(
+    new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import socketio
+
+    from rooms.tokens import mint_join_token
+    from tests.conftest import SECRET_KEY
+
+    room = await admin.room()
+    host = await join(new_context, site, room, "Host", host_token=admin.token)
+    assert await host.query_selector("#recording-indicator") is None
+    token, _ = mint_join_token(
+        SECRET_KEY,
+        room_id=room["id"],
+        meeting_number=room["meeting_number"],
+        account_id=room["account_id"],
+        role="recorder",
+        display_name="Recorder",
+        now=datetime.now(UTC),
+        ttl=timedelta(minutes=5),
+    )
+    recorder = socketio.AsyncClient(reconnection=False)
+    joined = asyncio.get_running_loop().create_future()
+    recorder.on("joined", joined.set_result)
+    await recorder.connect(site.url, auth={"token": token}, transports=["websocket"])
+    try:
+        await asyncio.wait_for(joined, 10)
+        indicator = await host.wait_for_selector("#recording-indicator", timeout=10000)
+        assert indicator is not None and "Recording" in await indicator.inner_text()
+        await recorder.emit("leave")  # gone at once, not after the reconnect grace
+        await host.wait_for_selector("#recording-indicator", state="detached", timeout=10000)
+    finally:
+        await recorder.disconnect()

@@ -1,0 +1,1 @@
+"""Benchmarks: Yunhui's SFU side by side with Janus, and the meeting server's joins (``python -m bench``)."""

@@ -137,8 +137,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if _toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_toml_file))
+        if settings_cls.model_config.get("toml_file") is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
     @property
@@ -146,10 +146,6 @@ class Settings(BaseSettings):
         if self.database.url is not None:
             return self.database.url
         return f"sqlite+aiosqlite:///{(self.paths.var_dir / 'yunhui.db').resolve()}"
-
-
-# Set only during one load_settings() call: pydantic-settings asks for its sources through a classmethod.
-_toml_file: Path | None = None
 
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
@@ -189,22 +185,22 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Load and validate the tree; raise :class:`SettingsError` with one line on any problem."""
-    global _toml_file  # noqa: PLW0603
     unknown = _unknown_env_keys(os.environ)
     if unknown:
         raise SettingsError(f"{unknown[0]}: unknown setting (environment variable)")
+    loader: type[Settings] = Settings
     if config_file is not None:
         try:
             with config_file.open("rb"):
                 pass
         except OSError as exc:
             raise SettingsError(f"--config {str(config_file)!r}: {exc.strerror or exc}") from None
-    _toml_file = config_file
+        # Sources are chosen in a classmethod, so the file travels in a per-call subclass's config.
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+        loader = type("Settings", (Settings,), {"model_config": config, "__module__": __name__})
     try:
-        return Settings(**dict(overrides or {}))
+        return loader(**dict(overrides or {}))
     except ValidationError as exc:
         raise SettingsError(_describe(exc.errors()[0])) from None
     except ValueError as exc:  # malformed TOML surfaces as a decode error from tomllib
         raise SettingsError(f"--config {str(config_file)!r}: {exc}") from None
-    finally:
-        _toml_file = None

@@ -77,6 +77,8 @@ class MeetingServer:
     ) -> None:
         self.settings = settings
         self.scheduler = scheduler or LoopScheduler(clock)
+        if settings.files_dir is None:
+            raise ValueError("signaling settings: files_dir must be set (the composition root fills it in)")
         self.files = FileStore(settings.files_dir)
         self.links = FileLinks(
             secret_key, prefix=files_prefix, ttl=timedelta(seconds=settings.file_retention_seconds)

@@ -25,7 +25,8 @@ class SignalingSettings(BaseModel):
     chat_rate_window_seconds: float = Field(default=5.0, gt=0)
     display_name_max_length: int = Field(default=64, ge=1)
     upload_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
-    files_dir: Path = Path("var/files")
+    # None: "files" under the process's state directory (paths.var_dir), filled in by the composition root.
+    files_dir: Path | None = None
     # Shared files (and their links) are removed this long after upload.
     file_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
     # A client is disconnected after this many malformed or unknown events.

@@ -23,7 +23,6 @@ from signaling.files_app import files_app
 from signaling.media_gate import MediaGate
 from signaling.messages import EndReason
 from signaling.server import MeetingServer
-from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
 from web import health, pages, ui
 from web.api import create_api
@@ -104,8 +103,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, logger=False)
     sio.attach(app)
     signaling_settings = settings.signaling
-    if signaling_settings.files_dir == SignalingSettings().files_dir:
-        # The default means "files under var/", wherever paths.var_dir puts var/.
+    if signaling_settings.files_dir is None:
         signaling_settings = signaling_settings.model_copy(
             update={"files_dir": settings.paths.var_dir / "files"}
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -123,5 +124,12 @@ async def test_version_and_db_upgrade_and_admin_create(tmp_path: Path) -> None:
 
 async def test_json_log_format(tmp_path: Path) -> None:
     proc = await _start(tmp_path, "--log-format", "json", "--log-level", "INFO", "db", "upgrade")
-    await proc.communicate()
+    out, _ = await proc.communicate()
     assert proc.returncode == 0
+    lines = out.decode().splitlines()
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    assert logged, lines
+    assert all(entry.keys() >= {"time", "level", "logger", "message"} for entry in logged)
+    assert any(entry["logger"] == "rooms.database" and entry["level"] == "INFO" for entry in logged)
+    # Everything else on the output is the command's own text, never a text-format log line.
+    assert [line for line in lines if not line.startswith("{")] == ["database is at the latest migration"]

@@ -44,6 +44,7 @@ log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parent.parent
 INSIDE_FLAG = "--inside-netns"
 JOINS, HOTSPOTS, JOIN_HOTSPOTS = "joins.json", "hotspots.md", "join-hotspots.md"
+MEETING_HOTSPOTS = "meeting-hotspots.md"
 
 
 def _ladder(text: str) -> list[int]:
@@ -227,8 +228,13 @@ async def run_inside(args: argparse.Namespace) -> int:
     save(runs, results)
     if args.profile:
         k = args.profile_subscribers or (4 if args.quick else 30)
-        text = await hotspots.profile_yunhui(env, subscribers=k, seconds=5 if args.quick else 20)
+        seconds = 5 if args.quick else 20
+        text = await hotspots.profile_yunhui(env, subscribers=k, seconds=seconds)
         (args.workdir / HOTSPOTS).write_text(f"{text}\n\nMeasured {now_text()}.\n")
+        if args.scenario is None or "meeting" in args.scenario:
+            pubs, subs = (2, 2) if args.quick else (4, 12)
+            text = await hotspots.profile_yunhui(env, subscribers=subs, seconds=seconds, publishers=pubs)
+            (args.workdir / MEETING_HOTSPOTS).write_text(f"{text}\n\nMeasured {now_text()}.\n")
     if args.scenario is None or "joins" in args.scenario:
         collapsed = args.workdir / "joins" / "server.collapsed.txt"
         collapsed.unlink(missing_ok=True)
@@ -262,7 +268,7 @@ def write_report(args: argparse.Namespace, runs: list[Run], elapsed: float) -> N
     plot_path = args.out.with_name(args.out.stem + "-cpu.png")
     has_plot = report.plot(runs, plot_path) if runs else False
     extra = [joins.section(*joins.load(args.workdir / JOINS)), ""]
-    for name in (HOTSPOTS, JOIN_HOTSPOTS):
+    for name in (HOTSPOTS, MEETING_HOTSPOTS, JOIN_HOTSPOTS):
         if (args.workdir / name).exists():
             extra += [(args.workdir / name).read_text(), ""]
     text = report.render(

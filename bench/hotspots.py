@@ -26,6 +26,7 @@ from bench.servers import SfuServer
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
 TOP = 15
 FORWARDING_TITLE = "## Hotspots of Yunhui's forwarding path"
+MEETING_TITLE = "## Hotspots of Yunhui's forwarding path in a meeting"
 # (self samples by function, inclusive samples by function, self samples by package, total samples)
 Summary = tuple[Counter[str], Counter[str], Counter[str], int]
 
@@ -137,8 +138,8 @@ def render(summary: Summary, *, title: str, tool: str, context: str) -> str:
     return "\n".join(lines)
 
 
-async def profile_yunhui(env: Environment, *, subscribers: int, seconds: float) -> str:
-    """Run one fan-out step on Yunhui under a profiler; returns the markdown section."""
+async def profile_yunhui(env: Environment, *, subscribers: int, seconds: float, publishers: int = 1) -> str:
+    """Run one fan-out (or, with publishers > 1, meeting) step on Yunhui under a profiler; the markdown."""
     workdir = env.workdir / "profile"
     py_spy = py_spy_path()
     profile_path = workdir / "yunhui.pstats"
@@ -160,6 +161,7 @@ async def profile_yunhui(env: Environment, *, subscribers: int, seconds: float) 
             video=str(env.video),
             audio=str(env.audio),
             ice_address=env.ice_address,
+            publishers=publishers,
             subscribers=subscribers,
             join_rate=15,
             warmup_s=2,
@@ -189,5 +191,8 @@ async def profile_yunhui(env: Environment, *, subscribers: int, seconds: float) 
         tool = "cProfile (deterministic; inflates small functions)"
     else:
         return f"{FORWARDING_TITLE}\n\nThe profiler produced nothing."
-    context = f"fan-out 1 publisher → {subscribers} subscribers ({pps:,.0f} forwarded pkt/s)"
-    return render(summary, title=FORWARDING_TITLE, tool=tool, context=context)
+    if publishers == 1:
+        context = f"fan-out 1 publisher → {subscribers} subscribers ({pps:,.0f} forwarded pkt/s)"
+        return render(summary, title=FORWARDING_TITLE, tool=tool, context=context)
+    context = f"meeting {publishers} publishers × {subscribers} subscribers ({pps:,.0f} forwarded pkt/s)"
+    return render(summary, title=MEETING_TITLE, tool=tool, context=context)

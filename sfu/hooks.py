@@ -10,7 +10,9 @@ Per RTCPeerConnection we
     skipping aioice's queue and the DTLS task (``PeerHooks._tap_datagrams``);
   * replace ``RTCRtpReceiver.receive(parameters)`` and ``RTCRtpSender.send(parameters)`` on the instance so
     they only record the negotiated parameters: no decoder thread, no encoder loop, no RTCP tasks;
-  * read ``RTCRtpSender._ssrc`` / ``_rtx_ssrc`` (already announced in our SDP) and set ``_stream_id`` (msid).
+  * read ``RTCRtpSender._ssrc`` / ``_rtx_ssrc`` (already announced in our SDP) and set ``_stream_id`` (msid);
+  * give aioice's Connection a ``connect()`` that ends when ICE does, not at its next pacing tick
+    (sfu/ice.py).
 
 ``verify_hook_points()`` fails loudly when an aiortc upgrade changes any of these (for the copied send and
 receive paths: every line of aiortc/aioice/pylibsrtp code they stand in for, ``SEND_PATH``/``RECEIVE_PATH``).
@@ -42,7 +44,9 @@ from aiortc.sdp import candidate_from_sdp
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
+from sfu.certificate import CertificateStore
 from sfu.errors import HookSurfaceChanged
+from sfu.ice import prompt_connect, verify_connect_path
 from sfu.rtp import URI_RID, URI_RRID
 from sfu.settings import SfuSettings
 
@@ -103,6 +107,13 @@ RECEIVE_PATH: tuple[tuple[Any, str], ...] = (
     (RTCDtlsTransport._recv_next, "data = self._rx_srtp.unprotect(data)"),
     (RTCDtlsTransport._recv_next, "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)"),
     (RTCDtlsTransport._recv_next, "except pylibsrtp.Error as exc:"),
+)
+_create_dtls_transport = vars(RTCPeerConnection)["_RTCPeerConnection__createDtlsTransport"]
+# make_peer_connection swaps the certificate each RTCPeerConnection generated for the process-wide one.
+CERTIFICATE_PATH: tuple[tuple[Any, str], ...] = (
+    (RTCPeerConnection.__init__, "self.__certificates = [RTCCertificate.generateCertificate()]"),
+    (_create_dtls_transport, "RTCDtlsTransport(iceTransport, self.__certificates)"),
+    (RTCDtlsTransport.start, "self.__local_certificate._create_ssl_context("),
 )
 
 # Ids for the simulcast extensions we answer with; unique across kinds because of BUNDLE.
@@ -166,12 +177,15 @@ def verify_hook_points() -> None:
             raise HookSurfaceChanged(f"RTCRtpSender.{attr} is no longer set by its constructor")
     if not isinstance(aiortc_rtp.DYNAMIC_PAYLOAD_TYPES, range):
         raise HookSurfaceChanged("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is no longer a range")
-    for function, line in SEND_PATH + RECEIVE_PATH:
+    for function, line in SEND_PATH + RECEIVE_PATH + CERTIFICATE_PATH:
         if line not in inspect.getsource(function):
             raise HookSurfaceChanged(f"{function.__qualname__} no longer does {line!r}")
+    verify_connect_path()
 
 
 _state = {"patched": False}
+# Process-wide, like a browser's certificate per origin (sfu/certificate.py says why).
+_certificates = CertificateStore()
 
 
 def install_global_patches() -> None:
@@ -200,7 +214,10 @@ def make_peer_connection(settings: SfuSettings) -> RTCPeerConnection:
     servers = [
         RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in settings.ice_servers
     ]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    # Before any transport exists: the transports take their certificate from this list.
+    setattr(pc, "_RTCPeerConnection__certificates", [_certificates.current()])  # noqa: B010
+    return pc
 
 
 def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> Any:
@@ -343,6 +360,7 @@ class PeerHooks:
         self._dtls = dtls
         # The same dict for the connection's lifetime: aioice fills it on nomination and clears it on close.
         self._nominated = dtls._transport._connection._nominated
+        prompt_connect(dtls._transport._connection)
         self._tap_datagrams(dtls)
         if getattr(dtls, "_yunhui_hooks", None) is self:
             return

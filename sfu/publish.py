@@ -157,6 +157,8 @@ class PublishConnection:
             send_rtcp=self.hooks.send,
             rids=self._rids.get(mid, []),
             keyframe_min_interval=self._settings.keyframe_min_interval_ms / 1000,
+            keyframe_retry=self._settings.keyframe_retry_ms / 1000,
+            ring_size=self._settings.nack_history,
         )
         self.tracks[mid] = track
         for layer in track.layers.values():
@@ -251,6 +253,8 @@ class PublishConnection:
                 await self._send_nacks(layer, nack, now)
         if h.payload_end == h.payload_start:
             return  # padding only
+        if layer.awaiting_keyframe and track.is_keyframe is not None:
+            layer.awaiting_keyframe = not track.is_keyframe(data, h.payload_start, h.payload_end)
         level = None
         if track.kind == "audio" and self._level_id:
             level = get_extension(data, h, self._level_id)

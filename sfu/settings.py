@@ -22,8 +22,10 @@ class SfuSettings(BaseModel):
     ice_servers: list[IceServer] = Field(default_factory=list)
     # Address written into our ICE candidates instead of the local one (1:1 NAT, containers); None keeps them.
     announced_address: str | None = None
-    # A publisher is asked for a keyframe at most this often per stream.
-    keyframe_min_interval_ms: int = Field(default=300, ge=20, le=10_000)
+    # A publisher is asked for a keyframe at most this often per stream; wishes while a request is
+    # outstanding wait for its keyframe, and an unanswered request is repeated after keyframe_retry_ms.
+    keyframe_min_interval_ms: int = Field(default=100, ge=20, le=10_000)
+    keyframe_retry_ms: int = Field(default=300, ge=20, le=10_000)
     # Active speaker: how long a challenger must lead before taking over, and by how much (audio-level units).
     speaker_switch_ms: int = Field(default=300, ge=0, le=10_000)
     speaker_margin: float = Field(default=6.0, ge=0.0, le=127.0)
@@ -31,5 +33,5 @@ class SfuSettings(BaseModel):
     speaker_threshold: float = Field(default=30.0, ge=0.0, le=127.0)
     # Upper bound of the bandwidth estimate sent to publishers in REMB.
     max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
-    # Egress packets kept per outgoing video stream to answer NACKs.
+    # Packets kept per incoming video stream (shared by its subscribers) to answer their NACKs.
     nack_history: int = Field(default=512, ge=64, le=4096)

@@ -183,9 +183,7 @@ class SubscribeConnection:
         return None
 
     def _add_subscription(self, transceiver: Any) -> Subscription:
-        subscription = Subscription(
-            transceiver, self.hooks.send, self._settings.nack_history, send_now=self.hooks.send_now
-        )
+        subscription = Subscription(transceiver, self.hooks.send, send_now=self.hooks.send_now)
         self.subscriptions.append(subscription)
         self._by_ssrc[subscription.ssrc] = subscription
         self._by_ssrc[subscription.rtx_ssrc] = subscription

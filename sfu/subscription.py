@@ -46,9 +46,7 @@ class Subscription:
     the transceiver is reused for another Track, sequence numbers, timestamps and VP8 picture ids continue.
     """
 
-    def __init__(
-        self, transceiver: Any, send: SendRtp, history_size: int, *, send_now: SendNow | None = None
-    ) -> None:
+    def __init__(self, transceiver: Any, send: SendRtp, *, send_now: SendNow | None = None) -> None:
         self.transceiver = transceiver
         self.kind: str = transceiver.kind
         self.ssrc, self.rtx_ssrc = sender_ssrcs(transceiver)
@@ -77,14 +75,12 @@ class Subscription:
         self.tl0_offset = 0
         self.last_pid = random.getrandbits(15)
         self.last_tl0 = random.getrandbits(8)
-        self.history: list[bytes | None] = [None] * history_size if self.kind == "video" else []
-        self._history_size = len(self.history)
         self._video = self.kind == "video"
         self.rtx_seq = random.getrandbits(15)
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
-        self.retransmit_misses = 0  # NACKed packets no longer (or never) in the history
+        self.retransmit_misses = 0  # NACKed packets no longer in the ingress ring, or never sent
         self.dropped_before_keyframe = 0
         self.keyframe_requests_received = 0
         self.switches = 0
@@ -227,8 +223,15 @@ class Subscription:
         self._switch(layer, h)
         return True
 
-    def _rewrite(self, layer: Layer, data: bytes, h: RtpHeader, ext_value: bytes | None) -> bytes | None:
-        """The packet as this subscriber gets it (kept in the egress history); None for an unmapped PT."""
+    def _rewrite(
+        self, layer: Layer, data: bytes, h: RtpHeader, ext_value: bytes | None, resend: bool = False
+    ) -> bytes | None:
+        """The packet as this subscriber gets it; None for an unmapped PT.
+
+        Nothing is kept per subscriber: a NACK is answered by rewriting the input packet again from the
+        layer's ingress ring (shared by every subscriber), so a copy lives only until it is sent. `resend`
+        leaves the counters alone.
+        """
         out_pt = self.pt_map.get(h.pt)
         if out_pt is None:
             return None
@@ -243,8 +246,8 @@ class Subscription:
             packet = b"".join((header, ext, self._vp8_descriptor(data, h), h.body))
         else:
             packet = b"".join((header, ext, h.body))
-        if self._history_size:
-            self.history[out_seq % self._history_size] = packet
+        if resend:
+            return packet
         if 0 < ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:  # seq_newer, inlined (once per copy)
             self.last_seq = out_seq
             self.last_ts = out_ts
@@ -295,15 +298,11 @@ class Subscription:
 
     # ------------------------------------------------------------------------------------- feedback
     async def retransmit(self, seq: int) -> bool:
-        """Answer one NACKed sequence number from the egress history (RTX when negotiated)."""
-        if not self.history:
+        """Answer one NACKed sequence number from the ingress ring (RTX when negotiated)."""
+        packet = self._resend(seq)
+        if packet is None:
+            self.retransmit_misses += 1
             return False
-        packet = self.history[seq % len(self.history)]
-        if packet is None or U16.unpack_from(packet, 2)[0] != seq:
-            packet = self._repair(seq)
-            if packet is None:
-                self.retransmit_misses += 1
-                return False
         rtx_pt = self.rtx_pt.get(packet[1] & 0x7F)
         if rtx_pt is not None:
             header_len = 12 + ((packet[0] & 0x0F) << 2)
@@ -314,19 +313,22 @@ class Subscription:
         self.retransmitted += 1
         return await self._send(packet)
 
-    def _repair(self, seq: int) -> bytes | None:
-        """A packet never sent (held back while waiting for its keyframe), rebuilt from the ingress ring."""
+    def _resend(self, seq: int) -> bytes | None:
+        """Our packet `seq` again, rebuilt from the ingress ring: only since the last switch (older numbers
+        had other offsets) and up to the last one sent. Packets held back before a keyframe are included."""
         layer = self.current
         if layer is None:
             return None
         in_seq = (seq - self.seq_offset) & 0xFFFF
         if in_seq != self.switch_seq and not seq_newer(in_seq, self.switch_seq):
             return None
+        if seq != self.last_seq and not seq_newer(self.last_seq, seq):
+            return None
         found = layer.recent(in_seq)
         if found is None:
             return None
         data, h = found
-        return self._rewrite(layer, data, h, abs_send_time() if self.kind == "video" else None)
+        return self._rewrite(layer, data, h, abs_send_time() if self._video else None, resend=True)
 
     async def send_rtcp(self, data: bytes) -> bool:
         return await self._send(data)

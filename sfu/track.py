@@ -16,7 +16,6 @@ from sfu.simulcast import LayerActivity, layer_order
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
 
-RING_SIZE = 512
 SendRtcp = Callable[[bytes], Awaitable[bool]]
 
 
@@ -55,16 +54,18 @@ class Layer:
         self.sr_at = 0.0
         # The last packets as received (RTX included), by their original sequence number: repairs holes in a
         # subscriber's stream left by packets held back before a switch.
-        self.ring: list[bytes | None] = [None] * RING_SIZE if track.kind == "video" else []
+        self.ring: list[bytes | None] = [None] * track.ring_size if track.kind == "video" else []
         self.last_keyframe_request = -1e9
         self.keyframe_requests = 0
+        # A request is outstanding from when it is sent until a keyframe arrives: later wishes ride on it.
+        self.awaiting_keyframe = False
         self._fir_seq = 0
 
     def recent(self, seq: int) -> tuple[bytes, RtpHeader] | None:
         """The received packet with original sequence number `seq`, parsed (RTX unwrapped), if still kept."""
         if not self.ring:
             return None
-        data = self.ring[seq % RING_SIZE]
+        data = self.ring[seq % len(self.ring)]
         h = RtpHeader()
         if data is None or not parse_rtp(data, h):
             return None
@@ -87,14 +88,22 @@ class Layer:
         self._mark_at = now
 
     def keyframe_request(self, now: float) -> bytes | None:
-        """The RTCP packet asking the publisher for a keyframe, or None while rate-limited."""
+        """The RTCP packet asking the publisher for a keyframe, or None when none should be sent now.
+
+        None while a request is outstanding (its keyframe will serve this wish too) unless it went
+        unanswered for ``keyframe_retry``, and within ``keyframe_min_interval`` of the last request
+        (a join storm must not turn into a keyframe storm). Once the keyframe arrived the next wish is
+        asked for at once: a late joiner waits one publisher round trip, not a fixed throttle.
+        """
         track = self.track
         if track.is_keyframe is None or not self.ssrc:
             return None
-        if now - self.last_keyframe_request < track.keyframe_min_interval:
+        since = now - self.last_keyframe_request
+        if since < track.keyframe_min_interval or (self.awaiting_keyframe and since < track.keyframe_retry):
             return None
         self.last_keyframe_request = now
         self.keyframe_requests += 1
+        self.awaiting_keyframe = True
         if track.fir_only:
             self._fir_seq = (self._fir_seq + 1) & 0xFF
             fci = U32.pack(self.ssrc) + bytes((self._fir_seq, 0, 0, 0))
@@ -118,6 +127,8 @@ class Track:
         send_rtcp: SendRtcp,
         rids: list[str],
         keyframe_min_interval: float,
+        keyframe_retry: float,
+        ring_size: int = 512,
     ) -> None:
         self.id = track_id
         self.participant_id = participant_id
@@ -126,6 +137,8 @@ class Track:
         self.mid = mid
         self.rtcp_ssrc = rtcp_ssrc
         self.keyframe_min_interval = keyframe_min_interval
+        self.keyframe_retry = keyframe_retry
+        self.ring_size = ring_size
         self._send_rtcp = send_rtcp
         main = [c for c in params.codecs if not is_rtx(c)]
         if not main:

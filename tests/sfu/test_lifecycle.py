@@ -14,7 +14,8 @@ from tests.sfu.conftest import Meeting
 
 def test_settings_defaults_and_validation() -> None:
     settings = SfuSettings()
-    assert settings.ice_servers == [] and settings.keyframe_min_interval_ms == 300
+    assert settings.ice_servers == []
+    assert (settings.keyframe_min_interval_ms, settings.keyframe_retry_ms) == (100, 300)
     with pytest.raises(ValidationError):
         SfuSettings(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):

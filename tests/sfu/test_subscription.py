@@ -103,13 +103,14 @@ def make_track(send_rtcp: FakeSend, rids: list[str]) -> Track:
         rtcp_ssrc=42,
         send_rtcp=send_rtcp,
         rids=rids,
-        keyframe_min_interval=0.3,
+        keyframe_min_interval=0.1,
+        keyframe_retry=0.3,
     )
 
 
 def make_subscription(send: FakeSend) -> Subscription:
     transceiver: Any = SimpleNamespace(kind="video", sender=SimpleNamespace(_ssrc=1111, _rtx_ssrc=2222))
-    subscription = Subscription(transceiver, send, history_size=64)
+    subscription = Subscription(transceiver, send)
     subscription.params = RTCRtpSendParameters(
         codecs=[
             RTCRtpCodecParameters(
@@ -202,7 +203,9 @@ async def test_gating_rewrite_switch_rtx_and_sender_report() -> None:
     assert (rtx.ssrc, rtx.pt) == (2222, RTX_OUT)
     assert struct.unpack_from("!H", out.sent[-1], rtx.payload_start)[0] == headers[3].seq
     assert out.sent[-1][rtx.payload_start + 2 :] == out.sent[3][headers[3].payload_start :]
-    assert not await subscription.retransmit((headers[0].seq - 100) & 0xFFFF)  # not in the history
+    assert not await subscription.retransmit((headers[0].seq - 100) & 0xFFFF)  # before the switch
+    assert not await subscription.retransmit((headers[4].seq + 3) & 0xFFFF)  # never sent
+    assert subscription.retransmit_misses == 2
 
     # The publisher's SR, translated: same NTP instant, RTP time moved by our timestamp offset.
     high.sr_ntp, high.sr_rtp = 0x1234567890ABCDEF, 14000
@@ -225,6 +228,19 @@ async def test_gating_rewrite_switch_rtx_and_sender_report() -> None:
     await feed(subscription, high, rtp(906, 23000, 20, vp8_payload(306, key=True)))
     assert len(out.sent) == sent + 1
     assert (parsed(out.sent[-1]).seq - headers[4].seq) & 0xFFFF == 1
+
+
+def test_keyframe_requests_ride_on_the_outstanding_one_and_resume_when_it_arrives() -> None:
+    layer = make_track(FakeSend(), []).layers[""]
+    layer.ssrc = 10
+    assert layer.keyframe_request(100.0) is not None  # first wish: asked at once
+    assert layer.keyframe_request(100.05) is None  # within the minimum interval
+    assert layer.keyframe_request(100.2) is None  # outstanding: its keyframe will serve this wish
+    assert layer.keyframe_request(100.31) is not None  # unanswered for the retry time: asked again
+    layer.awaiting_keyframe = False  # the publisher's keyframe arrived (PublishConnection clears it)
+    assert layer.keyframe_request(100.38) is None  # but a keyframe storm stays bounded
+    assert layer.keyframe_request(100.42) is not None  # a late joiner waits no fixed throttle
+    assert layer.keyframe_requests == 3
 
 
 async def test_a_packet_held_back_before_the_keyframe_is_repaired_on_nack() -> None:

@@ -7,8 +7,10 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import aioice.ice
 import pytest
 from aiohttp import web
 
@@ -27,6 +29,41 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_ice() -> Iterator[None]:
+    """WebRTC in tests uses 127.0.0.1 only, whatever interfaces the machine has (or lacks).
+
+    aioice (under the SFU and under every aiortc test peer) gathers host candidates on all non-loopback
+    addresses; here it gathers on 127.0.0.1 alone. Chromium (tests/browser) also offers its other interfaces'
+    addresses and checks them against ours: the Python side ignores those candidates and those checks, so
+    every nominated pair is 127.0.0.1 <-> 127.0.0.1. This also keeps aioice from resolving mDNS (.local)
+    candidates, which is multicast on the real network.
+    """
+    add_remote_candidate = aioice.ice.Connection.add_remote_candidate
+    request_received = aioice.ice.Connection.request_received
+
+    async def loopback_candidates_only(
+        self: aioice.ice.Connection, remote_candidate: aioice.Candidate | None
+    ) -> None:
+        if remote_candidate is None or remote_candidate.host == LOOPBACK:
+            await add_remote_candidate(self, remote_candidate)
+
+    def loopback_checks_only(
+        self: aioice.ice.Connection, message: Any, addr: tuple[str, int], *rest: Any
+    ) -> None:
+        if addr[0] == LOOPBACK:
+            request_received(self, message, addr, *rest)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [LOOPBACK])
+        patch.setattr(aioice.ice.Connection, "add_remote_candidate", loopback_candidates_only)
+        patch.setattr(aioice.ice.Connection, "request_received", loopback_checks_only)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -32,6 +32,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
+    # WebRTC over 127.0.0.1 only (tests/conftest.py's _loopback_ice ignores every other address): Chromium
+    # gathers no loopback candidate unless told to. Its host candidates on the test origin are raw addresses,
+    # not mDNS names; a --disable-features here would replace Playwright's own list, not add to it.
+    "--allow-loopback-in-peer-connection",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 # Every focusable control must have a name a screen reader can announce.

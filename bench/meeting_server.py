@@ -15,9 +15,7 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import socketio
 from aiohttp import web
 from sqlalchemy import select
 
@@ -26,7 +24,7 @@ from rooms.models import Account, Room
 from rooms.settings import RoomsSettings
 from sfu.settings import SfuSettings
 from sfu.sfu import Sfu
-from signaling.server import MeetingServer
+from signaling.server import MeetingServer, socketio_server
 from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
 
@@ -66,7 +64,7 @@ async def serve(port: int, workdir: Path, meeting_number: str) -> None:
     await db.upgrade()
     await ensure_room(db, meeting_number)
     sfu = Sfu(SfuSettings())
-    sio: Any = socketio.AsyncServer(async_mode="aiohttp", cors_allowed_origins=[])
+    sio = socketio_server(cors_allowed_origins=[])
     meetings = MeetingServer(
         sio,
         sfu=sfu,

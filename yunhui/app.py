@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
 
-import socketio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -22,7 +21,7 @@ from sfu.whip import whip_app
 from signaling.files_app import files_app
 from signaling.media_gate import MediaGate
 from signaling.messages import EndReason
-from signaling.server import MeetingServer
+from signaling.server import MeetingServer, socketio_server
 from signaling.store import RoomsMeetingStore
 from web import health, pages, ui
 from web.api import create_api
@@ -100,7 +99,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         await database.close()
 
     sfu = Sfu(settings.sfu)
-    sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, logger=False)
+    sio = socketio_server()
     sio.attach(app)
     signaling_settings = settings.signaling
     if signaling_settings.files_dir is None:

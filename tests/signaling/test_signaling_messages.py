@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from signaling.messages import (
     parse_auth,
     to_wire,
 )
+from signaling.server import JsonPacket, socketio_server
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -259,3 +261,11 @@ def test_protocol_doc_lists_every_event_and_code() -> None:
     assert missing == []
     for action in ModerationAction:
         assert f"`{action.value}`" in doc
+
+
+def test_the_socketio_server_sends_json_packets_without_searching_them_for_bytes() -> None:
+    assert socketio_server().packet_class is JsonPacket
+    payload = {"participants": [{"id": "p1", "name": "Ada"}], "n": 1}
+    packet = JsonPacket(data=["joined", payload])
+    assert packet.packet_type == 2  # EVENT, not BINARY_EVENT
+    assert packet.encode() == '2["joined",' + json.dumps(payload, separators=(",", ":")) + "]"

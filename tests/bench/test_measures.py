@@ -7,7 +7,7 @@ import struct
 from bench.hotspots import summarise_collapsed
 from bench.media import make_tag
 from bench.probe import SubscriberProbe
-from bench.report import capacity, reference_k, summary_rows
+from bench.report import capacity, half_capacity_k, reference_k, summary_rows
 from bench.scenarios import Run
 
 
@@ -57,6 +57,20 @@ def test_summary_uses_the_largest_step_clean_for_both_and_flags_lower_bounds() -
     assert rows["loss-free forwarded packets/s, SFU on one core"].at_least == frozenset({"janus"})
     added = rows["one-way latency p50 added by the SFU"]
     assert added.janus == 1.5 and added.yunhui == 3.5  # 2.0 and 4.0 measured, 0.5 without an SFU
+
+
+def test_added_latency_is_reported_at_half_of_capacity() -> None:
+    baseline = Run("direct", "baseline", 0, 1, 1, ready=1, latency_p50_ms=0.5, latency_p99_ms=1.0)
+    runs = [baseline]
+    for sfu in ("janus", "yunhui"):
+        for k, pps in ((10, 2870), (50, 14200), (80, 22700)):
+            runs.append(run(sfu, k, pps=pps, cpu=pps / 300))
+        runs.append(run(sfu, 120, pps=20000, cpu=100, lost=9000))
+    assert reference_k(runs) == 80  # CPU and memory: the largest step clean for both
+    assert half_capacity_k(runs) == 50  # 14,200 pkt/s is the step nearest 22,700 / 2
+    rows = {row.metric: row for row in summary_rows(runs)}
+    assert rows["one-way latency p50 added by the SFU"].note.startswith("fan-out K=50")
+    assert rows["SFU CPU per forwarded packet"].note == "fan-out K=80"
 
 
 def test_collapsed_stacks_sum_self_time_by_function_and_package() -> None:

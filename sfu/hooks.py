@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import Any
 
 import aiortc.rtp as aiortc_rtp
@@ -30,7 +31,6 @@ import pylibsrtp
 from aioice.ice import Connection as IceConnection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
-from aiortc.clock import current_ms
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -367,8 +367,10 @@ class PeerHooks:
         dtls._yunhui_hooks = self
 
         async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            # Arrival on our monotonic clock, not aiortc's (a timezone-aware datetime per packet): the
+            # bitrate estimator only takes differences, and both ingress paths come through here.
             try:
-                await self._on_rtp(data, arrival_time_ms)
+                await self._on_rtp(data, int(monotonic() * 1000))
             except Exception:
                 self._fail("rtp")
 
@@ -415,12 +417,11 @@ class PeerHooks:
             ):
                 original(data, addr)
                 return
-            arrival_ms = current_ms()
             try:
                 plain = srtp.unprotect(data)
             except pylibsrtp.Error:
                 return  # as aiortc does: a packet that fails authentication is dropped
-            coroutine = dtls._handle_rtp_data(plain, arrival_ms)
+            coroutine = dtls._handle_rtp_data(plain, 0)  # the handler reads the clock
             try:
                 coroutine.send(None)  # runs to completion: nothing on the media path awaits a real future
             except StopIteration:

@@ -136,7 +136,7 @@ def build_extensions(items: list[tuple[int, bytes]]) -> bytes:
 class ExtensionTemplate:
     """A pre-built extension block [mid][one variable element]: per packet only the value is spliced in."""
 
-    __slots__ = ("head", "tail", "value_len")
+    __slots__ = ("bare", "head", "tail", "value_len")
 
     def __init__(self, mid_id: int, mid: str, value_id: int, value_len: int) -> None:
         prefix = b""
@@ -153,15 +153,15 @@ class ExtensionTemplate:
         else:
             self.head = EXT_HEADER.pack(0xBEDE, (n + pad) >> 2) + prefix
             self.tail = b"\x00" * pad
+        # The block without the variable element (e.g. audio from a publisher that sends no level): built
+        # once here, not once per copy.
+        self.bare = _without_value(self.head) if self.value_len else self.head + self.tail
 
     def render(self, value: bytes | None) -> bytes:
         """The block with `value` filled in; without a value the variable element is left out."""
         if self.value_len and value is not None and len(value) == self.value_len:
             return self.head + value + self.tail
-        if self.value_len:
-            # Drop the variable element's id byte: rebuild without it (rare: audio without a level).
-            return _without_value(self.head)
-        return self.head + self.tail
+        return self.bare
 
 
 def _without_value(head: bytes) -> bytes:

@@ -103,6 +103,22 @@ def capacity(runs: list[Run], sfu: str) -> tuple[float | None, bool]:
     return median(best), bounded
 
 
+def projected_capacity(runs: list[Run], sfu: str, k: int) -> float | None:
+    """Forwarded pkt/s at step K divided by the share of its core the SFU used: what one full core would
+    carry at the same cost per packet (a linear estimate, for when the load generator ran out first)."""
+    return median(
+        [
+            r.forwarded_pps / (r.sfu_cpu_pct / 100)
+            for r in runs
+            if r.sfu == sfu
+            and r.scenario == "fanout"
+            and r.subscribers == k
+            and _clean(r)
+            and r.sfu_cpu_pct > 0
+        ]
+    )
+
+
 def marginal_cost(runs: list[Run], sfu: str) -> float | None:
     """Slope of SFU CPU-s/s against forwarded pkt/s over clean fan-out runs, in CPU-s per 10^6 packets."""
     points = [
@@ -162,6 +178,14 @@ def _fanout_rows(runs: list[Run], k: int, k_half: int) -> list[Row]:
             "highest clean fan-out step", bounds,
         )
     )  # fmt: skip
+    if bounds:
+        janus_est, yunhui_est = projected_capacity(runs, "janus", k), projected_capacity(runs, "yunhui", k)
+        rows.append(
+            Row(
+                "projected packets/s at 100 % of one core", "pkt/s", HIGHER, janus_est, yunhui_est,
+                f"fan-out K={k}: rate ÷ SFU CPU share (an estimate: the ladder ended before a loss)",
+            )
+        )  # fmt: skip
     latency: tuple[tuple[str, Callable[[Run], float | None]], ...] = (
         ("p50", lambda r: r.latency_p50_ms),
         ("p99", lambda r: r.latency_p99_ms),

@@ -71,6 +71,14 @@ def test_added_latency_is_reported_at_half_of_capacity() -> None:
     rows = {row.metric: row for row in summary_rows(runs)}
     assert rows["one-way latency p50 added by the SFU"].note.startswith("fan-out K=50")
     assert rows["SFU CPU per forwarded packet"].note == "fan-out K=80"
+    assert "projected packets/s at 100 % of one core" not in rows  # both ladders ended on a loss
+
+
+def test_capacity_is_projected_when_the_ladder_ends_before_a_loss() -> None:
+    runs = [run("janus", 10, pps=3000, cpu=10), run("yunhui", 10, pps=3000, cpu=5)]
+    rows = {row.metric: row for row in summary_rows(runs)}
+    projected = rows["projected packets/s at 100 % of one core"]
+    assert (projected.janus, projected.yunhui) == (30000, 60000)
 
 
 def test_collapsed_stacks_sum_self_time_by_function_and_package() -> None:

@@ -46,7 +46,7 @@ from pylibsrtp._binding import lib as _lib
 
 from sfu.certificate import CertificateStore
 from sfu.errors import HookSurfaceChanged
-from sfu.ice import prompt_connect, verify_connect_path
+from sfu.ice import PortRange, prompt_connect, use_port_range, verify_connect_path
 from sfu.rtp import URI_RID, URI_RRID
 from sfu.settings import SfuSettings
 
@@ -58,6 +58,7 @@ __all__ = [
     "install_global_patches",
     "make_peer_connection",
     "parse_candidate",
+    "port_range",
     "sender_ssrcs",
     "set_stream_id",
     "verify_hook_points",
@@ -210,6 +211,13 @@ def install_global_patches() -> None:
         HEADER_EXTENSIONS["video"].append(RTCRtpHeaderExtensionParameters(id=RRID_EXTENSION_ID, uri=URI_RRID))
 
 
+def port_range(settings: SfuSettings) -> PortRange | None:
+    """The configured media port range, if any (settings validate that both ends are set)."""
+    if settings.udp_port_min is None or settings.udp_port_max is None:
+        return None
+    return PortRange(settings.udp_port_min, settings.udp_port_max)
+
+
 def make_peer_connection(settings: SfuSettings) -> RTCPeerConnection:
     servers = [
         RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in settings.ice_servers
@@ -263,8 +271,10 @@ class PeerHooks:
         on_rtcp: RtcpHandler,
         on_receive: ParamsHandler | None = None,
         on_send: ParamsHandler | None = None,
+        ports: PortRange | None = None,
     ) -> None:
         self._pc = pc
+        self._ports = ports  # host sockets bind within this range (None: any ephemeral port)
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
         self._on_receive = on_receive
@@ -361,6 +371,8 @@ class PeerHooks:
         # The same dict for the connection's lifetime: aioice fills it on nomination and clears it on close.
         self._nominated = dtls._transport._connection._nominated
         prompt_connect(dtls._transport._connection)
+        if self._ports is not None:
+            use_port_range(dtls._transport._connection, self._ports)
         self._tap_datagrams(dtls)
         if getattr(dtls, "_yunhui_hooks", None) is self:
             return

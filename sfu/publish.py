@@ -25,7 +25,7 @@ from aiortc.rtp import (
 
 from sfu.errors import BadRequest
 from sfu.events import SOURCES
-from sfu.hooks import PeerHooks, RemoteBitrateEstimator, make_peer_connection
+from sfu.hooks import PeerHooks, RemoteBitrateEstimator, make_peer_connection, port_range
 from sfu.nack import NackTracker
 from sfu.rtp import (
     U16,
@@ -79,7 +79,11 @@ class PublishConnection:
         self._on_audio_level = on_audio_level
         self.pc = make_peer_connection(settings)
         self.hooks = PeerHooks(
-            self.pc, on_rtp=self._on_rtp, on_rtcp=self._on_rtcp, on_receive=self._on_receive
+            self.pc,
+            on_rtp=self._on_rtp,
+            on_rtcp=self._on_rtcp,
+            on_receive=self._on_receive,
+            ports=port_range(settings),
         )
         self.tracks: dict[str, Track] = {}  # by mid
         self._by_ssrc: dict[int, Layer] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class IceServer(BaseModel):
@@ -22,6 +22,9 @@ class SfuSettings(BaseModel):
     ice_servers: list[IceServer] = Field(default_factory=list)
     # Address written into our ICE candidates instead of the local one (1:1 NAT, containers); None keeps them.
     announced_address: str | None = None
+    # UDP ports for media (one per PeerConnection: two per participant); both unset: any ephemeral port.
+    udp_port_min: int | None = Field(default=None, ge=1024, le=65535)
+    udp_port_max: int | None = Field(default=None, ge=1024, le=65535)
     # A publisher is asked for a keyframe at most this often per stream; wishes while a request is
     # outstanding wait for its keyframe, and an unanswered request is repeated after keyframe_retry_ms.
     keyframe_min_interval_ms: int = Field(default=100, ge=20, le=10_000)
@@ -35,3 +38,12 @@ class SfuSettings(BaseModel):
     max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
     # Packets kept per incoming video stream (shared by its subscribers) to answer their NACKs.
     nack_history: int = Field(default=512, ge=64, le=4096)
+
+    @model_validator(mode="after")
+    def _port_range(self) -> SfuSettings:
+        low, high = self.udp_port_min, self.udp_port_max
+        if (low is None) != (high is None):
+            raise ValueError("udp_port_min and udp_port_max: set both or neither")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"udp_port_min ({low}) is above udp_port_max ({high})")
+        return self

@@ -22,7 +22,7 @@ from aiortc.rtp import (
 )
 
 from sfu.errors import BadRequest
-from sfu.hooks import PeerHooks, make_peer_connection, set_stream_id
+from sfu.hooks import PeerHooks, make_peer_connection, port_range, set_stream_id
 from sfu.rtp import U32
 from sfu.sdp import announce_address, media_sections
 from sfu.settings import SfuSettings
@@ -46,7 +46,13 @@ class SubscribeConnection:
         self._settings = settings
         self._on_needs_offer = on_needs_offer
         self.pc = make_peer_connection(settings)
-        self.hooks = PeerHooks(self.pc, on_rtp=self._on_rtp, on_rtcp=self._on_rtcp, on_send=self._on_send)
+        self.hooks = PeerHooks(
+            self.pc,
+            on_rtp=self._on_rtp,
+            on_rtcp=self._on_rtcp,
+            on_send=self._on_send,
+            ports=port_range(settings),
+        )
         self.subscriptions: list[Subscription] = []
         self._by_ssrc: dict[int, Subscription] = {}
         self._wanted: dict[str, Track] = {}

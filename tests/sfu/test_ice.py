@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import re
+import socket
 
 import aioice.ice
 import pytest
 from aioice import Connection
+from pydantic import ValidationError
 
 from sfu import ice
 from sfu.errors import HookSurfaceChanged
+from sfu.settings import SfuSettings
+from tests.sfu.conftest import Meeting
+
+HOST_PORT = re.compile(r"^a=candidate:\S+ \d+ udp \d+ \S+ (\d+) typ host", re.MULTILINE)
 
 
 @pytest.fixture
@@ -66,3 +74,48 @@ def test_prompt_connect_is_idempotent_and_pinned(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(ice, "CONNECT_PATH", (*ice.CONNECT_PATH, "self._no_such_step()"))
     with pytest.raises(HookSurfaceChanged, match="_no_such_step"):
         ice.verify_connect_path()
+
+
+def test_a_port_range_hands_out_free_ports_and_says_when_it_is_full() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    base = probe.getsockname()[1]
+    probe.close()
+    ports = ice.PortRange(base, base + 2)
+    socks = [ports.bind("127.0.0.1") for _ in range(3)]
+    try:
+        assert sorted(s.getsockname()[1] for s in socks) == [base, base + 1, base + 2]
+        with pytest.raises(OSError, match=f"no free UDP port in {base}-{base + 2} on 127.0.0.1"):
+            ports.bind("127.0.0.1")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_settings_take_both_ends_of_the_range_or_neither() -> None:
+    assert SfuSettings(udp_port_min=40000, udp_port_max=40099).udp_port_max == 40099
+    with pytest.raises(ValidationError, match="set both or neither"):
+        SfuSettings(udp_port_min=40000)
+    with pytest.raises(ValidationError, match="above udp_port_max"):
+        SfuSettings(udp_port_min=40100, udp_port_max=40000)
+    with pytest.raises(ValidationError):
+        SfuSettings(udp_port_min=80, udp_port_max=90)  # below 1024
+
+
+async def test_media_flows_through_sockets_in_the_configured_range() -> None:
+    # Below Linux's ephemeral ports (32768-60999), so a socket bound to port 0 cannot land in it by chance.
+    low = 20000 + random.randrange(12) * 1000
+    meeting = Meeting(SfuSettings(udp_port_min=low, udp_port_max=low + 49))
+    try:
+        publisher = await meeting.client("pub")
+        await publisher.publish(video_start=100, amplitude=None)
+        viewer = await meeting.client("viewer")
+        await viewer.subscribe()
+        await viewer.wait_until(lambda: len(viewer.counters_from(100)) >= 5, within=10)
+        # The SFU's candidates: in its publish answer and in its subscribe offer.
+        assert publisher.pub_pc is not None and viewer.sub_pc is not None
+        sdps = [publisher.pub_pc.remoteDescription.sdp, viewer.sub_pc.remoteDescription.sdp]
+        used = {int(port) for sdp in sdps for port in HOST_PORT.findall(sdp)}
+        assert len(used) == 2 and all(low <= port <= low + 49 for port in used), used
+    finally:
+        await meeting.close()

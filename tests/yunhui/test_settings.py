@@ -80,3 +80,16 @@ def test_unknown_database_driver_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("YUNHUI_DATABASE__URL", "mysql://x")
     with pytest.raises(SettingsError, match=r"^database\.url: must start with"):
         load_settings()
+
+
+def test_the_shipped_production_example_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "yunhui.toml"
+    settings = load_settings(example)
+    assert settings.server.public_url == "https://meet.example.org"
+    assert (settings.sfu.udp_port_min, settings.sfu.udp_port_max) == (40000, 40999)
+
+
+def test_a_half_open_media_port_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YUNHUI_SFU__UDP_PORT_MIN", "40000")
+    with pytest.raises(SettingsError, match="udp_port_min and udp_port_max: set both or neither"):
+        load_settings()

@@ -36,7 +36,7 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcicetransport import RTCIceTransport
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpPacket
@@ -115,6 +115,12 @@ CERTIFICATE_PATH: tuple[tuple[Any, str], ...] = (
     (RTCPeerConnection.__init__, "self.__certificates = [RTCCertificate.generateCertificate()]"),
     (_create_dtls_transport, "RTCDtlsTransport(iceTransport, self.__certificates)"),
     (RTCDtlsTransport.start, "self.__local_certificate._create_ssl_context("),
+)
+
+# Video codecs forwarded besides aiortc's own (VP8, H.264): (mime type, fmtp) as Chrome offers them.
+FORWARDED_VIDEO_CODECS: tuple[tuple[str, dict[str, str | int | None]], ...] = (
+    ("video/VP9", {"profile-id": "0"}),
+    ("video/AV1", {"level-idx": "5", "profile": "0", "tier": "0"}),
 )
 
 # Ids for the simulcast extensions we answer with; unique across kinds because of BUNDLE.
@@ -196,10 +202,28 @@ def install_global_patches() -> None:
       answers with its own PT and drops the matching RTX.
     * Answer Opus with the browser's usual fmtp (aiortc copies its local parameters into the answer).
     * Negotiate rtp-stream-id / repaired-rtp-stream-id so browsers can send simulcast.
+    * Offer and accept VP9 (profile 0) and AV1 besides aiortc's VP8 and H.264: the SFU forwards them without
+      a codec (aiortc has no VP9/AV1 encoder or decoder, and the SFU's connections never use one). An answer
+      keeps the browser's codec order, so the browser's preference decides what it sends.
     """
     if _state["patched"]:
         return
     _state["patched"] = True
+    video = CODECS["video"]
+    next_pt = max(c.payloadType or 0 for c in video) + 1
+    for mime, parameters in FORWARDED_VIDEO_CODECS:
+        if any(c.mimeType.lower() == mime.lower() for c in video):
+            continue
+        feedback = [RTCRtcpFeedback("nack"), RTCRtcpFeedback("nack", "pli"), RTCRtcpFeedback("goog-remb")]
+        video.append(
+            RTCRtpCodecParameters(
+                mime, 90000, payloadType=next_pt, rtcpFeedback=feedback, parameters=parameters
+            )
+        )
+        video.append(
+            RTCRtpCodecParameters("video/rtx", 90000, payloadType=next_pt + 1, parameters={"apt": next_pt})
+        )
+        next_pt += 2
     aiortc_rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)
     for codec in CODECS["audio"]:
         if codec.mimeType.lower() == "audio/opus":

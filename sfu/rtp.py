@@ -289,8 +289,38 @@ def h264_is_keyframe(payload: bytes, pos: int, end: int) -> bool:
     return False
 
 
+# ---------------------------------------------------------------------------------------------- VP9, AV1
+def vp9_is_keyframe(payload: bytes, pos: int, end: int) -> bool:
+    """The first packet of a VP9 key picture (RFC 9628 §4.2): B (start of frame) set, P (inter-picture
+    predicted) clear, and the base spatial layer when layer indices are present."""
+    if end <= pos:
+        return False
+    b = payload[pos]
+    if b & 0x40 or not b & 0x08:  # P set, or not the beginning of a frame
+        return False
+    if not b & 0x20:  # no layer indices: a single spatial layer
+        return True
+    i = pos + 1
+    if b & 0x80:  # picture id, 7 or 15 bits (M)
+        if i >= end:
+            return False
+        i += 2 if payload[i] & 0x80 else 1
+    return i < end and (payload[i] >> 1) & 0x07 == 0  # SID
+
+
+def av1_is_keyframe(payload: bytes, pos: int, end: int) -> bool:
+    """The first packet of a new coded video sequence (AV1 RTP spec §4.4, aggregation header N bit): what
+    an encoder sends for a keyframe asked for by PLI."""
+    return end > pos and bool(payload[pos] & 0x08)
+
+
 KeyframeDetector = Callable[[bytes, int, int], bool]
-KEYFRAME_DETECTORS: dict[str, KeyframeDetector] = {"vp8": vp8_is_keyframe, "h264": h264_is_keyframe}
+KEYFRAME_DETECTORS: dict[str, KeyframeDetector] = {
+    "vp8": vp8_is_keyframe,
+    "h264": h264_is_keyframe,
+    "vp9": vp9_is_keyframe,
+    "av1": av1_is_keyframe,
+}
 
 
 def seq_newer(a: int, b: int) -> bool:

@@ -26,6 +26,8 @@ def codec_key(codec: Any) -> tuple[str, ...]:
     if mime == "video/h264":
         profile = str(params.get("profile-level-id", "42e01f")).lower()[:4]
         return (mime, str(params.get("packetization-mode", "0")), profile)
+    if mime == "video/vp9":
+        return (mime, str(params.get("profile-id", "0")))
     return (mime,)
 
 

@@ -29,17 +29,20 @@ from aiortc.rtp import (
 
 from sfu.nack import NackTracker
 from sfu.rtp import (
+    KEYFRAME_DETECTORS,
     URI_ABS_SEND_TIME,
     URI_MID,
     ExtensionTemplate,
     RtpHeader,
     Vp8Descriptor,
+    av1_is_keyframe,
     build_extensions,
     get_extension,
     parse_rtp,
     parse_vp8,
     vp8_is_keyframe,
     vp8_keyframe_size,
+    vp9_is_keyframe,
 )
 from sfu.settings import SfuSettings
 from sfu.subscribe import SubscribeConnection
@@ -283,6 +286,20 @@ def test_rtp_helpers() -> None:
     assert get_extension(no_level, h, 1) == b"7" and get_extension(no_level, h, 2) is None
     assert not parse_rtp(b"\x80\x60", RtpHeader())
     assert not parse_rtp(struct.pack("!BBHII", 0x90, 96, 1, 2, 3) + b"\xbe\xde\x00\x05", RtpHeader())
+
+
+def test_vp9_and_av1_keyframes_are_told_apart_from_delta_frames() -> None:
+    # VP9 descriptor: I P L F B E V Z. Key picture start: B set, P clear (and spatial layer 0 if L is set).
+    assert vp9_is_keyframe(bytes([0x88, 0x12, 0xAA]), 0, 3)  # I + B, 7-bit picture id
+    assert not vp9_is_keyframe(bytes([0xC8, 0x12, 0xAA]), 0, 3)  # P: inter-predicted
+    assert not vp9_is_keyframe(bytes([0x80, 0x12, 0xAA]), 0, 3)  # not the beginning of a frame
+    assert vp9_is_keyframe(bytes([0xA8, 0x81, 0x23, 0x00, 0x05]), 0, 5)  # 15-bit id, L: SID 0
+    assert not vp9_is_keyframe(bytes([0xA8, 0x81, 0x23, 0x02, 0x05]), 0, 5)  # SID 1: not the base layer
+    assert not vp9_is_keyframe(b"", 0, 0)
+    # AV1 aggregation header Z Y W W N - - -: N starts a new coded video sequence.
+    assert av1_is_keyframe(bytes([0x18, 0x0A]), 0, 2)
+    assert not av1_is_keyframe(bytes([0x10, 0x32]), 0, 2)
+    assert KEYFRAME_DETECTORS["vp9"] is vp9_is_keyframe and KEYFRAME_DETECTORS["av1"] is av1_is_keyframe
 
 
 def test_nack_tracker_repeats_until_the_packet_arrives() -> None:

@@ -78,7 +78,8 @@ function App() {
   }
 
   function stopMedia() {
-    for (const track of [media.mic, media.camera, client.local.screen]) track?.stop();
+    // A device switched in the meeting replaced the pre-join tracks in client.local.
+    for (const track of [media.mic, media.camera, ...Object.values(client.local)]) track?.stop();
   }
 
   if (state === "ended" || state === "left") {

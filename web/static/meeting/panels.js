@@ -1,8 +1,9 @@
-// Side panels: participants (with the lobby and the moderator menu) and chat (public, private, files).
+// Side panels: participants (with the lobby and the moderator menu), chat (public, private, files) and devices.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { Icon } from "../lib/icons.js";
 import { formatDateTime, t } from "../lib/i18n.js";
 import { html } from "../lib/ui.js";
+import { DevicePicker, saveDevice } from "./prejoin.js";
 
 function ModeratorMenu({ person, client, selfRole }) {
   const [open, setOpen] = useState(false);
@@ -149,5 +150,49 @@ export function ChatPanel({ client, messages, people, onError }) {
           </label>`
         : null}
     </form>
+  </section>`;
+}
+
+/** Microphone, camera and speaker pickers; a switch swaps the sent track without leaving the meeting. */
+export function DevicesPanel({ client, speaker, onSpeaker }) {
+  const [devices, setDevices] = useState([]);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    const media = navigator.mediaDevices;
+    const refresh = () => media.enumerateDevices().then(setDevices).catch(() => {});
+    refresh();
+    media.addEventListener("devicechange", refresh);
+    return () => media.removeEventListener("devicechange", refresh);
+  }, []);
+
+  async function choose(kind, deviceId) {
+    if (kind === "speaker") {
+      saveDevice(kind, deviceId);
+      onSpeaker(deviceId);
+      return;
+    }
+    setBusy(true);
+    try {
+      await client.switchDevice(kind, deviceId);
+      saveDevice(kind, deviceId);
+    } catch {
+      // The client's device-error event tells the user; the previous device stays in use.
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const speakerSupported = "setSinkId" in HTMLMediaElement.prototype;
+  return html`<section class="panel devices" aria-label=${t("panel.devices")} aria-busy=${String(busy)}>
+    <h2>${t("panel.devices")}</h2>
+    <${DevicePicker} id="device-mic" label=${t("prejoin.microphone")} kind="audioinput" devices=${devices}
+      value=${client.devices.mic} onChange=${(v) => choose("mic", v)} />
+    <${DevicePicker} id="device-camera" label=${t("prejoin.camera")} kind="videoinput" devices=${devices}
+      value=${client.devices.camera} onChange=${(v) => choose("camera", v)} />
+    ${speakerSupported
+      ? html`<${DevicePicker} id="device-speaker" label=${t("prejoin.speaker")} kind="audiooutput" devices=${devices}
+          value=${speaker} onChange=${(v) => choose("speaker", v)} />`
+      : null}
+    ${client.muted.camera && client.devices.camera !== null ? html`<p class="muted">${t("device.camera_off_note")}</p>` : null}
   </section>`;
 }

@@ -15,6 +15,11 @@ function savedDevices() {
   }
 }
 
+/** Remember a device choice ("mic" | "camera" | "speaker") for the next pre-join. */
+export function saveDevice(kind, deviceId) {
+  localStorage.setItem(DEVICES_KEY, JSON.stringify({ ...savedDevices(), [kind]: deviceId }));
+}
+
 /** Ask for camera and microphone; either may be missing or refused. */
 export async function openMedia({ micId, cameraId, wantMic = true, wantCamera = true }) {
   const result = { mic: null, camera: null, error: null };
@@ -70,7 +75,8 @@ function useLevel(track) {
   return level;
 }
 
-function DevicePicker({ id, label, kind, devices, value, onChange }) {
+/** A labelled select of the devices of one `kind` (audioinput | videoinput | audiooutput). */
+export function DevicePicker({ id, label, kind, devices, value, onChange }) {
   const list = devices.filter((d) => d.kind === kind);
   return html`<div class="field">
     <label for=${id}>${label}</label>

@@ -3,7 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { Icon } from "../lib/icons.js";
 import { t } from "../lib/i18n.js";
 import { LanguageSwitch, ToolButton, html, useLanguage } from "../lib/ui.js";
-import { ChatPanel, ParticipantsPanel } from "./panels.js";
+import { ChatPanel, DevicesPanel, ParticipantsPanel } from "./panels.js";
 import { Layout, RemoteAudio } from "./tiles.js";
 
 export const REACTIONS = { thumbs_up: "👍", clap: "👏", heart: "❤️", laugh: "😂", surprised: "😮", party: "🎉" };
@@ -73,6 +73,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
   const [notice, setNotice] = useState(null);
   const [unread, setUnread] = useState(0);
   const [reactionsOpen, setReactionsOpen] = useState(false);
+  const [speakerId, setSpeakerId] = useState(speaker);
 
   useEffect(() => {
     const onWarning = (e) => setWarning(e.detail);
@@ -84,6 +85,8 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     const onMediaRequest = (e) => setNotice(t(`notice.moderator_${e.detail}`));
     const onError = (e) => setNotice(t("notice.request_failed", { message: e.detail.message }));
     const onChat = () => setUnread((n) => n + 1);
+    const onDeviceError = (e) => setNotice(t(`device.${e.detail.source}_${e.detail.code}`));
+    client.addEventListener("device-error", onDeviceError);
     client.addEventListener("warning", onWarning);
     client.addEventListener("reaction", onReaction);
     client.addEventListener("media-request", onMediaRequest);
@@ -95,6 +98,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       client.removeEventListener("media-request", onMediaRequest);
       client.removeEventListener("protocol-error", onError);
       client.removeEventListener("chat", onChat);
+      client.removeEventListener("device-error", onDeviceError);
     };
   }, [client]);
 
@@ -122,7 +126,8 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
   const meeting = client.meeting || {};
   const moderator = client.isModerator;
   const toggleMic = () => client.setMuted("mic", !client.muted.mic);
-  const toggleCamera = () => client.setMuted("camera", !client.muted.camera);
+  // A camera that cannot be reopened stays off; the device-error event shows why.
+  const toggleCamera = () => client.setMuted("camera", !client.muted.camera).catch(() => {});
   const toggleHand = () => client.raiseHand(!client.self?.handRaised);
   const togglePanel = (name) => setPanel(panel === name ? null : name);
 
@@ -176,12 +181,13 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     </main>
     ${panel === "people" ? html`<${ParticipantsPanel} people=${people} client=${client} lobby=${client.lobby} locked=${meeting.locked} />` : null}
     ${panel === "chat" ? html`<${ChatPanel} client=${client} messages=${client.chat} people=${people} onError=${setNotice} />` : null}
-    <${RemoteAudio} tracks=${audioTracks} speaker=${speaker} />
+    ${panel === "devices" ? html`<${DevicesPanel} client=${client} speaker=${speakerId} onSpeaker=${setSpeakerId} />` : null}
+    <${RemoteAudio} tracks=${audioTracks} speaker=${speakerId} />
     <nav class="toolbar" aria-label=${t("controls.toolbar")}>
       <${ToolButton} id="toggle-mic" icon=${client.muted.mic ? "micOff" : "mic"} pressed=${client.muted.mic} shortcut="Alt+A"
         label=${client.muted.mic ? t("controls.unmute_mic") : t("controls.mute_mic")} onClick=${toggleMic} disabled=${!client.local.mic} />
       <${ToolButton} id="toggle-camera" icon=${client.muted.camera ? "cameraOff" : "camera"} pressed=${client.muted.camera} shortcut="Alt+V"
-        label=${client.muted.camera ? t("controls.start_camera") : t("controls.stop_camera")} onClick=${toggleCamera} disabled=${!client.local.camera} />
+        label=${client.muted.camera ? t("controls.start_camera") : t("controls.stop_camera")} onClick=${toggleCamera} disabled=${client.devices.camera === null} />
       <${ToolButton} id="toggle-screen" icon="screen" pressed=${Boolean(client.local.screen)}
         label=${client.local.screen ? t("controls.stop_share") : t("controls.share_screen")} onClick=${toggleScreen} />
       <${ToolButton} id="toggle-hand" icon="hand" pressed=${Boolean(client.self?.handRaised)} shortcut="Alt+H"
@@ -202,6 +208,8 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         label=${t("controls.participants", { count: people.length })} onClick=${() => togglePanel("people")} />
       <${ToolButton} id="toggle-chat" icon="chat" pressed=${panel === "chat"} shortcut="Alt+C"
         label=${unread ? t("controls.chat_unread", { count: unread }) : t("controls.chat")} onClick=${() => togglePanel("chat")} />
+      <${ToolButton} id="toggle-devices" icon="more" pressed=${panel === "devices"}
+        label=${t("controls.devices")} onClick=${() => togglePanel("devices")} />
       ${moderator
         ? html`<${ToolButton} id="end-meeting" icon="stop" danger label=${t("moderate.end")}
             onClick=${() => confirm(t("moderate.end_confirm")) && client.moderate("end")} />`

@@ -10,6 +10,14 @@ export const SIMULCAST_LAYERS = [
 
 const ANSWER_TIMEOUT_MS = 15_000;
 
+/**
+ * In `Publisher.update`: keep the source's m-section published but send nothing (the camera while it is off).
+ * Going from a track to HELD and back only swaps the sender's track: no renegotiation.
+ */
+export const HELD = "held";
+
+const KIND = { mic: "audio", camera: "video", screen: "video" };
+
 /** The m-sections of an SDP: { mid, kind, direction, streamId }. */
 export function parseSections(sdp) {
   const sections = [];
@@ -65,12 +73,20 @@ export class Publisher {
     this._answer = null;
   }
 
-  /** Publish these tracks (null: not that source). Negotiations run one at a time; resolves when this one is done. */
+  /**
+   * Publish these tracks (null: not that source; HELD: published, sending nothing). Negotiations run one at a
+   * time; resolves when this one is done.
+   */
   update(wanted) {
     this._wanted = { ...wanted };
     this._dirty = true;
     this._chain = this._chain.then(() => this._negotiate());
     return this._chain;
+  }
+
+  /** The RTCRtpSender of a source (null before it was first published). */
+  sender(source) {
+    return this._transceivers[source]?.sender || null;
   }
 
   /** The server's publish_answer. */
@@ -93,16 +109,18 @@ export class Publisher {
     if (!this.pc) this.pc = trickling("publish", this._iceServers, this._send);
     const pc = this.pc;
     let changed = false;
-    for (const [source, track] of Object.entries(wanted)) {
+    for (const [source, want] of Object.entries(wanted)) {
+      const track = want === HELD ? null : want;
       const transceiver = this._transceivers[source];
-      if (track && !transceiver) {
+      if (want && !transceiver) {
         const init = { direction: "sendonly", streams: [] };
         if (source === "camera" && this._simulcast) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
-        this._transceivers[source] = pc.addTransceiver(track, init);
+        this._transceivers[source] = pc.addTransceiver(track || KIND[source], init);
         changed = true;
-      } else if (transceiver && transceiver.sender.track !== track) {
-        await transceiver.sender.replaceTrack(track);
-        const direction = track ? "sendonly" : "inactive";
+      } else if (transceiver) {
+        // replaceTrack keeps the sender's parameters (the simulcast encodings) and needs no new offer.
+        if (transceiver.sender.track !== track) await transceiver.sender.replaceTrack(track);
+        const direction = want ? "sendonly" : "inactive";
         if (transceiver.direction !== direction) {
           transceiver.direction = direction;
           changed = true;

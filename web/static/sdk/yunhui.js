@@ -1,7 +1,7 @@
 // Yunhui JavaScript SDK: the meeting protocol (docs/protocol.md) and the two RTCPeerConnections of a participant.
 // No UI. Documented in docs/sdk.md. Depends only on socket.io-client (import-mapped as "socket.io-client").
 import { io } from "socket.io-client";
-import { Publisher, SIMULCAST_LAYERS, Subscriber, parseSections } from "./media.js";
+import { HELD, Publisher, SIMULCAST_LAYERS, Subscriber, parseSections } from "./media.js";
 
 export { SIMULCAST_LAYERS, parseSections };
 
@@ -16,6 +16,21 @@ export class JoinError extends Error {
   }
 }
 
+/** denied | missing | failed: why getUserMedia could not open a device. */
+export function deviceErrorCode(error) {
+  if (error?.name === "NotAllowedError" || error?.name === "SecurityError") return "denied";
+  if (error?.name === "NotFoundError" || error?.name === "OverconstrainedError") return "missing";
+  return "failed";
+}
+
+/** The getUserMedia constraints that reopen the device `track` captures from, with the same settings. */
+function constraintsOf(track) {
+  const constraints = { ...track.getConstraints() };
+  const deviceId = track.getSettings().deviceId;
+  if (deviceId) constraints.deviceId = { exact: deviceId };
+  return constraints;
+}
+
 /** good | fair | poor from a round-trip time (seconds) and a packet-loss fraction. */
 export function qualityLevel(rtt, loss) {
   if ((rtt ?? 0) < 0.3 && loss < 0.02) return "good";
@@ -28,7 +43,7 @@ export function qualityLevel(rtt, loss) {
  *
  * Events (CustomEvent, payload in `detail`): state, joined, lobby, refused, participants, self, tracks,
  * local-media, active-speaker, meeting, lobby-changed, warning, ended, left, chat, reaction, media-request,
- * quality, protocol-error. See docs/sdk.md.
+ * quality, protocol-error, device-error. See docs/sdk.md.
  */
 export class MeetingClient extends EventTarget {
   /**
@@ -55,6 +70,10 @@ export class MeetingClient extends EventTarget {
     this.remoteTracks = new Map(); // subscriber mid -> { mid, participantId, trackId, kind, source, track, stream }
     this.local = { mic: null, camera: null, screen: null }; // MediaStreamTracks
     this.muted = { mic: false, camera: false };
+    // The device each source captures from ("" when the browser does not say); kept while the camera is off.
+    this.devices = { mic: null, camera: null };
+    this._constraints = { mic: null, camera: null }; // how to reopen each source's device
+    this._devicesChain = Promise.resolve(); // camera on/off and device switches, one at a time
     this.quality = null;
     this.endReason = null;
     this._socket = null;
@@ -297,23 +316,113 @@ export class MeetingClient extends EventTarget {
 
   // --- publishing -------------------------------------------------------------------------------------
 
-  /** Set the microphone and camera tracks to publish (either may be null); renegotiates when joined. */
-  setLocalMedia({ mic = this.local.mic, camera = this.local.camera } = {}) {
-    this.local.mic = mic;
-    this.local.camera = camera;
-    if (mic) mic.enabled = !this.muted.mic;
-    if (camera) camera.enabled = !this.muted.camera;
+  /**
+   * Set the microphone and camera tracks to publish (null: none; omitted: unchanged); renegotiates when joined.
+   * A camera track given while the camera is muted is stopped at once (its device is remembered).
+   */
+  setLocalMedia(tracks = {}) {
+    for (const source of ["mic", "camera"]) {
+      const track = tracks[source];
+      if (track === undefined || (track && track === this.local[source])) continue;
+      this.local[source] = track;
+      this.devices[source] = track ? track.getSettings().deviceId || "" : null;
+      this._constraints[source] = track ? constraintsOf(track) : null;
+    }
+    if (this.local.mic) this.local.mic.enabled = !this.muted.mic;
+    if (this.muted.camera) this._releaseCamera();
     this._emit("local-media", this.local);
     if (this.state === "joined") this._publish();
   }
 
-  /** Mute or unmute the microphone ("mic") or the camera ("camera"). */
+  /**
+   * Mute or unmute the microphone ("mic") or the camera ("camera"). The microphone keeps its device and only
+   * stops sending (instant). The camera is released (its light goes off) and reopened on the same device when
+   * turned on again; if that fails it stays off, a device-error event fires and the promise rejects.
+   */
   setMuted(source, muted) {
-    this.muted[source] = muted;
-    const track = this.local[source];
-    if (track) track.enabled = !muted;
-    if (this.state === "joined") this._send("media_state", { source, muted });
-    this._emit("local-media", this.local);
+    if (source !== "camera") {
+      this.muted[source] = muted;
+      if (this.local[source]) this.local[source].enabled = !muted;
+      if (this.state === "joined") this._send("media_state", { source, muted });
+      this._emit("local-media", this.local);
+      return Promise.resolve();
+    }
+    return this._queue(async () => {
+      if (!muted && !this.local.camera && this._constraints.camera) {
+        this.local.camera = await this._open("camera", this._constraints.camera);
+      }
+      this.muted.camera = muted;
+      if (muted) this._releaseCamera();
+      if (this.state === "joined") this._send("media_state", { source, muted });
+      this._emit("local-media", this.local);
+      await this._publish();
+    });
+  }
+
+  /**
+   * Capture `source` ("mic" | "camera") from another device (a deviceId of enumerateDevices) and send it in
+   * place of the current track, without renegotiating. While the camera is off the choice is only remembered.
+   * Resolves with the new track (null when only remembered); on failure the current track stays, a
+   * device-error event fires and the promise rejects.
+   */
+  switchDevice(source, deviceId) {
+    if (source !== "mic" && source !== "camera") return Promise.reject(new Error(`unknown source ${source}`));
+    return this._queue(async () => {
+      const constraints = { ...(this._constraints[source] || {}), deviceId: { exact: deviceId } };
+      if (source === "camera" && this.muted.camera && !this.local.camera) {
+        this._constraints.camera = constraints;
+        this.devices.camera = deviceId;
+        this._emit("local-media", this.local);
+        return null;
+      }
+      const track = await this._open(source, constraints);
+      const old = this.local[source];
+      this.local[source] = track;
+      this.devices[source] = track.getSettings().deviceId || deviceId;
+      this._constraints[source] = constraintsOf(track);
+      if (source === "mic") track.enabled = !this.muted.mic;
+      this._emit("local-media", this.local);
+      await this._publish();
+      if (old && old !== track) old.stop();
+      return track;
+    });
+  }
+
+  /** The RTCRtpSender that publishes `source` ("mic" | "camera" | "screen"), or null. */
+  sender(source) {
+    return this._publisher?.sender(source) || null;
+  }
+
+  /** Run device operations one at a time, in call order (a failed one does not stop the next). */
+  _queue(operation) {
+    const run = this._devicesChain.then(operation);
+    this._devicesChain = run.catch(() => {});
+    return run;
+  }
+
+  async _open(source, constraints) {
+    try {
+      const request = source === "mic" ? { audio: constraints } : { video: constraints };
+      const stream = await navigator.mediaDevices.getUserMedia(request);
+      return stream.getTracks()[0];
+    } catch (error) {
+      this._emit("device-error", { source, code: deviceErrorCode(error), error });
+      throw error;
+    }
+  }
+
+  /** Stop the camera (its light goes off); `devices` and the constraints remember it for turning it back on. */
+  _releaseCamera() {
+    const track = this.local.camera;
+    if (!track) return;
+    this.local.camera = null;
+    track.stop();
+  }
+
+  /** What the Publisher sends: the camera stays published (HELD) while it is off, so turning it on is instant. */
+  _wanted() {
+    const heldCamera = this.muted.camera && this._constraints.camera ? HELD : null;
+    return { mic: this.local.mic, camera: this.local.camera || heldCamera, screen: this.local.screen };
   }
 
   /** Share a screen: `track` from getDisplayMedia (asked for here when omitted). */
@@ -339,10 +448,11 @@ export class MeetingClient extends EventTarget {
     if (this.state === "joined") this._publish();
   }
 
+  /** Resolves once the Publisher sends the current tracks (never rejects: failures are protocol-error events). */
   _publish() {
     const publisher = this._publisher;
-    if (!publisher) return;
-    publisher.update({ ...this.local }).catch((err) => {
+    if (!publisher) return Promise.resolve();
+    return publisher.update(this._wanted()).catch((err) => {
       // A negotiation cut short by a dropped connection is redone after the reconnect; report real failures.
       if (publisher === this._publisher && this.state === "joined") {
         this._emit("protocol-error", { code: "negotiation_failed", message: String(err), event: "publish_offer" });
@@ -352,14 +462,10 @@ export class MeetingClient extends EventTarget {
 
   _onMediaRequest(source) {
     // A moderator stopped our `source`; the SFU already stopped forwarding it.
-    if (source === "screen") this.stopScreenShare();
-    else {
-      this.muted[source] = true;
-      if (this.local[source]) this.local[source].enabled = false;
-      this._send("media_state", { source, muted: true });
-      this._emit("local-media", this.local);
-    }
-    this._emit("media-request", source);
+    if (source === "screen") {
+      this.stopScreenShare();
+      this._emit("media-request", source);
+    } else this.setMuted(source, true).finally(() => this._emit("media-request", source)).catch(() => {});
   }
 
   // --- subscribing ------------------------------------------------------------------------------------

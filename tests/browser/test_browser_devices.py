@@ -190,3 +190,25 @@ async def test_joining_with_the_camera_off_publishes_it_without_capturing(
     await camera_muted_seen_by(host, guest_id, False)
     await wait_video_frames_above(host, guest_id, 10)
     assert await guest.evaluate(PUBLISH_SDP) == sdp
+
+
+async def test_a_device_that_goes_away_turns_its_source_off_and_says_so(
+    new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
+) -> None:
+    room = await admin.room(passcode="8642")
+    host = await join(new_context, site, room, "Host", host_token=admin.token)
+    guest = await join(new_context, site, room, "Guest")
+    guest_id = await participant_id(guest)
+    await wait_rising(host, guest_id, "video", "frames")
+    # An unplugged camera ends its track ("ended" fires only for the device side, not for our own stop()).
+    await guest.evaluate(f"(window.__lost = {CLIENT}.local.camera).dispatchEvent(new Event('ended'))")
+    await guest.wait_for_selector(".banner >> text=The camera was disconnected")
+    await camera_muted_seen_by(host, guest_id, True)
+    assert await guest.evaluate(f"{CLIENT}.local.camera === null && window.__lost.readyState === 'ended'")
+    # The same for the microphone: muted, and the others are told.
+    await guest.evaluate(f"{CLIENT}.local.mic.dispatchEvent(new Event('ended'))")
+    await guest.wait_for_selector(".banner >> text=The microphone was disconnected")
+    await host.wait_for_function(
+        f"{CLIENT}.participants.get({json.dumps(guest_id)})?.muted.includes('mic')", timeout=10000
+    )
+    assert await guest.evaluate(f"{CLIENT}.muted.mic")

@@ -16,7 +16,7 @@ export class JoinError extends Error {
   }
 }
 
-/** denied | missing | failed: why getUserMedia could not open a device. */
+/** denied | missing | failed: why getUserMedia could not open a device ("lost": a device went away). */
 export function deviceErrorCode(error) {
   if (error?.name === "NotAllowedError" || error?.name === "SecurityError") return "denied";
   if (error?.name === "NotFoundError" || error?.name === "OverconstrainedError") return "missing";
@@ -325,6 +325,7 @@ export class MeetingClient extends EventTarget {
       const track = tracks[source];
       if (track === undefined || (track && track === this.local[source])) continue;
       this.local[source] = track;
+      if (track) this._watchDevice(source, track);
       this.devices[source] = track ? track.getSettings().deviceId || "" : null;
       this._constraints[source] = track ? constraintsOf(track) : null;
     }
@@ -349,7 +350,7 @@ export class MeetingClient extends EventTarget {
     }
     return this._queue(async () => {
       if (!muted && !this.local.camera && this._constraints.camera) {
-        this.local.camera = await this._open("camera", this._constraints.camera);
+        this.local.camera = this._watchDevice("camera", await this._open("camera", this._constraints.camera));
       }
       this.muted.camera = muted;
       if (muted) this._releaseCamera();
@@ -375,7 +376,7 @@ export class MeetingClient extends EventTarget {
         this._emit("local-media", this.local);
         return null;
       }
-      const track = await this._open(source, constraints);
+      const track = this._watchDevice(source, await this._open(source, constraints));
       const old = this.local[source];
       this.local[source] = track;
       this.devices[source] = track.getSettings().deviceId || deviceId;
@@ -409,6 +410,19 @@ export class MeetingClient extends EventTarget {
       this._emit("device-error", { source, code: deviceErrorCode(error), error });
       throw error;
     }
+  }
+
+  /**
+   * A device that goes away (unplugged, taken by the system) ends its track: mute that source, tell the
+   * others, and say so with a device-error event (code "lost"). Our own stop() does not fire "ended".
+   */
+  _watchDevice(source, track) {
+    track.addEventListener("ended", () => {
+      if (this.local[source] !== track) return;
+      this._emit("device-error", { source, code: "lost", error: new Error(`${source} disconnected`) });
+      this.setMuted(source, true).catch(() => {});
+    });
+    return track;
   }
 
   /** Stop the camera (its light goes off); `devices` and the constraints remember it for turning it back on. */

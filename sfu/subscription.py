@@ -292,12 +292,15 @@ class Subscription:
             out[i + 1] = pid & 0xFF
         else:
             out[i] = pid
-        if ((pid - self.last_pid) & mask) < (mask >> 1):
+        # A retransmission rewrites an older picture: it must not move where the next switch continues from.
+        current = ((pid - self.last_pid) & mask) < (mask >> 1)
+        if current:
             self.last_pid = pid
         if d.tl0_offset >= 0:
             tl0 = (d.tl0 + self.tl0_offset) & 0xFF
             out[d.tl0_offset - start] = tl0
-            self.last_tl0 = tl0
+            if current:
+                self.last_tl0 = tl0
         return out
 
     # ------------------------------------------------------------------------------------- feedback

@@ -233,6 +233,27 @@ async def test_gating_rewrite_switch_rtx_and_sender_report() -> None:
     assert (parsed(out.sent[-1]).seq - headers[4].seq) & 0xFFFF == 1
 
 
+async def test_a_retransmission_does_not_move_the_vp8_picture_state_back() -> None:
+    def payload(picture_id: int, tl0: int, *, key: bool) -> bytes:
+        # X with I and L: 15-bit picture id, then TL0PICIDX.
+        descriptor = bytes((0x90, 0xC0, 0x80 | (picture_id >> 8), picture_id & 0xFF, tl0))
+        return descriptor + (
+            b"\x00\x00\x00\x9d\x01\x2a" + struct.pack("<HH", 320, 240) if key else b"\x01\x00\x00"
+        )
+
+    rtcp, out = FakeSend(), FakeSend()
+    track = make_track(rtcp, [])
+    layer = track.layers[""]
+    layer.ssrc = 10
+    subscription = make_subscription(out)
+    subscription.bind(track)
+    for i in range(3):
+        await feed(subscription, layer, rtp(700 + i, 9000 + 3000 * i, 10, payload(40 + i, 7 + i, key=i == 0)))
+    state = (subscription.last_pid, subscription.last_tl0)
+    assert await subscription.retransmit(parsed(out.sent[0]).seq)
+    assert (subscription.last_pid, subscription.last_tl0) == state
+
+
 def test_keyframe_requests_ride_on_the_outstanding_one_and_resume_when_it_arrives() -> None:
     layer = make_track(FakeSend(), []).layers[""]
     layer.ssrc = 10

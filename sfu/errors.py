@@ -15,5 +15,9 @@ class Closed(SfuError):
     """The object (Sfu, Router or Peer) is closed."""
 
 
+class Unavailable(SfuError):
+    """The SFU cannot take this connection now (no free UDP port for media); trying later may work."""
+
+
 class HookSurfaceChanged(SfuError):
     """The installed aiortc no longer has the private hook points sfu/hooks.py relies on."""

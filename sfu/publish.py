@@ -40,7 +40,13 @@ from sfu.rtp import (
     parse_rtp,
     vp8_keyframe_size,
 )
-from sfu.sdp import announce_address, answer_with_simulcast, media_sections, offered_rids
+from sfu.sdp import (
+    announce_address,
+    answer_with_simulcast,
+    media_sections,
+    offered_rids,
+    require_candidates,
+)
 from sfu.settings import SfuSettings
 from sfu.simulcast import PublisherRemb
 from sfu.track import Layer, Track
@@ -123,6 +129,7 @@ class PublishConnection:
             self._rids.update(rids)
             self.hooks.attach()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            require_candidates(self.pc.localDescription.sdp)
             for transceiver in self.pc.getTransceivers():
                 track = self.tracks.get(transceiver.mid or "")
                 if track is not None and transceiver.currentDirection not in ("recvonly", "sendrecv"):

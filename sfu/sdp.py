@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sfu.errors import Unavailable
+
 
 def media_sections(sdp: str) -> dict[str, str]:
     """mid -> kind ("audio" | "video") of every media section of an SDP."""
@@ -58,6 +60,14 @@ def answer_with_simulcast(answer_sdp: str, rids_by_mid: dict[str, list[str]]) ->
             out += [f"a=rid:{rid} recv" for rid in rids]
             out.append("a=simulcast:recv " + ";".join(rids))
     return "\r\n".join(out) + "\r\n"
+
+
+def require_candidates(sdp: str) -> str:
+    """`sdp` (our local description) unchanged, or Unavailable when it has media but no ICE candidate: every
+    host socket failed to bind (the UDP port range is full), and the peer could never connect."""
+    if media_sections(sdp) and "a=candidate:" not in sdp:
+        raise Unavailable("no UDP port is free for media on this server; try again shortly")
+    return sdp
 
 
 def announce_address(sdp: str, address: str | None) -> str:

@@ -24,7 +24,7 @@ from aiortc.rtp import (
 from sfu.errors import BadRequest
 from sfu.hooks import PeerHooks, make_peer_connection, port_range, set_stream_id
 from sfu.rtp import U32
-from sfu.sdp import announce_address, media_sections
+from sfu.sdp import announce_address, media_sections, require_candidates
 from sfu.settings import SfuSettings
 from sfu.subscription import Subscription
 from sfu.track import Track, codec_key
@@ -120,7 +120,8 @@ class SubscribeConnection:
             self.hooks.attach()
             await self.pc.setLocalDescription(await self.pc.createOffer())
             self._offer_outstanding = True
-            return announce_address(self.pc.localDescription.sdp, self._settings.announced_address)
+            sdp = require_candidates(self.pc.localDescription.sdp)
+            return announce_address(sdp, self._settings.announced_address)
 
     async def answer_offer(self, offer_sdp: str) -> str:
         """Answer a client's recvonly offer (WHEP): the client's m-sections become our send slots."""
@@ -137,7 +138,8 @@ class SubscribeConnection:
                     self._add_subscription(transceiver)
             self.hooks.attach()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            return announce_address(self.pc.localDescription.sdp, self._settings.announced_address)
+            sdp = require_candidates(self.pc.localDescription.sdp)
+            return announce_address(sdp, self._settings.announced_address)
 
     async def accept_answer(self, answer_sdp: str) -> None:
         async with self._lock:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sfu.errors import BadRequest, Closed
+from sfu.errors import BadRequest, Closed, Unavailable
 from sfu.peer import Peer
 from sfu.sdp import media_sections
 from sfu.sfu import Sfu
@@ -133,6 +133,8 @@ def whip_app(
                 raise web.HTTPBadRequest(text=str(exc)) from exc
             if isinstance(exc, Closed):
                 raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+            if isinstance(exc, Unavailable):
+                raise web.HTTPServiceUnavailable(text=str(exc), headers={"Retry-After": "5"}) from exc
             raise
         sessions[session_id] = (meeting_id, kind)
         watch(session_id, peer, kind)

@@ -13,7 +13,7 @@ from aioice import Connection
 from pydantic import ValidationError
 
 from sfu import ice
-from sfu.errors import HookSurfaceChanged
+from sfu.errors import HookSurfaceChanged, Unavailable
 from sfu.settings import SfuSettings
 from tests.sfu.conftest import Meeting
 
@@ -117,5 +117,24 @@ async def test_media_flows_through_sockets_in_the_configured_range() -> None:
         sdps = [publisher.pub_pc.remoteDescription.sdp, viewer.sub_pc.remoteDescription.sdp]
         used = {int(port) for sdp in sdps for port in HOST_PORT.findall(sdp)}
         assert len(used) == 2 and all(low <= port <= low + 49 for port in used), used
+    finally:
+        await meeting.close()
+
+
+async def test_a_full_port_range_refuses_the_connection_with_a_clear_error() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    meeting = Meeting(SfuSettings(udp_port_min=port, udp_port_max=port))  # room for one PeerConnection
+    try:
+        first = await meeting.client("first")
+        await first.publish(video_start=None)
+        second = await meeting.client("second")
+        with pytest.raises(Unavailable, match="no UDP port is free for media"):
+            await second.publish(video_start=None)
+        # The first connection is unaffected: its one port is its own.
+        assert first.pub_pc is not None
+        assert str(port) in first.pub_pc.remoteDescription.sdp
     finally:
         await meeting.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,7 +31,13 @@ def authorize(request: web.Request) -> str:
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Sfu, str]]:
-    sfu = Sfu(SfuSettings())
+    async with serving(SfuSettings()) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: SfuSettings) -> AsyncIterator[tuple[Sfu, str]]:
+    sfu = Sfu(settings)
     root = web.Application()
     root.add_subapp("/media", whip_app(sfu, authorize))
     runner = web.AppRunner(root)
@@ -205,3 +213,25 @@ async def test_sessions_admitted_and_ended_through_callbacks() -> None:
         await viewer.close()
         await runner.cleanup()
         await sfu.close()
+
+
+async def test_whip_answers_503_when_no_media_port_is_free() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    headers = {"Authorization": TOKEN, "Content-Type": "application/sdp"}
+    pcs = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(2)]
+    try:
+        one_port = SfuSettings(udp_port_min=port, udp_port_max=port)
+        async with serving(one_port) as (_, base), aiohttp.ClientSession() as http:
+            statuses = []
+            for pc in pcs:
+                pc.addTrack(ToneAudioTrack(0.1))
+                await pc.setLocalDescription(await pc.createOffer())
+                async with http.post(f"{base}/whip", data=pc.localDescription.sdp, headers=headers) as r:
+                    statuses.append((r.status, r.headers.get("Retry-After"), await r.text()))
+        assert statuses[0][0] == 201
+        assert statuses[1][:2] == (503, "5") and "no UDP port is free for media" in statuses[1][2]
+    finally:
+        await asyncio.gather(*(pc.close() for pc in pcs))

@@ -14,13 +14,12 @@ Per RTCPeerConnection we
   * give aioice's Connection a ``connect()`` that ends when ICE does, not at its next pacing tick
     (sfu/ice.py).
 
-``verify_hook_points()`` fails loudly when an aiortc upgrade changes any of these (for the copied send and
-receive paths: every line of aiortc/aioice/pylibsrtp code they stand in for, ``SEND_PATH``/``RECEIVE_PATH``).
+``verify_hook_points()`` (sfu/hook_points.py) fails loudly when an aiortc upgrade changes any of these (for
+the copied send and receive paths: every line of aiortc/aioice/pylibsrtp code they stand in for).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from time import monotonic
@@ -28,25 +27,22 @@ from typing import Any
 
 import aiortc.rtp as aiortc_rtp
 import pylibsrtp
-from aioice.ice import Connection as IceConnection
 from aioice.ice import StunProtocol
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.codecs import CODECS, HEADER_EXTENSIONS
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
-from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver, StreamStatistics
-from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtcpPacket
 from aiortc.sdp import candidate_from_sdp
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
 from sfu.certificate import CertificateStore
-from sfu.errors import HookSurfaceChanged
-from sfu.ice import PortRange, prompt_connect, use_port_range, verify_connect_path
+from sfu.hook_points import verify_hook_points
+from sfu.ice import PortRange, prompt_connect, use_port_range
 from sfu.rtp import URI_RID, URI_RRID
 from sfu.settings import SfuSettings
 
@@ -65,57 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# (class, method, parameter names after self, must be a coroutine function)
-HOOK_METHODS: tuple[tuple[type, str, tuple[str, ...], bool], ...] = (
-    (RTCDtlsTransport, "_handle_rtp_data", ("data", "arrival_time_ms"), True),
-    (RTCDtlsTransport, "_handle_rtcp_data", ("data",), True),
-    (RTCDtlsTransport, "_send_rtp", ("data",), True),
-    (RTCRtpReceiver, "receive", ("parameters",), True),
-    (RTCRtpSender, "send", ("parameters",), True),
-)
-SENDER_ATTRIBUTES = ("_ssrc", "_rtx_ssrc", "_stream_id")
-_srtp_process = vars(pylibsrtp.Session)["_Session__process"]  # name-mangled private method
-# What PeerHooks.send_now does instead of awaiting _send_rtp: each line must still be in aiortc/aioice's code,
-# so that our synchronous copy of the egress path cannot drift from theirs unnoticed.
-SEND_PATH: tuple[tuple[Any, str], ...] = (
-    (RTCDtlsTransport._send_rtp, "self._state != State.CONNECTED"),
-    (RTCDtlsTransport._send_rtp, "if is_rtcp(data):"),
-    (aiortc_rtp.is_rtcp, "return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208"),
-    (RTCDtlsTransport._send_rtp, "data = self._tx_srtp.protect_rtcp(data)"),
-    (RTCDtlsTransport._send_rtp, "data = self._tx_srtp.protect(data)"),
-    (RTCDtlsTransport._send_rtp, "await self.transport._send(data)"),
-    (RTCIceTransport.__init__, "self._connection = gatherer._connection"),
-    (RTCIceTransport.__init__, "self._send = self._connection.send"),
-    (IceConnection.send, "await self.sendto(data, 1)"),
-    (IceConnection.sendto, "active_pair = self._nominated.get(component)"),
-    (IceConnection.sendto, "await active_pair.protocol.send_data(data, active_pair.remote_addr)"),
-    (StunProtocol.send_data, "self.transport.sendto(data, addr)"),
-    # _fast_protect calls libsrtp the way pylibsrtp.Session.protect does, on the session's own buffers.
-    (pylibsrtp.Session.protect, "return self.__process(packet, lib.srtp_protect, SRTP_MAX_TRAILER_LEN)"),
-    (_srtp_process, "if len(data) > len(self._cdata) - trailer:"),
-    (_srtp_process, "self._buffer[0 : len(data)] = data"),
-    (_srtp_process, "_srtp_assert(func(self._srtp[0], self._cdata, len_p))"),
-    (_srtp_process, "return self._buffer[0 : len_p[0]]"),
-)
-# What PeerHooks._tap_datagrams does instead of letting aioice queue RTP for the DTLS task.
-RECEIVE_PATH: tuple[tuple[Any, str], ...] = (
-    (StunProtocol.datagram_received, "self.receiver.data_received(data, self.local_candidate.component)"),
-    (IceConnection.data_received, "self._queue.put_nowait((data, component))"),
-    (RTCDtlsTransport._recv_next, "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:"),
-    (RTCDtlsTransport._recv_next, "arrival_time_ms = clock.current_ms()"),
-    (RTCDtlsTransport._recv_next, "if is_rtcp(data):"),
-    (RTCDtlsTransport._recv_next, "data = self._rx_srtp.unprotect(data)"),
-    (RTCDtlsTransport._recv_next, "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)"),
-    (RTCDtlsTransport._recv_next, "except pylibsrtp.Error as exc:"),
-)
-_create_dtls_transport = vars(RTCPeerConnection)["_RTCPeerConnection__createDtlsTransport"]
-# make_peer_connection swaps the certificate each RTCPeerConnection generated for the process-wide one.
-CERTIFICATE_PATH: tuple[tuple[Any, str], ...] = (
-    (RTCPeerConnection.__init__, "self.__certificates = [RTCCertificate.generateCertificate()]"),
-    (_create_dtls_transport, "RTCDtlsTransport(iceTransport, self.__certificates)"),
-    (RTCDtlsTransport.start, "self.__local_certificate._create_ssl_context("),
-)
 
 # Video codecs forwarded besides aiortc's own (VP8, H.264): (mime type, fmtp) as Chrome offers them.
 FORWARDED_VIDEO_CODECS: tuple[tuple[str, dict[str, str | int | None]], ...] = (
@@ -164,30 +109,6 @@ def _fast_protect(session: Any) -> Callable[[bytes], bytes]:
 RtpHandler = Callable[[bytes, int], Awaitable[None]]
 RtcpHandler = Callable[[list[Any]], Awaitable[None]]
 ParamsHandler = Callable[[Any, Any], None]  # (transceiver, RTCRtpReceiveParameters | RTCRtpSendParameters)
-
-
-def verify_hook_points() -> None:
-    """Raise HookSurfaceChanged unless every private name we rely on exists with the expected signature."""
-    for cls, name, params, is_coroutine in HOOK_METHODS:
-        method = getattr(cls, name, None)
-        if method is None:
-            raise HookSurfaceChanged(f"{cls.__name__}.{name} is gone")
-        got = tuple(inspect.signature(method).parameters)[1:]
-        if got != params:
-            raise HookSurfaceChanged(f"{cls.__name__}.{name}{got} != expected {params}")
-        if inspect.iscoroutinefunction(method) != is_coroutine:
-            raise HookSurfaceChanged(f"{cls.__name__}.{name} is no longer a coroutine function")
-    # Read from the constructor's source: building a sender needs a live transport.
-    init_source = inspect.getsource(RTCRtpSender.__init__)
-    for attr in SENDER_ATTRIBUTES:
-        if f"self.{attr} = " not in init_source:
-            raise HookSurfaceChanged(f"RTCRtpSender.{attr} is no longer set by its constructor")
-    if not isinstance(aiortc_rtp.DYNAMIC_PAYLOAD_TYPES, range):
-        raise HookSurfaceChanged("aiortc.rtp.DYNAMIC_PAYLOAD_TYPES is no longer a range")
-    for function, line in SEND_PATH + RECEIVE_PATH + CERTIFICATE_PATH:
-        if line not in inspect.getsource(function):
-            raise HookSurfaceChanged(f"{function.__qualname__} no longer does {line!r}")
-    verify_connect_path()
 
 
 _state = {"patched": False}
@@ -389,6 +310,11 @@ class PeerHooks:
 
         receiver.receive = receive
         sender.send = send
+        # aiortc's receiver never sees a packet here (_handle_rtp_data is ours), so its bitrate estimator
+        # (about 96 kB of rate buckets per video transceiver, on the publish and the subscribe side) is dead
+        # weight; aiortc runs without one (and without a NACK generator) for audio.
+        setattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)  # noqa: B010
+        setattr(receiver, "_RTCRtpReceiver__nack_generator", None)  # noqa: B010
 
     def _install_tap(self, dtls: Any) -> None:
         self._dtls = dtls

@@ -86,6 +86,9 @@ async def test_an_exception_in_a_hook_is_counted_and_the_transport_survives() ->
         await asyncio.wait_for(enough.wait(), 10)
         assert hooks.errors >= 5 + 1  # five RTP failures, the receive() callback, any RTCP failures
         assert server.connectionState == "connected"
+        # Media reached the hook, not aiortc's receiver: its bitrate estimator was dropped as dead weight.
+        receiver = server.getTransceivers()[0].receiver
+        assert getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator") is None  # noqa: B009
         assert hooks.connected
         assert await hooks.send(b"\x80\x60\x00\x01" + bytes(8))  # the transport still sends
     finally:

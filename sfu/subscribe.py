@@ -119,8 +119,9 @@ class SubscribeConnection:
             self._plan()
             self.hooks.attach()
             await self.pc.setLocalDescription(await self.pc.createOffer())
-            self._offer_outstanding = True
+            # Refused before it counts as outstanding: the client never got an offer to answer.
             sdp = require_candidates(self.pc.localDescription.sdp)
+            self._offer_outstanding = True
             return announce_address(sdp, self._settings.announced_address)
 
     async def answer_offer(self, offer_sdp: str) -> str:

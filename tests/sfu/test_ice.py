@@ -133,6 +133,13 @@ async def test_a_full_port_range_refuses_the_connection_with_a_clear_error() -> 
         second = await meeting.client("second")
         with pytest.raises(Unavailable, match="no UDP port is free for media"):
             await second.publish(video_start=None)
+        # Its subscribe side (an offer with the first one's track) is refused the same way, and again
+        # (not "offer already outstanding").
+        await meeting.wait_tracks(1)
+        assert second.peer is not None
+        for _ in range(2):
+            with pytest.raises(Unavailable):
+                await second.peer.create_subscribe_offer()
         # The first connection is unaffected: its one port is its own.
         assert first.pub_pc is not None
         assert str(port) in first.pub_pc.remoteDescription.sdp

@@ -208,7 +208,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         label=${t("controls.participants", { count: people.length })} onClick=${() => togglePanel("people")} />
       <${ToolButton} id="toggle-chat" icon="chat" pressed=${panel === "chat"} shortcut="Alt+C"
         label=${unread ? t("controls.chat_unread", { count: unread }) : t("controls.chat")} onClick=${() => togglePanel("chat")} />
-      <${ToolButton} id="toggle-devices" icon="more" pressed=${panel === "devices"}
+      <${ToolButton} id="toggle-devices" icon="settings" pressed=${panel === "devices"}
         label=${t("controls.devices")} onClick=${() => togglePanel("devices")} />
       ${moderator
         ? html`<${ToolButton} id="end-meeting" icon="stop" danger label=${t("moderate.end")}

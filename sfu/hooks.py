@@ -41,6 +41,7 @@ from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
 from sfu.certificate import CertificateStore
+from sfu.fanout import NATIVE, Route, srtp_context_address
 from sfu.hook_points import verify_hook_points
 from sfu.ice import PortRange, prompt_connect, use_port_range
 from sfu.rtp import URI_RID, URI_RRID
@@ -234,6 +235,42 @@ class PeerHooks:
         self._pair: Any = None
         self._udp: Any = None
         self._addr: Any = None
+        # The same way out for the C copy loop (sfu/fanout.py); None without the C module.
+        self.route: Route | None = Route(self._refresh_route) if NATIVE else None
+
+    def close(self) -> None:
+        """Release what the hooks hold beyond aiortc's objects: the route's socket (idempotent)."""
+        if self.route is not None:
+            self.route.close()
+
+    def _refresh_route(self) -> bool | None:
+        """Point the route at the nominated pair's socket and the SRTP session; the C loop calls this when
+        either changed. True: ready; False: not connected (nothing can be sent); None: not a connection the
+        C loop can send on (a stand-in transport without a socket or a pylibsrtp session): use Python."""
+        route, dtls = self.route, self._dtls
+        assert route is not None
+        pair = self._nominated.get(1)
+        if dtls is None or dtls._state is not _CONNECTED or pair is None:
+            route.clear()
+            return False
+        srtp = dtls._tx_srtp
+        transport = pair.protocol.transport
+        sock = transport.get_extra_info("socket") if hasattr(transport, "get_extra_info") else None
+        if type(srtp) is not pylibsrtp.Session or sock is None:
+            return None
+        host, port = pair.remote_addr[:2]
+        route.set(
+            dtls=dtls,
+            nominated=self._nominated,
+            connected=_CONNECTED,
+            pair=pair,
+            session=srtp,
+            srtp=srtp_context_address(srtp),
+            fd=sock.fileno(),
+            host=host,
+            port=port,
+        )
+        return True
 
     def attach(self) -> None:
         """Patch every transceiver of the PC; call after each setRemoteDescription / addTransceiver."""
@@ -272,6 +309,10 @@ class PeerHooks:
         if 191 < data[1] < 209:
             protected = srtp.protect_rtcp(data)
         else:
+            if self.route is not None:
+                sent = self.route.send(data)
+                if sent is not None:
+                    return sent
             protect = self._protect
             if protect is None or srtp is not self._srtp:  # a new session per DTLS handshake
                 self._srtp, protect = srtp, _fast_protect(srtp)

@@ -23,6 +23,7 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
+from sfu import fanout
 from sfu.errors import BadRequest
 from sfu.events import SOURCES
 from sfu.hooks import PeerHooks, RemoteBitrateEstimator, make_peer_connection, port_range
@@ -38,6 +39,7 @@ from sfu.rtp import (
     abs_send_time,
     get_extension,
     parse_rtp,
+    split_payload,
     vp8_keyframe_size,
 )
 from sfu.sdp import (
@@ -279,11 +281,18 @@ class PublishConnection:
                 layer.width, layer.height = size
         if not track.forwarding or not track.subscriptions:
             return
-        abs3 = abs_send_time(now) if track.kind == "video" else b""
-        for subscription in track.subscriptions:
-            # Synchronous per subscriber; only a keyframe request (rate-limited, rare) awaits.
-            if subscription.forward_now(layer, data, h, level, abs3):
-                await track.request_keyframe(layer, now)
+        video = track.kind == "video"
+        abs3 = abs_send_time(now) if video else b""
+        if h.split < 0:
+            split_payload(data, h, track.codec_name)
+        # The steady-state copies go out inside fan_out (in C when built); what it hands back is a layer
+        # switch, a subscriber waiting for a keyframe, or the pure-Python path.
+        slow = fanout.fan_out(track.subscriptions, layer, data, h, abs3 if video else level)
+        if slow is not None:
+            for subscription in slow:
+                # Synchronous per subscriber; only a keyframe request (rate-limited, rare) awaits.
+                if subscription.forward_now(layer, data, h, level, abs3):
+                    await track.request_keyframe(layer, now)
 
     async def _send_nacks(self, layer: Layer, nack: NackTracker, now: float) -> None:
         abandoned = nack.abandoned
@@ -375,3 +384,4 @@ class PublishConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.pc.close()
+        self.hooks.close()

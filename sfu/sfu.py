@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from sfu import fanout
 from sfu.errors import BadRequest, Closed
 from sfu.hooks import install_global_patches, verify_hook_points
 from sfu.router import Router
 from sfu.settings import SfuSettings
+
+log = logging.getLogger(__name__)
 
 
 class Sfu:
@@ -16,6 +20,10 @@ class Sfu:
     def __init__(self, settings: SfuSettings) -> None:
         verify_hook_points()
         install_global_patches()
+        if fanout.NATIVE:
+            log.info("sfu forwarding in C (sfu._fanout)")
+        else:
+            log.warning("sfu forwarding in pure Python: sfu._fanout is not built (needs gcc and python3-dev)")
         self.settings = settings
         self._routers: dict[str, Router] = {}
         self._closed = False

@@ -192,7 +192,9 @@ class SubscribeConnection:
         return None
 
     def _add_subscription(self, transceiver: Any) -> Subscription:
-        subscription = Subscription(transceiver, self.hooks.send, send_now=self.hooks.send_now)
+        subscription = Subscription(
+            transceiver, self.hooks.send, send_now=self.hooks.send_now, route=self.hooks.route
+        )
         self.subscriptions.append(subscription)
         self._by_ssrc[subscription.ssrc] = subscription
         self._by_ssrc[subscription.rtx_ssrc] = subscription
@@ -284,3 +286,4 @@ class SubscribeConnection:
             subscription.unbind()
             subscription.pending = None
         await self.pc.close()
+        self.hooks.close()

@@ -10,6 +10,7 @@ from typing import Any
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
+from sfu.fanout import Route, SubscriptionBase
 from sfu.hooks import sender_ssrcs
 from sfu.rtp import (
     RTP_HEADER,
@@ -35,19 +36,28 @@ def _not_connected(data: bytes) -> bool:
     return False
 
 
+# No output payload type for any input payload type (before the first negotiation).
+_UNMAPPED = bytes((255,)) * 128
+
 # Longest timestamp gap we carry across a switch; longer pauses restart the clock at this gap.
 MAX_SWITCH_GAP_S = 5.0
 
 
-class Subscription:
+class Subscription(SubscriptionBase):
     """Rewrites a Track's packets for one subscriber: own SSRC, seq/ts offsets, PT map, extension block.
 
     It belongs to one transceiver of the subscriber's PeerConnection and outlives the Track it forwards: when
     the transceiver is reused for another Track, sequence numbers, timestamps and VP8 picture ids continue.
+    The state the copy loop needs lives in SubscriptionBase (C fields when sfu._fanout is built):
+    sfu/fanout.py copies packets of the current layer to `route` in C, and ``_rewrite`` below is the same
+    rewrite in Python (the layer switch, retransmissions, and the whole path without the C module).
     """
 
-    def __init__(self, transceiver: Any, send: SendRtp, *, send_now: SendNow | None = None) -> None:
+    def __init__(
+        self, transceiver: Any, send: SendRtp, *, send_now: SendNow | None = None, route: Route | None = None
+    ) -> None:
         self.transceiver = transceiver
+        self.route = route
         self.kind: str = transceiver.kind
         self.ssrc, self.rtx_ssrc = sender_ssrcs(transceiver)
         self._send = send
@@ -61,7 +71,8 @@ class Subscription:
         self.cname = ""
         self.pt_map: dict[int, int] = {}
         self.rtx_pt: dict[int, int] = {}  # media PT -> RTX PT, both as sent to the subscriber
-        self.template = ExtensionTemplate(0, "", 0, 0)
+        self.pt_table = _UNMAPPED
+        self._set_template(ExtensionTemplate(0, "", 0, 0))
         self.current: Layer | None = None
         self.target: Layer | None = None
         self.seq_offset = 0
@@ -70,12 +81,12 @@ class Subscription:
         self.last_seq = random.getrandbits(15)
         self.last_ts = random.getrandbits(32)
         self.last_sent_at = 0.0
-        self._vp8_resync = True
+        self.vp8_resync = True
         self.pid_offset = 0
         self.tl0_offset = 0
         self.last_pid = random.getrandbits(15)
         self.last_tl0 = random.getrandbits(8)
-        self._video = self.kind == "video"
+        self.video = self.kind == "video"
         self.rtx_seq = random.getrandbits(15)
         self.packets = 0
         self.octets = 0
@@ -124,16 +135,25 @@ class Subscription:
         self.pt_map = {
             pt: out_by_key[codec_key(c)] for pt, c in track.codecs.items() if codec_key(c) in out_by_key
         }
+        table = bytearray(_UNMAPPED)
+        for pt, out in self.pt_map.items():
+            table[pt & 0x7F] = out
+        self.pt_table = bytes(table)
         self.rtx_pt = {
             int(c.parameters["apt"]): c.payloadType
             for c in params.codecs
             if is_rtx(c) and "apt" in c.parameters
         }
         ids = {x.uri: x.id for x in params.headerExtensions}
+        mid_id = ids.get(URI_MID, 0)
         if self.kind == "video":
-            self.template = ExtensionTemplate(ids.get(URI_MID, 0), self.mid, ids.get(URI_ABS_SEND_TIME, 0), 3)
+            self._set_template(ExtensionTemplate(mid_id, self.mid, ids.get(URI_ABS_SEND_TIME, 0), 3))
         else:
-            self.template = ExtensionTemplate(ids.get(URI_MID, 0), self.mid, ids.get(URI_AUDIO_LEVEL, 0), 1)
+            self._set_template(ExtensionTemplate(mid_id, self.mid, ids.get(URI_AUDIO_LEVEL, 0), 1))
+
+    def _set_template(self, template: ExtensionTemplate) -> None:
+        self.ext_head, self.ext_tail, self.ext_bare = template.head, template.tail, template.bare
+        self.ext_value_len = template.value_len
 
     def source_changed(self) -> None:
         """Start over from a keyframe: on attach, after a moderation mute, or when re-enabled."""
@@ -192,7 +212,7 @@ class Subscription:
                 return False  # older than the switch point: its output number would collide
         elif not self._admit(layer, data, h):
             return layer is self.target
-        packet = self._rewrite(layer, data, h, abs3 if self._video else level)
+        packet = self._rewrite(layer, data, h, abs3 if self.video else level)
         if packet is not None:
             self._send_now(packet)
         return False
@@ -208,7 +228,7 @@ class Subscription:
             if layer is self.target:
                 await layer.track.request_keyframe(layer)
             return
-        packet = self._rewrite(layer, data, h, abs3 if self._video else level)
+        packet = self._rewrite(layer, data, h, abs3 if self.video else level)
         if packet is not None:
             await self._send(packet)
 
@@ -239,11 +259,11 @@ class Subscription:
             split_payload(data, h, layer.track.codec_name)
         out_seq = (h.seq + self.seq_offset) & 0xFFFF
         out_ts = (h.ts + self.ts_offset) & 0xFFFFFFFF
-        template = self.template
-        if ext_value is not None and len(ext_value) == template.value_len:  # render(), inlined: once per copy
-            ext = template.head + ext_value + template.tail
+        # ExtensionTemplate.render(), from the fields sfu/_fanout.c reads too
+        if ext_value is not None and len(ext_value) == self.ext_value_len:
+            ext = self.ext_head + ext_value + self.ext_tail
         else:
-            ext = template.render(ext_value)
+            ext = self.ext_bare
         header = RTP_HEADER.pack(0x90 if ext else 0x80, (h.marker << 7) | out_pt, out_seq, out_ts, self.ssrc)
         # One join: the 1.2 kB body is copied once, straight from the input packet into ours.
         if h.split > h.payload_start:
@@ -268,7 +288,7 @@ class Subscription:
         delta = max(1, int(gap * layer.track.clock_rate))
         self.ts_offset = (self.last_ts + delta - h.ts) & 0xFFFFFFFF
         self.switch_seq = h.seq
-        self._vp8_resync = True
+        self.vp8_resync = True
         self.current = layer
         self.target = None
         self.switches += 1
@@ -280,8 +300,8 @@ class Subscription:
         start = h.payload_start
         out = bytearray(data[start : h.split])
         mask = 0x7FFF if d.pid_bits == 15 else 0x7F
-        if self._vp8_resync:
-            self._vp8_resync = False
+        if self.vp8_resync:
+            self.vp8_resync = False
             self.pid_offset = (self.last_pid + 1 - d.picture_id) & 0x7FFF
             if d.tl0_offset >= 0:
                 self.tl0_offset = (self.last_tl0 + 1 - d.tl0) & 0xFF
@@ -335,7 +355,7 @@ class Subscription:
         if found is None:
             return None
         data, h = found
-        return self._rewrite(layer, data, h, abs_send_time() if self._video else None, resend=True)
+        return self._rewrite(layer, data, h, abs_send_time() if self.video else None, resend=True)
 
     async def send_rtcp(self, data: bytes) -> bool:
         return await self._send(data)

@@ -1,0 +1,649 @@
+/* sfu._fanout: the per-copy forwarding loop in C (rewrite, SRTP protect, sendto), for the steady state.
+ *
+ * Python keeps every decision (layer choice, switching on a keyframe, keyframe requests, NACK answers) and
+ * the reference implementation of the rewrite (Subscription._rewrite); this module repeats only the copy
+ * of a packet to a subscription that already forwards its layer, which is what a meeting does 99.9 % of
+ * the time. Per copy it allocates nothing: the packet is built in the Route's buffer, protected there by
+ * libsrtp (called through pylibsrtp's own srtp_protect, so it is the very session aiortc negotiated) and
+ * sent with one sendto. sfu/fanout.py falls back to the pure-Python loop when this module is not built.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr). */
+typedef int (*protect_fn)(void *ctx, void *packet, int *length);
+static protect_fn srtp_protect_fn = NULL;
+
+#define BUFFER_SIZE 2048
+#define SRTP_MAX_TRAILER_LEN 144 /* pylibsrtp.SRTP_MAX_TRAILER_LEN */
+#define MAX_PLAIN (BUFFER_SIZE - SRTP_MAX_TRAILER_LEN)
+
+static PyObject *str_state, *str_tx_srtp, *str_seq, *str_ts, *str_pt, *str_marker, *str_payload_start,
+    *str_payload_end, *str_split, *str_arrival, *str_vp8, *str_picture_id, *str_pid_bits, *str_pid_offset,
+    *str_tl0, *str_tl0_offset, *one;
+
+/* ------------------------------------------------------------------------------------------------ Route */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *refresh;   /* callable() -> bool: re-reads the DTLS/ICE state and calls set() or clear() */
+    PyObject *dtls;      /* aiortc RTCDtlsTransport */
+    PyObject *nominated; /* aioice Connection._nominated (the same dict for the connection's lifetime) */
+    PyObject *connected; /* aiortc's State.CONNECTED */
+    PyObject *pair;      /* the nominated pair the socket and address below belong to */
+    PyObject *session;   /* the pylibsrtp.Session whose srtp_t is ctx (kept alive by this reference) */
+    void *ctx;
+    int fd; /* our own dup of the pair's socket: never a number the process reused for something else */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned long long sent, dropped, errors;
+    unsigned char buffer[BUFFER_SIZE];
+} Route;
+
+static void route_forget(Route *self) {
+    Py_CLEAR(self->dtls);
+    Py_CLEAR(self->nominated);
+    Py_CLEAR(self->connected);
+    Py_CLEAR(self->pair);
+    Py_CLEAR(self->session);
+    self->ctx = NULL;
+    if (self->fd >= 0) {
+        close(self->fd);
+        self->fd = -1;
+    }
+}
+
+static int route_traverse(Route *self, visitproc visit, void *arg) {
+    Py_VISIT(self->refresh);
+    Py_VISIT(self->dtls);
+    Py_VISIT(self->nominated);
+    Py_VISIT(self->connected);
+    Py_VISIT(self->pair);
+    Py_VISIT(self->session);
+    return 0;
+}
+
+static int route_clear_refs(Route *self) {
+    Py_CLEAR(self->refresh);
+    route_forget(self);
+    return 0;
+}
+
+static void route_dealloc(Route *self) {
+    PyObject_GC_UnTrack(self);
+    route_clear_refs(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *route_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"refresh", NULL};
+    PyObject *refresh;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Route", keywords, &refresh))
+        return NULL;
+    if (!PyCallable_Check(refresh)) {
+        PyErr_SetString(PyExc_TypeError, "Route: refresh must be callable");
+        return NULL;
+    }
+    Route *self = (Route *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->fd = -1;
+    Py_INCREF(refresh);
+    self->refresh = refresh;
+    return (PyObject *)self;
+}
+
+static PyObject *route_set(Route *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"dtls", "nominated", "connected", "pair", "session", "srtp", "fd", "host", "port",
+                               NULL};
+    PyObject *dtls, *nominated, *connected, *pair, *session;
+    unsigned long long srtp;
+    int fd, port;
+    const char *host;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OOOKisi:set", keywords, &dtls, &PyDict_Type, &nominated,
+                                     &connected, &pair, &session, &srtp, &fd, &host, &port))
+        return NULL;
+    if (srtp == 0 || port <= 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "Route.set: no SRTP session or a bad port");
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    memset(&addr, 0, sizeof addr);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        addrlen = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        addrlen = sizeof *v6;
+    } else {
+        PyErr_Format(PyExc_ValueError, "Route.set: %s is not an IP address", host);
+        return NULL;
+    }
+    int own = dup(fd);
+    if (own < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    route_forget(self);
+    self->fd = own;
+    memcpy(&self->addr, &addr, sizeof addr);
+    self->addrlen = addrlen;
+    self->ctx = (void *)(uintptr_t)srtp;
+    Py_INCREF(dtls);
+    self->dtls = dtls;
+    Py_INCREF(nominated);
+    self->nominated = nominated;
+    Py_INCREF(connected);
+    self->connected = connected;
+    Py_INCREF(pair);
+    self->pair = pair;
+    Py_INCREF(session);
+    self->session = session;
+    Py_RETURN_NONE;
+}
+
+static PyObject *route_clear(Route *self, PyObject *unused) {
+    route_forget(self);
+    Py_RETURN_NONE;
+}
+
+/* READY when the cached socket, address and SRTP session are still the connection's; asks `refresh` once
+ * otherwise. `refresh` answers True (set() was called), False (not connected: the copy is lost, as with
+ * aiortc) or None (this connection cannot be served from C, e.g. a test's stand-in transport: PYTHON). */
+enum { FAILED = -1, NOT_CONNECTED = 0, READY = 1, PYTHON = 2 };
+
+static int route_ready(Route *self) {
+    if (self->pair != NULL) {
+        PyObject *state = PyObject_GetAttr(self->dtls, str_state);
+        if (state == NULL)
+            return FAILED;
+        int connected = state == self->connected;
+        Py_DECREF(state);
+        if (connected) {
+            PyObject *pair = PyDict_GetItemWithError(self->nominated, one); /* borrowed */
+            if (pair == NULL && PyErr_Occurred())
+                return FAILED;
+            if (pair == self->pair) {
+                PyObject *session = PyObject_GetAttr(self->dtls, str_tx_srtp);
+                if (session == NULL)
+                    return FAILED;
+                int same = session == self->session;
+                Py_DECREF(session);
+                if (same)
+                    return READY;
+            }
+        }
+    }
+    PyObject *result = PyObject_CallNoArgs(self->refresh);
+    if (result == NULL)
+        return FAILED;
+    if (result == Py_None) {
+        Py_DECREF(result);
+        route_forget(self);
+        return PYTHON;
+    }
+    int ok = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (ok < 0)
+        return FAILED;
+    return ok && self->pair != NULL && self->fd >= 0 ? READY : NOT_CONNECTED;
+}
+
+/* Protect the `length` plain bytes in the buffer and send them; 1 sent, 0 not sent (counted). */
+static int route_send_buffer(Route *self, int length) {
+    if (srtp_protect_fn == NULL) {
+        self->errors++;
+        return 0;
+    }
+    if (srtp_protect_fn(self->ctx, self->buffer, &length) != 0) {
+        self->errors++;
+        return 0;
+    }
+    ssize_t sent = sendto(self->fd, self->buffer, (size_t)length, MSG_DONTWAIT, (struct sockaddr *)&self->addr,
+                          self->addrlen);
+    if (sent < 0) {
+        /* As asyncio would with a full socket buffer, minus its queue: a late media packet is a lost one. */
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            self->dropped++;
+        else
+            self->errors++;
+        return 0;
+    }
+    self->sent++;
+    return 1;
+}
+
+static PyObject *route_send(Route *self, PyObject *data) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "Route.send: data must be bytes");
+        return NULL;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n > MAX_PLAIN) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    int ready = route_ready(self);
+    if (ready == FAILED)
+        return NULL;
+    if (ready == PYTHON)
+        Py_RETURN_NONE;
+    if (ready == NOT_CONNECTED)
+        Py_RETURN_FALSE;
+    memcpy(self->buffer, PyBytes_AS_STRING(data), (size_t)n);
+    return PyBool_FromLong(route_send_buffer(self, (int)n));
+}
+
+static PyObject *route_close(Route *self, PyObject *unused) {
+    route_forget(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *route_get_connected(Route *self, void *closure) {
+    return PyBool_FromLong(self->fd >= 0);
+}
+
+static PyMethodDef route_methods[] = {
+    {"set", (PyCFunction)(void (*)(void))route_set, METH_VARARGS | METH_KEYWORDS,
+     "Send on `pair` (socket `fd`, to host:port) with the SRTP session at address `srtp`."},
+    {"clear", (PyCFunction)route_clear, METH_NOARGS, "Forget the pair, the socket and the session."},
+    {"send", (PyCFunction)route_send, METH_O,
+     "Protect and send one RTP packet: True sent, False not sent, None not a connection C can send on."},
+    {"close", (PyCFunction)route_close, METH_NOARGS, "Release the socket (idempotent)."},
+    {NULL},
+};
+
+static PyMemberDef route_members[] = {
+    {"sent", T_ULONGLONG, offsetof(Route, sent), READONLY, "packets sent"},
+    {"dropped", T_ULONGLONG, offsetof(Route, dropped), READONLY, "packets dropped: socket buffer full"},
+    {"errors", T_ULONGLONG, offsetof(Route, errors), READONLY, "packets not sent: SRTP or socket errors"},
+    {NULL},
+};
+
+static PyGetSetDef route_getset[] = {
+    {"routed", (getter)route_get_connected, NULL, "whether a socket is held", NULL},
+    {NULL},
+};
+
+static PyTypeObject RouteType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sfu._fanout.Route",
+    .tp_doc = "One subscribe PeerConnection's way out: its nominated pair's socket and its SRTP session.",
+    .tp_basicsize = sizeof(Route),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = route_new,
+    .tp_dealloc = (destructor)route_dealloc,
+    .tp_traverse = (traverseproc)route_traverse,
+    .tp_clear = (inquiry)route_clear_refs,
+    .tp_methods = route_methods,
+    .tp_members = route_members,
+    .tp_getset = route_getset,
+};
+
+/* ------------------------------------------------------------------------------------ SubscriptionBase */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *current; /* the Layer forwarded now */
+    PyObject *target;  /* the Layer switched to on its next keyframe */
+    PyObject *route;   /* a Route, or None: then every copy takes the Python path */
+    PyObject *pt_table; /* bytes(128): output payload type per input payload type, 255 = not forwarded */
+    PyObject *ext_head, *ext_tail, *ext_bare; /* ExtensionTemplate.head/.tail/.bare */
+    int ext_value_len;
+    int switch_seq, seq_offset, last_seq;
+    int pid_offset, tl0_offset, last_pid, last_tl0;
+    unsigned int ts_offset, last_ts, ssrc;
+    double last_sent_at;
+    long long packets, octets;
+    char video, vp8_resync;
+} SubscriptionBase;
+
+static int base_traverse(SubscriptionBase *self, visitproc visit, void *arg) {
+    Py_VISIT(self->current);
+    Py_VISIT(self->target);
+    Py_VISIT(self->route);
+    Py_VISIT(self->pt_table);
+    Py_VISIT(self->ext_head);
+    Py_VISIT(self->ext_tail);
+    Py_VISIT(self->ext_bare);
+    return 0;
+}
+
+static int base_clear(SubscriptionBase *self) {
+    Py_CLEAR(self->current);
+    Py_CLEAR(self->target);
+    Py_CLEAR(self->route);
+    Py_CLEAR(self->pt_table);
+    Py_CLEAR(self->ext_head);
+    Py_CLEAR(self->ext_tail);
+    Py_CLEAR(self->ext_bare);
+    return 0;
+}
+
+static void base_dealloc(SubscriptionBase *self) {
+    PyObject_GC_UnTrack(self);
+    base_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define MEMBER(name, type) {#name, type, offsetof(SubscriptionBase, name), 0, NULL}
+static PyMemberDef base_members[] = {
+    MEMBER(current, T_OBJECT),     MEMBER(target, T_OBJECT),     MEMBER(route, T_OBJECT),
+    MEMBER(pt_table, T_OBJECT),    MEMBER(ext_head, T_OBJECT),   MEMBER(ext_tail, T_OBJECT),
+    MEMBER(ext_bare, T_OBJECT),    MEMBER(ext_value_len, T_INT), MEMBER(switch_seq, T_INT),
+    MEMBER(seq_offset, T_INT),     MEMBER(last_seq, T_INT),      MEMBER(pid_offset, T_INT),
+    MEMBER(tl0_offset, T_INT),     MEMBER(last_pid, T_INT),      MEMBER(last_tl0, T_INT),
+    MEMBER(ts_offset, T_UINT),     MEMBER(last_ts, T_UINT),      MEMBER(ssrc, T_UINT),
+    MEMBER(last_sent_at, T_DOUBLE), MEMBER(packets, T_LONGLONG), MEMBER(octets, T_LONGLONG),
+    MEMBER(video, T_BOOL),         MEMBER(vp8_resync, T_BOOL),   {NULL},
+};
+
+static PyTypeObject SubscriptionBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sfu._fanout.SubscriptionBase",
+    .tp_doc = "The state of a Subscription that the C copy loop reads and updates.",
+    .tp_basicsize = sizeof(SubscriptionBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)base_dealloc,
+    .tp_traverse = (traverseproc)base_traverse,
+    .tp_clear = (inquiry)base_clear,
+    .tp_members = base_members,
+};
+
+/* ------------------------------------------------------------------------------------------- fan_out */
+
+typedef struct {
+    const unsigned char *data;
+    long seq, ts, pt, marker, payload_start, payload_end, split;
+    double arrival;
+    /* VP8 descriptor, when split > payload_start */
+    long picture_id, pid_bits, pid_offset, tl0, tl0_offset;
+    const unsigned char *value; /* the extension value spliced into each copy, or NULL */
+    Py_ssize_t value_len;
+} Input;
+
+static int read_long(PyObject *object, PyObject *name, long *out) {
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL)
+        return -1;
+    *out = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int read_input(PyObject *h, Input *in) {
+    if (read_long(h, str_seq, &in->seq) || read_long(h, str_ts, &in->ts) || read_long(h, str_pt, &in->pt) ||
+        read_long(h, str_marker, &in->marker) || read_long(h, str_payload_start, &in->payload_start) ||
+        read_long(h, str_payload_end, &in->payload_end) || read_long(h, str_split, &in->split))
+        return -1;
+    PyObject *arrival = PyObject_GetAttr(h, str_arrival);
+    if (arrival == NULL)
+        return -1;
+    in->arrival = PyFloat_AsDouble(arrival);
+    Py_DECREF(arrival);
+    if (in->arrival == -1.0 && PyErr_Occurred())
+        return -1;
+    if (in->split > in->payload_start) {
+        PyObject *vp8 = PyObject_GetAttr(h, str_vp8);
+        if (vp8 == NULL)
+            return -1;
+        int failed = read_long(vp8, str_picture_id, &in->picture_id) || read_long(vp8, str_pid_bits, &in->pid_bits) ||
+                     read_long(vp8, str_pid_offset, &in->pid_offset) || read_long(vp8, str_tl0, &in->tl0) ||
+                     read_long(vp8, str_tl0_offset, &in->tl0_offset);
+        Py_DECREF(vp8);
+        if (failed)
+            return -1;
+        long last = in->pid_bits == 15 ? in->pid_offset + 1 : in->pid_offset;
+        if (in->pid_offset < in->payload_start || last >= in->split ||
+            (in->tl0_offset >= 0 && (in->tl0_offset < in->payload_start || in->tl0_offset >= in->split))) {
+            PyErr_SetString(PyExc_ValueError, "fan_out: VP8 descriptor offsets outside the descriptor");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static double monotonic(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+static inline void put16(unsigned char *p, unsigned int v) {
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static inline void put32(unsigned char *p, unsigned int v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Subscription._rewrite + send, for a subscription already on this layer: FAILED, PYTHON (the caller
+ * hands the subscription to Python, nothing done here) or 0. */
+static int copy_one(SubscriptionBase *s, Route *route, const Input *in) {
+    /* First, so that PYTHON leaves the subscription untouched; the counters move whether or not the copy
+     * can be sent, as in Subscription._rewrite. */
+    int ready = route_ready(route);
+    if (ready == FAILED || ready == PYTHON)
+        return ready;
+    PyObject *table = s->pt_table;
+    if (table == NULL || !PyBytes_Check(table) || PyBytes_GET_SIZE(table) != 128)
+        return 0;
+    unsigned int out_pt = (unsigned char)PyBytes_AS_STRING(table)[in->pt & 0x7F];
+    if (out_pt > 127)
+        return 0; /* a payload type this subscriber did not negotiate */
+    PyObject *ext_head = s->ext_head, *ext_tail = s->ext_tail, *ext_bare = s->ext_bare;
+    if (ext_head == NULL || ext_tail == NULL || ext_bare == NULL || !PyBytes_Check(ext_head) ||
+        !PyBytes_Check(ext_tail) || !PyBytes_Check(ext_bare))
+        return 0;
+    int with_value = in->value != NULL && in->value_len == s->ext_value_len;
+    Py_ssize_t ext_len = with_value ? PyBytes_GET_SIZE(ext_head) + in->value_len + PyBytes_GET_SIZE(ext_tail)
+                                    : PyBytes_GET_SIZE(ext_bare);
+    Py_ssize_t descriptor = in->split - in->payload_start, body = in->payload_end - in->split;
+    Py_ssize_t total = 12 + ext_len + descriptor + body;
+    unsigned int out_seq = (unsigned int)(in->seq + s->seq_offset) & 0xFFFF;
+    unsigned int out_ts = (unsigned int)((unsigned long)in->ts + s->ts_offset);
+    unsigned char *b = route->buffer;
+    int fits = total <= MAX_PLAIN;
+    if (fits) {
+        b[0] = ext_len ? 0x90 : 0x80;
+        b[1] = (unsigned char)(((in->marker & 1) << 7) | out_pt);
+        put16(b + 2, out_seq);
+        put32(b + 4, out_ts);
+        put32(b + 8, s->ssrc);
+        unsigned char *p = b + 12;
+        if (with_value) {
+            memcpy(p, PyBytes_AS_STRING(ext_head), (size_t)PyBytes_GET_SIZE(ext_head));
+            p += PyBytes_GET_SIZE(ext_head);
+            memcpy(p, in->value, (size_t)in->value_len);
+            p += in->value_len;
+            memcpy(p, PyBytes_AS_STRING(ext_tail), (size_t)PyBytes_GET_SIZE(ext_tail));
+            p += PyBytes_GET_SIZE(ext_tail);
+        } else {
+            memcpy(p, PyBytes_AS_STRING(ext_bare), (size_t)ext_len);
+            p += ext_len;
+        }
+        if (descriptor > 0)
+            memcpy(p, in->data + in->payload_start, (size_t)descriptor);
+        memcpy(p + descriptor, in->data + in->split, (size_t)body);
+        if (descriptor > 0) {
+            /* Subscription._vp8_descriptor: picture id and TL0PICIDX continue across switches. */
+            unsigned int mask = in->pid_bits == 15 ? 0x7FFF : 0x7F;
+            if (s->vp8_resync) {
+                s->vp8_resync = 0;
+                s->pid_offset = (int)((unsigned int)(s->last_pid + 1 - in->picture_id) & 0x7FFF);
+                if (in->tl0_offset >= 0)
+                    s->tl0_offset = (int)((unsigned int)(s->last_tl0 + 1 - in->tl0) & 0xFF);
+            }
+            unsigned int pid = (unsigned int)(in->picture_id + s->pid_offset) & mask;
+            Py_ssize_t at = in->pid_offset - in->payload_start; /* read_input checked both offsets */
+            if (in->pid_bits == 15) {
+                p[at] = (unsigned char)(0x80 | (pid >> 8));
+                p[at + 1] = (unsigned char)(pid & 0xFF);
+            } else {
+                p[at] = (unsigned char)pid;
+            }
+            int newer = ((pid - (unsigned int)s->last_pid) & mask) < (mask >> 1);
+            if (newer)
+                s->last_pid = (int)pid;
+            if (in->tl0_offset >= 0) {
+                unsigned int tl0 = (unsigned int)(in->tl0 + s->tl0_offset) & 0xFF;
+                p[in->tl0_offset - in->payload_start] = (unsigned char)tl0;
+                if (newer)
+                    s->last_tl0 = (int)tl0;
+            }
+        }
+    }
+    unsigned int ahead = (out_seq - (unsigned int)s->last_seq) & 0xFFFF;
+    if (0 < ahead && ahead < 0x8000) {
+        s->last_seq = (int)out_seq;
+        s->last_ts = out_ts;
+    }
+    s->last_sent_at = in->arrival != 0.0 ? in->arrival : monotonic();
+    s->packets++;
+    s->octets += in->payload_end - in->payload_start;
+    if (!fits)
+        route->errors++;
+    else if (ready == READY)
+        route_send_buffer(route, (int)total);
+    return 0;
+}
+
+static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fan_out(subscriptions, layer, data, h, value)");
+        return NULL;
+    }
+    PyObject *subscriptions = args[0], *layer = args[1], *data = args[2], *h = args[3], *value = args[4];
+    if (!PyTuple_Check(subscriptions) || !PyBytes_Check(data) || (value != Py_None && !PyBytes_Check(value))) {
+        PyErr_SetString(PyExc_TypeError, "fan_out: subscriptions must be a tuple, data bytes, value bytes or None");
+        return NULL;
+    }
+    Input in;
+    if (read_input(h, &in) < 0)
+        return NULL;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    int native = in.split >= in.payload_start && in.payload_start >= 12 && in.payload_end >= in.split &&
+                 in.payload_end <= size && in.pt >= 0 && in.pt < 128;
+    in.data = (const unsigned char *)PyBytes_AS_STRING(data);
+    in.value = value == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(value);
+    in.value_len = value == Py_None ? 0 : PyBytes_GET_SIZE(value);
+    PyObject *slow = NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(subscriptions);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(subscriptions, i);
+        if (!PyObject_TypeCheck(item, &SubscriptionBaseType)) {
+            PyErr_SetString(PyExc_TypeError, "fan_out: not a SubscriptionBase");
+            goto fail;
+        }
+        SubscriptionBase *s = (SubscriptionBase *)item;
+        /* A reference for the whole iteration: route_ready may call Python, which may rebind these. */
+        Py_INCREF(s);
+        int take_slow = 0;
+        if (s->current == layer) {
+            if (((in.seq - s->switch_seq) & 0xFFFF) >= 0x8000) {
+                /* older than the switch point: its output number would collide */
+            } else if (native && s->route != NULL && Py_IS_TYPE(s->route, &RouteType)) {
+                Route *route = (Route *)s->route;
+                Py_INCREF(route);
+                int rc = copy_one(s, route, &in);
+                Py_DECREF(route);
+                if (rc == FAILED) {
+                    Py_DECREF(s);
+                    goto fail;
+                }
+                take_slow = rc == PYTHON;
+            } else {
+                take_slow = 1;
+            }
+        } else if (s->target == layer) {
+            take_slow = 1;
+        }
+        if (take_slow) {
+            if (slow == NULL && (slow = PyList_New(0)) == NULL) {
+                Py_DECREF(s);
+                goto fail;
+            }
+            if (PyList_Append(slow, item) < 0) {
+                Py_DECREF(s);
+                goto fail;
+            }
+        }
+        Py_DECREF(s);
+    }
+    if (slow == NULL)
+        Py_RETURN_NONE;
+    return slow;
+fail:
+    Py_XDECREF(slow);
+    return NULL;
+}
+
+static PyObject *set_protect(PyObject *module, PyObject *arg) {
+    unsigned long long address = PyLong_AsUnsignedLongLong(arg);
+    if (address == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    srtp_protect_fn = (protect_fn)(uintptr_t)address;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
+     "Copy one input packet to every subscription forwarding `layer`; the ones Python must handle, or None."},
+    {"set_protect", (PyCFunction)set_protect, METH_O, "The address of libsrtp's srtp_protect to call."},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, .m_name = "sfu._fanout", .m_doc = "The SFU's per-copy forwarding loop in C.",
+    .m_size = -1, .m_methods = module_methods,
+};
+
+#define INTERN(var, text)                                                                                      \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                                      \
+        return NULL;
+
+PyMODINIT_FUNC PyInit__fanout(void) {
+    INTERN(str_state, "_state");
+    INTERN(str_tx_srtp, "_tx_srtp");
+    INTERN(str_seq, "seq");
+    INTERN(str_ts, "ts");
+    INTERN(str_pt, "pt");
+    INTERN(str_marker, "marker");
+    INTERN(str_payload_start, "payload_start");
+    INTERN(str_payload_end, "payload_end");
+    INTERN(str_split, "split");
+    INTERN(str_arrival, "arrival");
+    INTERN(str_vp8, "vp8");
+    INTERN(str_picture_id, "picture_id");
+    INTERN(str_pid_bits, "pid_bits");
+    INTERN(str_pid_offset, "pid_offset");
+    INTERN(str_tl0, "tl0");
+    INTERN(str_tl0_offset, "tl0_offset");
+    if ((one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (PyType_Ready(&RouteType) < 0 || PyType_Ready(&SubscriptionBaseType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddType(module, &RouteType) < 0 || PyModule_AddType(module, &SubscriptionBaseType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -39,6 +39,7 @@ from bench.scenarios import (
     run_plan,
     save,
 )
+from sfu import fanout
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,10 +163,11 @@ def version_lines() -> list[str]:
     libs = ", ".join(
         f"{n} {version(n)}" for n in ("aiortc", "aioice", "pylibsrtp", "av", "aiohttp", "uvloop")
     )
+    copies = "in C (sfu/_fanout.c)" if fanout.NATIVE else "in pure Python (sfu._fanout not built)"
     return [
         f"Janus: {janus.janus_version()} (Debian package, stock threading, config written by bench/janus.py)",
         f"Yunhui: commit {commit or 'unknown'}{' with uncommitted changes in sfu/' if dirty else ''}, "
-        f"Python {platform.python_version()}, {libs}",
+        f"Python {platform.python_version()}, {libs}; per-copy forwarding {copies}",
     ]
 
 

@@ -120,7 +120,8 @@ def render(summary: Summary, *, title: str, tool: str, context: str) -> str:
         f"{tool}, {context}, "
         f"{total:,} {'samples' if tool.startswith('py-spy') else 'µs'}. Shares are of the process's "
         "busy time (idle waiting excluded by py-spy; cProfile counts the event loop's wait as `run`). "
-        "Time spent in C (uvloop's socket reads and callback dispatch, sendto, libsrtp) is charged to the "
+        "Time spent in C (uvloop's socket reads and callback dispatch, libsrtp, the copy loop of "
+        "sfu/_fanout.c with its sendto calls) is charged to the "
         "Python frame that called it: `Runner.run` is the event loop itself.",
         "",
         "| package | self |",

@@ -1,4 +1,4 @@
-"""Types of sfu/_fanout.c (see sfu/fanout.py)."""
+"""Types of sfu/_fanout.c and sfu/_route.c (see sfu/fanout.py)."""
 
 from collections.abc import Callable
 from typing import Any

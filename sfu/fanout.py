@@ -29,7 +29,7 @@ __all__ = [
     "srtp_protect_address",
 ]
 
-# The signature sfu/_fanout.c calls srtp_protect with (libsrtp 2): checked before the address is handed over.
+# The signature sfu/_route.c calls srtp_protect with (libsrtp 2): checked before the address is handed over.
 SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 
 
@@ -73,7 +73,7 @@ def srtp_protect_address() -> int:
     """The address of pylibsrtp's own srtp_protect: the C loop protects with the sessions aiortc created."""
     got = str(_ffi.typeof(_lib.srtp_protect))[len("<ctype '") : -len("'>")]
     if got != SRTP_PROTECT_TYPE:
-        raise RuntimeError(f"pylibsrtp's srtp_protect is {got}, sfu/_fanout.c calls {SRTP_PROTECT_TYPE}")
+        raise RuntimeError(f"pylibsrtp's srtp_protect is {got}, sfu/_route.c calls {SRTP_PROTECT_TYPE}")
     return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect")))
 
 

@@ -4,7 +4,8 @@ Per RTCPeerConnection we
   * replace ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)`` and ``_handle_rtcp_data(data)`` on
     the instance: decrypted raw bytes come to us, aiortc's RtpRouter is bypassed;
   * send the way ``RTCDtlsTransport._send_rtp(data)`` does (SRTP/SRTCP protect with its ``_tx_srtp``, then
-    the datagram transport of aioice's nominated pair), but synchronously: ``PeerHooks.send_now``;
+    the datagram transport of aioice's nominated pair), but synchronously: ``PeerHooks.send_now``; and hand
+    the same way out (socket, address, SRTP session) to the C copy loop: ``PeerHooks.route`` (sfu/fanout.py);
   * once DTLS is up, take SRTP media straight from aioice's ``StunProtocol.datagram_received`` (replaced on
     the instance), unprotect it with the transport's ``_rx_srtp`` and call our ``_handle_rtp_data`` there,
     skipping aioice's queue and the DTLS task (``PeerHooks._tap_datagrams``);

@@ -35,4 +35,15 @@ class SubscriberNeedsOffer:
     participant_id: str
 
 
-RouterEvent = TrackPublished | TrackUnpublished | ActiveSpeakerChanged | SubscriberNeedsOffer
+@dataclass(frozen=True)
+class LayersWanted:
+    """The simulcast layers (rids) of a track somebody watches: the publisher should send these and pause the
+    others (it saves the publisher's uplink and encoder; the SFU drops unwatched layers anyway)."""
+
+    participant_id: str
+    track_id: str
+    mid: str
+    rids: tuple[str, ...]
+
+
+RouterEvent = TrackPublished | TrackUnpublished | ActiveSpeakerChanged | SubscriberNeedsOffer | LayersWanted

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
     ActiveSpeakerChanged,
+    LayersWanted,
     RouterEvent,
     SubscriberNeedsOffer,
     TrackPublished,
@@ -135,7 +136,8 @@ class Router:
 
     async def _check_layers(self, now: float) -> None:
         """Sample which simulcast layers are being sent; move subscriptions off layers that stopped (or onto
-        better ones that started), asking for a keyframe of the new layer."""
+        better ones that started), asking for a keyframe of the new layer; tell publishers which layers are
+        wanted (LayersWanted, when that changes)."""
         for track in list(self.tracks.values()):
             if not track.simulcast:
                 continue
@@ -146,6 +148,11 @@ class Router:
                 if target is not None:
                     log.debug("router %s: %s -> layer %r", self.meeting_id, track.id, target.rid)
                     await track.request_keyframe(target, now)
+            active = track.pauser.update(track.wanted_rids(now), now)
+            if active is not None:
+                rids = tuple(rid for rid in track.rids if rid in active)
+                log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)
+                self._emit(LayersWanted(track.participant_id, track.id, track.mid, rids))
 
     async def _run_speaker(self) -> None:
         """The router's one task: speaker ticks and simulcast layer checks, every SPEAKER_TICK_S."""

@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 from sfu import fanout
+from sfu.codecs import install_global_patches
 from sfu.errors import BadRequest, Closed
-from sfu.hooks import install_global_patches, verify_hook_points
+from sfu.hooks import verify_hook_points
 from sfu.router import Router
 from sfu.settings import SfuSettings
 

@@ -94,6 +94,42 @@ def select_layer(
     return fitting[-1] if fitting else candidates[0]
 
 
+# A layer nobody wanted for this long is paused at the publisher; wanted again, it is resumed at once.
+PAUSE_AFTER_S = 3.0
+
+
+class LayerPauser:
+    """Which simulcast layers a publisher should send (pure; `now` injected). LiveKit calls it dynacast.
+
+    A layer is wanted when a subscriber forwards it, waits to switch to it, or would choose it if every layer
+    were sent (its tile and its bandwidth decide, availability does not: a paused layer sends nothing, so
+    "available only" would never ask for it again). The lowest layer is always wanted. A layer unwanted for
+    PAUSE_AFTER_S is paused; pausing waits so that a tile resized back and forth does not flap encoders.
+    """
+
+    __slots__ = ("_rids", "_since", "_wanted_at", "active")
+
+    def __init__(self, rids: Sequence[str]) -> None:
+        self._rids = tuple(rids)
+        self.active = frozenset(self._rids)  # the publisher starts with every layer on
+        self._wanted_at: dict[str, float] = {}
+        self._since: float | None = None
+
+    def update(self, wanted: set[str], now: float) -> frozenset[str] | None:
+        """The layers to send from now on when that changed, else None."""
+        if self._since is None:
+            self._since = now  # nothing is paused before a first full PAUSE_AFTER_S of observation
+        for rid in wanted:
+            self._wanted_at[rid] = now
+        active = frozenset(
+            rid for rid in self._rids if now - self._wanted_at.get(rid, self._since) < PAUSE_AFTER_S
+        )
+        if active == self.active:
+            return None
+        self.active = active
+        return active
+
+
 def effective_bandwidth(remb: int, fraction_lost: int, current_bitrate: int) -> int:
     """The subscriber's bandwidth estimate: its REMB, lowered under heavy loss (fraction_lost is of 256)."""
     estimate = remb

@@ -165,7 +165,8 @@ class Subscription(SubscriptionBase):
         self.target = self._chosen_layer()
 
     # ------------------------------------------------------------------------------------- layers
-    def _chosen_layer(self, now: float | None = None) -> Layer:
+    def _chosen_layer(self, now: float | None = None, *, every_layer: bool = False) -> Layer:
+        """The layer this subscriber should get among the available ones (or among all: `every_layer`)."""
         assert self.track is not None
         layers = self.track.ordered_layers()
         if len(layers) == 1:
@@ -176,7 +177,10 @@ class Subscription(SubscriptionBase):
         current = self.current
         stay = layers.index(current) if current in layers and current.activity.seen else None
         index = select_layer(
-            [LayerInfo(x.width, x.height, x.bitrate, x.activity.available(now)) for x in layers],
+            [
+                LayerInfo(x.width, x.height, x.bitrate, every_layer or x.activity.available(now))
+                for x in layers
+            ],
             max_width=self.max_width,
             max_height=self.max_height,
             bandwidth=self.downlink.bandwidth(
@@ -185,6 +189,14 @@ class Subscription(SubscriptionBase):
             current=stay,
         )
         return layers[index]
+
+    def wanted_layers(self, now: float) -> tuple[Layer, ...]:
+        """What this subscriber needs the publisher to send: the layers it forwards or waits for, and the one
+        it would choose if every layer were sent (LayerPauser)."""
+        if self.track is None or self.params is None or not self.enabled or not self.track.forwarding:
+            return ()
+        chosen = self._chosen_layer(now, every_layer=True)
+        return tuple(x for x in (self.current, self.target, chosen) if x is not None)
 
     def reselect_layer(self, now: float | None = None) -> Layer | None:
         """Re-evaluate the layer choice; the new target (switched on its next keyframe), or None."""

@@ -11,7 +11,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from sfu.hooks import NackGenerator, StreamStatistics
 from sfu.rtp import KEYFRAME_DETECTORS, U16, U32, KeyframeDetector, RtpHeader, parse_rtp
-from sfu.simulcast import LayerActivity, layer_order
+from sfu.simulcast import LayerActivity, LayerPauser, layer_order
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
@@ -161,6 +161,7 @@ class Track:
         self.fir_only = ("nack", "pli") not in feedback and ("ccm", "fir") in feedback
         self.rids = rids
         self.layers: dict[str, Layer] = {rid: Layer(self, rid) for rid in (rids or [""])}
+        self.pauser = LayerPauser(rids)
         # Replaced, never mutated: the hot path iterates it across awaits.
         self.subscriptions: tuple[Subscription, ...] = ()
         self.forwarding = True
@@ -178,6 +179,13 @@ class Track:
         """Layers from the lowest to the highest quality: negotiated rid order, by decoded size once known."""
         layers = list(self.layers.values())
         return [layers[i] for i in layer_order([(x.width, x.height) for x in layers])]
+
+    def wanted_rids(self, now: float) -> set[str]:
+        """The rids somebody needs (the lowest always: a new subscriber starts on something at once)."""
+        wanted = {self.ordered_layers()[0].rid}
+        for subscription in self.subscriptions:
+            wanted.update(layer.rid for layer in subscription.wanted_layers(now))
+        return wanted
 
     def watched(self, layer: Layer) -> bool:
         """Whether any subscription forwards or waits for this layer (unwatched layers are not forwarded)."""

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from rooms import policy
 from sfu.events import (
     ActiveSpeakerChanged,
+    LayersWanted,
     RouterEvent,
     SubscriberNeedsOffer,
     TrackPublished,
@@ -49,6 +50,7 @@ from signaling.messages import (
     ParticipantChanged,
     ParticipantJoined,
     ParticipantLeft,
+    PublishLayers,
     Reaction,
     ReactionSent,
     Removed,
@@ -492,6 +494,10 @@ class Conference:
                 target = self._participants.get(pid)
                 if target is not None:
                     target.post(NeedsOffer())
+            case LayersWanted(participant_id=pid, mid=mid, rids=rids):
+                owner = self._participants.get(pid)
+                if owner is not None and owner.ready:
+                    owner.send(PublishLayers(mid, rids))
 
     def _meeting_info(self) -> MeetingInfo:
         recording = any(p.role is Role.RECORDER and p.ready for p in self._participants.values())

@@ -372,6 +372,15 @@ class SubscribeOffer:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PublishLayers:
+    """Send only these simulcast layers (rids) of the publish m-section ``mid``, pause the others: nobody
+    watches them. Sent when that changes; every layer is on when a source starts."""
+
+    mid: str
+    rids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MediaRequest:
     """A moderator asks the client to stop sending ``source``; the SFU stops forwarding it meanwhile."""
 
@@ -413,6 +422,7 @@ ServerMessage = (
     | PublishAnswer
     | SubscribeOffer
     | MediaRequest
+    | PublishLayers
     | Chat
     | ReactionSent
     | Error
@@ -435,6 +445,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     PublishAnswer: "publish_answer",
     SubscribeOffer: "subscribe_offer",
     MediaRequest: "media_request",
+    PublishLayers: "publish_layers",
     Chat: "chat",
     ReactionSent: "reaction",
     Error: "error",

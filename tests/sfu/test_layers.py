@@ -8,16 +8,18 @@ import time
 
 from aiortc.rtp import RtcpPacket, RtcpPsfbPacket
 
-from sfu.events import RouterEvent, SubscriberNeedsOffer
+from sfu.events import LayersWanted, RouterEvent, SubscriberNeedsOffer
 from sfu.router import Router
 from sfu.settings import SfuSettings
 from sfu.simulcast import (
     CONGESTION_HOLD_S,
     DOWNLINK_HOLD_S,
     LAYER_TIMEOUT_S,
+    PAUSE_AFTER_S,
     DownlinkEstimate,
     LayerActivity,
     LayerInfo,
+    LayerPauser,
     PublisherRemb,
     layer_order,
     select_layer,
@@ -203,5 +205,65 @@ async def test_a_track_published_before_the_first_subscribe_offer_asks_for_one()
         router._track_published(make_track(FakeSend(), ["q", "h", "f"]))
         assert SubscriberNeedsOffer("viewer") in events
         assert SubscriberNeedsOffer("p") not in events  # not for the publisher itself
+    finally:
+        await router.close()
+
+
+def test_layer_pauser_pauses_after_a_while_and_resumes_at_once() -> None:
+    pauser = LayerPauser(["q", "h", "f"])
+    t0 = 100.0
+    assert pauser.update({"q"}, t0) is None  # everything starts on, and stays on for a first PAUSE_AFTER_S
+    assert pauser.update({"q"}, t0 + PAUSE_AFTER_S - 0.1) is None
+    assert pauser.update({"q"}, t0 + PAUSE_AFTER_S) == {"q"}
+    assert pauser.update({"q"}, t0 + PAUSE_AFTER_S + 1) is None
+    assert pauser.update({"q", "f"}, t0 + 10) == {"q", "f"}  # wanted again: at once
+    assert pauser.update({"q"}, t0 + 10 + PAUSE_AFTER_S - 0.1) is None  # a tile resized back and forth
+    assert pauser.update({"q", "f"}, t0 + 11 + PAUSE_AFTER_S) is None
+    assert pauser.update({"q"}, t0 + 11 + 2 * PAUSE_AFTER_S) == {"q"}
+    assert pauser.active == {"q"}
+
+
+async def test_router_tells_the_publisher_which_layers_are_watched() -> None:
+    """A viewer with a small tile: after PAUSE_AFTER_S the publisher is told to send q only; the tile grows:
+    h (the smallest that fills it) at once, although h sends nothing while paused; nobody watches: q."""
+    track = make_track(FakeSend(), ["q", "h", "f"])
+    q, h, f = (track.layers[r] for r in "qhf")
+    q.ssrc, h.ssrc, f.ssrc = 10, 20, 30
+    for rid in "qhf":
+        track.layers[rid].width, track.layers[rid].height = SIZES[rid]
+    subscription = make_subscription(FakeSend())
+    subscription.max_width, subscription.max_height = 320, 180
+    t0 = time.monotonic()
+    _seen(track, t0, "q", "h", "f")
+    subscription.bind(track)
+    assert subscription.target is q
+    router = Router("m", SfuSettings())
+    router.tracks[track.id] = track
+    events: list[RouterEvent] = []
+    router.add_listener(events.append)
+    try:
+        _seen(track, t0 + 0.1, "q", "h", "f")
+        await router._check_layers(t0 + 0.1)
+        assert events == []
+        _seen(track, t0 + 0.1 + PAUSE_AFTER_S, "q")
+        await router._check_layers(t0 + 0.1 + PAUSE_AFTER_S)
+        assert events == [LayersWanted("p", track.id, "1", ("q",))]
+
+        # The tile grows while h and f are paused (unavailable): h is wanted all the same.
+        events.clear()
+        subscription.max_width, subscription.max_height = 620, 346
+        _seen(track, t0 + 5, "q")
+        await router._check_layers(t0 + 5)
+        assert events == [LayersWanted("p", track.id, "1", ("q", "h"))]
+        assert subscription.target is q  # h is not available yet: the subscription stays with q for now
+        _seen(track, t0 + 5.1, "q", "h")
+        await router._check_layers(t0 + 5.1)
+        assert subscription.target is h  # h arrives: switched on its keyframe
+
+        # The viewer leaves: only the lowest layer stays on.
+        events.clear()
+        subscription.unbind()
+        await router._check_layers(t0 + 5.2 + PAUSE_AFTER_S)
+        assert events == [LayersWanted("p", track.id, "1", ("q",))]
     finally:
         await router.close()

@@ -10,7 +10,13 @@ import pytest
 
 from rooms.policy import Window
 from rooms.tokens import mint_access_token
-from sfu.events import ActiveSpeakerChanged, SubscriberNeedsOffer, TrackPublished, TrackUnpublished
+from sfu.events import (
+    ActiveSpeakerChanged,
+    LayersWanted,
+    SubscriberNeedsOffer,
+    TrackPublished,
+    TrackUnpublished,
+)
 from signaling.messages import LeaveReason
 from tests.signaling.signaling_fakes import SECRET, T0, Harness, Refused, join_token
 
@@ -94,6 +100,20 @@ async def test_tracks_active_speaker_and_video_size(harness: Harness) -> None:
         {"track_id": "t1", "kind": "video", "source": "camera"}
     ]
     assert (await bob.expect("participant_changed"))["participant"]["tracks"] == []
+
+
+async def test_publisher_is_told_which_simulcast_layers_are_watched(harness: Harness) -> None:
+    room = harness.store.add_room()
+    ann, _ = await harness.join(room, "host", "Ann")
+    bob, b = await harness.join(room, "participant", "Bob")
+    router = harness.router()
+    router.emit(LayersWanted(b["participant_id"], "t1", "1", ("q", "h")))
+    assert await bob.expect("publish_layers") == {"mid": "1", "rids": ["q", "h"]}
+    router.emit(LayersWanted("gone", "t2", "0", ("q",)))  # a publisher who left meanwhile: nobody to tell
+    await ann.emit("hand", {"raised": True})
+    assert (await bob.expect("participant_changed"))["participant"]["hand_raised"] is True
+    assert [name for name, _ in bob.seen].count("publish_layers") == 1  # only to the track's publisher
+    assert "publish_layers" not in [name for name, _ in ann.seen + ann.drain()]
 
 
 async def test_guest_joins_with_meeting_number_and_passcode(harness: Harness) -> None:

@@ -59,6 +59,13 @@ function trickling(name, iceServers, send) {
   return pc;
 }
 
+async function setAllLayersActive(sender) {
+  const params = sender.getParameters();
+  if (!params.encodings?.some((e) => e.rid && !e.active)) return;
+  for (const encoding of params.encodings) encoding.active = true;
+  await sender.setParameters(params);
+}
+
 /** The publish PeerConnection: one sendonly transceiver per source (mic, camera, screen). */
 export class Publisher {
   constructor({ iceServers, simulcast, send }) {
@@ -87,6 +94,30 @@ export class Publisher {
   /** The RTCRtpSender of a source (null before it was first published). */
   sender(source) {
     return this._transceivers[source]?.sender || null;
+  }
+
+  /**
+   * Send only the simulcast layers `rids` of the m-section `mid` (the server's publish_layers: nobody
+   * watches the others). Runs in the negotiation chain, so it applies to the encodings that chain left.
+   */
+  setLayers(mid, rids) {
+    // After a failed negotiation too: the layers are independent of it.
+    this._chain = this._chain.catch(() => {}).then(async () => {
+      const transceiver = Object.values(this._transceivers).find((t) => t && t.mid === mid);
+      if (!transceiver) return;
+      const params = transceiver.sender.getParameters();
+      if (!params.encodings?.some((e) => e.rid)) return;
+      let changed = false;
+      for (const encoding of params.encodings) {
+        const active = rids.includes(encoding.rid);
+        if (encoding.active !== active) {
+          encoding.active = active;
+          changed = true;
+        }
+      }
+      if (changed) await transceiver.sender.setParameters(params);
+    });
+    return this._chain;
   }
 
   /** The server's publish_answer. */
@@ -122,6 +153,8 @@ export class Publisher {
         if (transceiver.sender.track !== track) await transceiver.sender.replaceTrack(track);
         const direction = want ? "sendonly" : "inactive";
         if (transceiver.direction !== direction) {
+          // Starting again is a new track at the SFU: every layer on until it says otherwise.
+          if (direction === "sendonly") await setAllLayersActive(transceiver.sender);
           transceiver.direction = direction;
           changed = true;
         }

@@ -160,6 +160,7 @@ export class MeetingClient extends EventTarget {
       publish_answer: (d) => this._publisher?.answered(d.sdp),
       subscribe_offer: (d) => this._onSubscribeOffer(d),
       media_request: (d) => this._onMediaRequest(d.source),
+      publish_layers: (d) => this._publisher?.setLayers(d.mid, d.rids).catch(() => {}),
       chat: (d) => {
         this.chat.push(d.entry);
         this._emit("chat", d.entry);

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
+from sfu.errors import HookSurfaceChanged
+
 __all__ = [
     "NATIVE",
     "PythonSubscriptionBase",
@@ -73,7 +75,7 @@ def srtp_protect_address() -> int:
     """The address of pylibsrtp's own srtp_protect: the C loop protects with the sessions aiortc created."""
     got = str(_ffi.typeof(_lib.srtp_protect))[len("<ctype '") : -len("'>")]
     if got != SRTP_PROTECT_TYPE:
-        raise RuntimeError(f"pylibsrtp's srtp_protect is {got}, sfu/_route.c calls {SRTP_PROTECT_TYPE}")
+        raise HookSurfaceChanged(f"pylibsrtp's srtp_protect is {got}, sfu/_route.c calls {SRTP_PROTECT_TYPE}")
     return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect")))
 
 

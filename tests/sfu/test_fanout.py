@@ -26,6 +26,7 @@ from pylibsrtp import Policy, Session
 
 import sfu.subscription
 from sfu import fanout
+from sfu.errors import HookSurfaceChanged
 from sfu.fanout import Route
 from sfu.rtp import URI_AUDIO_LEVEL, URI_MID, RtpHeader, parse_rtp, split_payload
 from sfu.subscription import Subscription
@@ -443,3 +444,12 @@ def test_without_the_c_module_the_python_path_forwards_the_same(tmp_path: Any) -
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_a_changed_srtp_protect_signature_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C loop calls libsrtp 2's srtp_protect through a bare address: a pylibsrtp built on another
+    signature (libsrtp 3 changed it) must stop the SFU rather than be called with the wrong arguments."""
+    assert fanout.srtp_protect_address() > 0
+    monkeypatch.setattr(fanout, "SRTP_PROTECT_TYPE", "srtp_err_status_t(*)(struct srtp_ctx_t_ *, uint8_t *)")
+    with pytest.raises(HookSurfaceChanged, match="srtp_protect"):
+        fanout.srtp_protect_address()

@@ -36,31 +36,8 @@ SRTP_PROTECT_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 
 
 class PythonSubscriptionBase:
-    """The fields sfu._fanout.SubscriptionBase keeps in C, as plain attributes (see Subscription)."""
-
-    current: Any
-    target: Any
-    route: Any
-    pt_table: bytes
-    ext_head: bytes
-    ext_tail: bytes
-    ext_bare: bytes
-    ext_value_len: int
-    switch_seq: int
-    seq_offset: int
-    last_seq: int
-    pid_offset: int
-    tl0_offset: int
-    last_pid: int
-    last_tl0: int
-    ts_offset: int
-    last_ts: int
-    ssrc: int
-    last_sent_at: float
-    packets: int
-    octets: int
-    video: bool
-    vp8_resync: bool
+    """sfu._fanout.SubscriptionBase without the C module: Subscription keeps the same fields (typed in
+    sfu/_fanout.pyi) as plain attributes."""
 
 
 def python_fan_out(

@@ -25,7 +25,8 @@ class Identity:
     authorised: bool  # a join token or a login stands in for the passcode
     passcode: str | None = None
     # Who this is across connections, for the conference's ban list: "token:<jti>" for a join token,
-    # "user:<id>" for a login; None for a passcode guest (nothing stable to tell one guest from another).
+    # "user:<id>" for a login, "device:<id>" for a passcode guest whose browser sent its device id (None
+    # without one: nothing stable to tell one guest from another).
     principal: str | None = None
 
 
@@ -126,11 +127,14 @@ async def resolve(
                 True,
                 principal=f"token:{token_id}",
             )
-        case PasscodeJoin(meeting_number=number, passcode=passcode, display_name=name):
+        case PasscodeJoin(meeting_number=number, passcode=passcode, display_name=name, device_id=device):
             room = await store.room_by_number(number, now=now)
             if room is None:
                 raise JoinRefused(RefusalCode.NO_SUCH_MEETING, f"there is no meeting {number}")
-            return Identity(room, Role.PARTICIPANT, name, None, False, passcode)
+            # The browser's own id: a removal sticks to it (clearing site data gets around it; locking the
+            # meeting does not).
+            principal = f"device:{device}" if device else None
+            return Identity(room, Role.PARTICIPANT, name, None, False, passcode, principal=principal)
         case LoginJoin(meeting_number=number, access_token=access_token, display_name=name):
             try:
                 user = verify_access_token(secret_key, access_token, now=now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ MAX_SDP_LENGTH = 100_000
 MAX_ID_LENGTH = 100
 MAX_CANDIDATE_LENGTH = 1_000
 MAX_VIDEO_SIDE = 16_384
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class Role(StrEnum):
@@ -205,6 +207,8 @@ class PasscodeJoin:
     meeting_number: str
     passcode: str
     display_name: str
+    # A random id the browser keeps (localStorage): lets a moderator's removal stick to a passcode guest.
+    device_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -615,4 +619,11 @@ def parse_auth(auth: object, *, display_name_max_length: int) -> JoinRequest:
         return LoginJoin(number, _str(d, "access_token", 4_000), name)
     if name is None:
         raise _bad("'display_name' is required to join with a passcode")
-    return PasscodeJoin(number, _str(d, "passcode", 64, allow_empty=True), name)
+    return PasscodeJoin(number, _str(d, "passcode", 64, allow_empty=True), name, _device_id(d))
+
+
+def _device_id(d: Mapping[str, object]) -> str | None:
+    value = _opt_str(d, "device_id", 64)
+    if value is not None and not DEVICE_ID.fullmatch(value):
+        raise _bad("'device_id' must be 16 to 64 characters from A-Z, a-z, 0-9, '-' and '_'")
+    return value

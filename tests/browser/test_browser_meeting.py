@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -111,6 +112,9 @@ async def test_two_browsers_see_and_hear_each_other(
     host = await join(new_context, site, room, "Alice", host_token=admin.token)
     guest = await join(new_context, site, room, "王小明", locale="zh-CN")
     host_id, guest_id = await participant_id(host), await participant_id(guest)
+    # The passcode guest joined with its browser's device id (a removal sticks to it).
+    device = await guest.evaluate("localStorage.getItem('yunhui.deviceId')")
+    assert device and re.fullmatch(r"[A-Za-z0-9_-]{16,64}", device)
     for page, other in ((host, guest_id), (guest, host_id)):
         assert await remote_video_width(page, other) > 0
         await wait_rising(page, other, "video", "frames")

@@ -116,6 +116,26 @@ async def test_a_removed_participant_cannot_rejoin_with_the_same_token(live: Liv
     assert o["role"] == "participant"
 
 
+async def test_a_removed_guest_cannot_rejoin_from_the_same_browser(live: Live) -> None:
+    ann, _ = await live.join("host", "Ann")
+
+    def guest(device_id: str | None) -> dict[str, Any]:
+        auth = {"meeting_number": live.room.meeting_number, "passcode": "2468", "display_name": "Gus"}
+        return auth if device_id is None else {**auth, "device_id": device_id}
+
+    gus = await live.client(guest("browser-of-gus-0001"))
+    g = await gus.expect("joined")
+    await ann.sio.emit("moderate", {"action": "remove", "participant_id": g["participant_id"]})
+    await gus.expect("removed")
+    await gus.gone.wait()
+    assert await _refusal(live, guest("browser-of-gus-0001")) == "removed"
+    # Another browser, or one that sends no id, is another guest as far as the server can tell.
+    other = await live.client(guest("browser-of-eve-0002"))
+    assert (await other.expect("joined"))["role"] == "participant"
+    anonymous = await live.client(guest(None))
+    assert (await anonymous.expect("joined"))["role"] == "participant"
+
+
 async def test_a_removed_login_cannot_rejoin_with_a_new_login(live: Live) -> None:
     ann, _ = await live.join("host", "Ann")
 

@@ -91,6 +91,17 @@ def test_parse_auth() -> None:
         "1", "a", None
     )
     assert parse_auth({"reconnect_token": "r"}, display_name_max_length=10) == Reconnect("r")
+    device = "Ab3_-" * 4
+    assert parse_auth(
+        {"meeting_number": "1", "passcode": "", "display_name": "A", "device_id": device},
+        display_name_max_length=10,
+    ) == PasscodeJoin("1", "", "A", device)
+    for bad_device in ("short", "x" * 65, "has space in it ok", "ümlaut" * 4, 7):
+        with pytest.raises(ProtocolError, match="device_id"):
+            parse_auth(
+                {"meeting_number": "1", "passcode": "", "display_name": "A", "device_id": bad_device},
+                display_name_max_length=10,
+            )
     for bad in (None, {}, {"meeting_number": "1", "passcode": "1"}, {"token": 5}, "x"):
         with pytest.raises(ProtocolError):
             parse_auth(bad, display_name_max_length=10)

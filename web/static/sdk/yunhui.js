@@ -45,6 +45,29 @@ export function qualityLevel(rtt, loss) {
  * local-media, active-speaker, meeting, lobby-changed, warning, ended, left, chat, reaction, media-request,
  * quality, protocol-error, device-error. See docs/sdk.md.
  */
+/**
+ * This browser's random id for passcode joins (kept in localStorage): a moderator's removal sticks to it.
+ * Without storage (private windows may refuse it) every join gets a new one.
+ */
+function deviceId() {
+  const key = "yunhui.deviceId";
+  try {
+    let id = localStorage.getItem(key);
+    if (!id || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) {
+      id = randomId();
+      localStorage.setItem(key, id);
+    }
+    return id;
+  } catch {
+    return randomId();
+  }
+}
+
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
+}
+
 export class MeetingClient extends EventTarget {
   /**
    * @param {object} [options]
@@ -178,7 +201,8 @@ export class MeetingClient extends EventTarget {
     const name = c.displayName || null;
     if (c.token) return { token: c.token, display_name: name };
     if (c.accessToken) return { meeting_number: c.meetingNumber, access_token: c.accessToken, display_name: name };
-    return { meeting_number: c.meetingNumber, passcode: c.passcode || "", display_name: name };
+    const guest = { meeting_number: c.meetingNumber, passcode: c.passcode || "", display_name: name };
+    return { ...guest, device_id: deviceId() };
   }
 
   _onConnectError(err) {

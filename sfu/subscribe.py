@@ -181,8 +181,11 @@ class SubscribeConnection:
             if preferences:
                 transceiver.setCodecPreferences(preferences)
             set_stream_id(transceiver, track.participant_id)
-            subscription.max_width, subscription.max_height = self._max_sizes.get(track.id, (0, 0))
             subscription.enabled = track.id not in self._disabled
+            subscription.max_width = subscription.max_height = 0  # a reused transceiver forgets the last tile
+            subscription.hidden = False
+            if track.id in self._max_sizes:
+                subscription.set_max_size(*self._max_sizes[track.id])
             subscription.pending = track
 
     def _reusable(self, kind: str) -> Subscription | None:
@@ -265,8 +268,7 @@ class SubscribeConnection:
         self._max_sizes[track_id] = (width, height)
         subscription = self.subscription_for(track_id)
         if subscription is not None:
-            subscription.max_width, subscription.max_height = width, height
-            subscription.reselect_layer()
+            subscription.set_max_size(width, height)
 
     def set_enabled(self, track_id: str, enabled: bool) -> None:
         if enabled:

@@ -98,8 +98,9 @@ class Subscription(SubscriptionBase):
         self.remb = 0
         self.fraction_lost = 0
         self.downlink = DownlinkEstimate()
-        self.max_width = 0
+        self.max_width = 0  # the tile's size; 0: no limit (nothing reported)
         self.max_height = 0
+        self.hidden = False  # the subscriber reported 0x0: the video is not shown, nothing is forwarded
 
     # ------------------------------------------------------------------------------------- binding
     def configure(self, params: Any) -> None:
@@ -160,9 +161,20 @@ class Subscription(SubscriptionBase):
         self.current = None
         self.target = None
         track = self.track
-        if track is None or self.params is None or not track.forwarding or not self.enabled:
+        if track is None or self.params is None or not track.forwarding or not self.enabled or self.hidden:
             return
         self.target = self._chosen_layer()
+
+    def set_max_size(self, width: int, height: int) -> None:
+        """The size the subscriber shows this video at (the layer that fills it is chosen). 0x0: not shown,
+        so nothing is forwarded until a size comes again (then from a keyframe, as after a mute)."""
+        self.max_width, self.max_height = width, height
+        hidden = self.video and width == 0 and height == 0
+        if hidden != self.hidden:
+            self.hidden = hidden
+            self.source_changed()
+        else:
+            self.reselect_layer()
 
     # ------------------------------------------------------------------------------------- layers
     def _chosen_layer(self, now: float | None = None, *, every_layer: bool = False) -> Layer:
@@ -194,6 +206,8 @@ class Subscription(SubscriptionBase):
         """What this subscriber needs the publisher to send: the layers it forwards or waits for, and the one
         it would choose if every layer were sent (LayerPauser)."""
         if self.track is None or self.params is None or not self.enabled or not self.track.forwarding:
+            return ()
+        if self.hidden:
             return ()
         chosen = self._chosen_layer(now, every_layer=True)
         return tuple(x for x in (self.current, self.target, chosen) if x is not None)

@@ -10,6 +10,7 @@ from aiortc.rtp import RtcpPacket, RtcpPsfbPacket
 
 from sfu.events import LayersWanted, RouterEvent, SubscriberNeedsOffer
 from sfu.router import Router
+from sfu.rtp import RtpHeader, parse_rtp
 from sfu.settings import SfuSettings
 from sfu.simulcast import (
     CONGESTION_HOLD_S,
@@ -267,3 +268,39 @@ async def test_router_tells_the_publisher_which_layers_are_watched() -> None:
         assert events == [LayersWanted("p", track.id, "1", ("q",))]
     finally:
         await router.close()
+
+
+async def test_a_video_shown_nowhere_is_not_forwarded_until_it_is_shown_again() -> None:
+    """video_size 0x0 means "not shown" (docs/protocol.md): nothing is forwarded and no layer is wanted; a
+    size again starts over from a keyframe, the numbering continuing. No size ever reported: no limit."""
+    rtcp, out = FakeSend(), FakeSend()
+    track = make_track(rtcp, ["q", "h", "f"])
+    q = track.layers["q"]
+    q.ssrc, track.layers["h"].ssrc, track.layers["f"].ssrc = 10, 20, 30
+    for rid in "qhf":
+        track.layers[rid].width, track.layers[rid].height = SIZES[rid]
+    subscription = make_subscription(out)
+    t0 = time.monotonic()
+    _seen(track, t0, "q", "h", "f")
+    subscription.bind(track)
+    assert subscription.target is track.layers["f"]  # nothing reported yet: no limit
+    subscription.set_max_size(320, 180)
+    assert subscription.target is q
+    await feed(subscription, q, rtp(100, 1000, 10, vp8_payload(1, key=True)))
+    assert subscription.current is q and len(out.sent) == 1
+
+    subscription.set_max_size(0, 0)
+    assert subscription.hidden and subscription.current is None and subscription.target is None
+    assert subscription.wanted_layers(t0) == ()
+    await feed(subscription, q, rtp(101, 4000, 10, vp8_payload(2, key=False)))
+    await feed(subscription, q, rtp(102, 7000, 10, vp8_payload(3, key=True)))
+    assert len(out.sent) == 1 and rtcp.sent == []  # not forwarded, and no keyframe asked for it
+
+    subscription.set_max_size(320, 180)
+    assert not subscription.hidden and subscription.target is q
+    await feed(subscription, q, rtp(103, 10000, 10, vp8_payload(4, key=False)))  # held back, PLI sent
+    assert len(out.sent) == 1 and len(rtcp.sent) == 1
+    await feed(subscription, q, rtp(104, 13000, 10, vp8_payload(5, key=True)))
+    first, again = (RtpHeader(), RtpHeader())
+    assert parse_rtp(out.sent[0], first) and parse_rtp(out.sent[1], again)
+    assert (again.seq - first.seq) & 0xFFFF == 1

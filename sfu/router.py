@@ -143,12 +143,13 @@ class Router:
                 continue
             for layer in track.layers.values():
                 layer.activity.observe(layer.packets, now)
+            view = track.layer_view(now)  # sampled once for all the track's subscriptions
             for subscription in track.subscriptions:
-                target = subscription.reselect_layer(now)
+                target = subscription.reselect_layer(now, view)
                 if target is not None:
                     log.debug("router %s: %s -> layer %r", self.meeting_id, track.id, target.rid)
                     await track.request_keyframe(target, now)
-            active = track.pauser.update(track.wanted_rids(now), now)
+            active = track.pauser.update(track.wanted_rids(now, view), now)
             if active is not None:
                 rids = tuple(rid for rid in track.rids if rid in active)
                 log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)

@@ -25,8 +25,8 @@ from sfu.rtp import (
     seq_newer,
     split_payload,
 )
-from sfu.simulcast import DownlinkEstimate, LayerInfo, effective_bandwidth, select_layer
-from sfu.track import Layer, Track, codec_key
+from sfu.simulcast import DownlinkEstimate, effective_bandwidth, select_layer
+from sfu.track import Layer, LayerView, Track, codec_key
 
 SendRtp = Callable[[bytes], Awaitable[bool]]
 SendNow = Callable[[bytes], bool]
@@ -177,22 +177,24 @@ class Subscription(SubscriptionBase):
             self.reselect_layer()
 
     # ------------------------------------------------------------------------------------- layers
-    def _chosen_layer(self, now: float | None = None, *, every_layer: bool = False) -> Layer:
-        """The layer this subscriber should get among the available ones (or among all: `every_layer`)."""
+    def _chosen_layer(
+        self, now: float | None = None, view: LayerView | None = None, *, every_layer: bool = False
+    ) -> Layer:
+        """The layer this subscriber should get among the available ones (or among all: `every_layer`).
+        `view`: the router's sample of the track's layers at `now`, shared by all its subscriptions."""
         assert self.track is not None
-        layers = self.track.ordered_layers()
+        now = time.monotonic() if now is None else now
+        if view is None:
+            view = self.track.layer_view(now)
+        layers = view.layers
         if len(layers) == 1:
             return layers[0]
-        now = time.monotonic() if now is None else now
         current_bitrate = self.current.bitrate if self.current else 0
         # Stay on the current layer when everything went quiet (not when nothing was ever sampled).
         current = self.current
         stay = layers.index(current) if current in layers and current.activity.seen else None
         index = select_layer(
-            [
-                LayerInfo(x.width, x.height, x.bitrate, every_layer or x.activity.available(now))
-                for x in layers
-            ],
+            view.every if every_layer else view.available,
             max_width=self.max_width,
             max_height=self.max_height,
             bandwidth=self.downlink.bandwidth(
@@ -202,21 +204,23 @@ class Subscription(SubscriptionBase):
         )
         return layers[index]
 
-    def wanted_layers(self, now: float) -> tuple[Layer, ...]:
+    def wanted_layers(self, now: float, view: LayerView) -> tuple[Layer, ...]:
         """What this subscriber needs the publisher to send: the layers it forwards or waits for, and the one
-        it would choose if every layer were sent (LayerPauser)."""
+        it would choose if every layer were sent (LayerPauser). Call after reselect_layer(now, view)."""
         if self.track is None or self.params is None or not self.enabled or not self.track.forwarding:
             return ()
         if self.hidden:
             return ()
-        chosen = self._chosen_layer(now, every_layer=True)
+        if view.every is view.available:  # every layer sends: reselect_layer's choice is current or target
+            return tuple(x for x in (self.current, self.target) if x is not None)
+        chosen = self._chosen_layer(now, view, every_layer=True)
         return tuple(x for x in (self.current, self.target, chosen) if x is not None)
 
-    def reselect_layer(self, now: float | None = None) -> Layer | None:
+    def reselect_layer(self, now: float | None = None, view: LayerView | None = None) -> Layer | None:
         """Re-evaluate the layer choice; the new target (switched on its next keyframe), or None."""
         if self.track is None or not self.track.simulcast or (self.current is None and self.target is None):
             return None
-        chosen = self._chosen_layer(now)
+        chosen = self._chosen_layer(now, view)
         if chosen is self.current:
             self.target = None
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiortc.codecs import is_rtx
@@ -11,7 +12,7 @@ from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from sfu.hooks import NackGenerator, StreamStatistics
 from sfu.rtp import KEYFRAME_DETECTORS, U16, U32, KeyframeDetector, RtpHeader, parse_rtp
-from sfu.simulcast import LayerActivity, LayerPauser, layer_order
+from sfu.simulcast import LayerActivity, LayerInfo, LayerPauser, layer_order
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
@@ -113,6 +114,15 @@ class Layer:
         return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=track.rtcp_ssrc, media_ssrc=self.ssrc))
 
 
+@dataclass(frozen=True, slots=True)
+class LayerView:
+    """A track's layers from the lowest to the highest, with what a layer choice reads of them."""
+
+    layers: list[Layer]
+    available: list[LayerInfo]  # as sampled: a paused or stopped layer is not available
+    every: list[LayerInfo]  # every layer taken as available; `available` itself when all of them are
+
+
 class Track:
     """A published stream: codecs and layers from the publish negotiation, the subscriptions it feeds."""
 
@@ -180,11 +190,20 @@ class Track:
         layers = list(self.layers.values())
         return [layers[i] for i in layer_order([(x.width, x.height) for x in layers])]
 
-    def wanted_rids(self, now: float) -> set[str]:
-        """The rids somebody needs (the lowest always: a new subscriber starts on something at once)."""
-        wanted = {self.ordered_layers()[0].rid}
+    def layer_view(self, now: float) -> LayerView:
+        """The layers as sampled at `now`, for every subscription's choice in one router tick."""
+        layers = self.ordered_layers()
+        available = [LayerInfo(x.width, x.height, x.bitrate, x.activity.available(now)) for x in layers]
+        if all(info.available for info in available):
+            return LayerView(layers, available, available)
+        return LayerView(layers, available, [LayerInfo(x.width, x.height, x.bitrate) for x in available])
+
+    def wanted_rids(self, now: float, view: LayerView) -> set[str]:
+        """The rids somebody needs (the lowest always: a new subscriber starts on something at once); call
+        after every subscription's reselect_layer with the same view."""
+        wanted = {view.layers[0].rid}
         for subscription in self.subscriptions:
-            wanted.update(layer.rid for layer in subscription.wanted_layers(now))
+            wanted.update(layer.rid for layer in subscription.wanted_layers(now, view))
         return wanted
 
     def watched(self, layer: Layer) -> bool:

@@ -291,7 +291,7 @@ async def test_a_video_shown_nowhere_is_not_forwarded_until_it_is_shown_again() 
 
     subscription.set_max_size(0, 0)
     assert subscription.hidden and subscription.current is None and subscription.target is None
-    assert subscription.wanted_layers(t0) == ()
+    assert subscription.wanted_layers(t0, track.layer_view(t0)) == ()
     await feed(subscription, q, rtp(101, 4000, 10, vp8_payload(2, key=False)))
     await feed(subscription, q, rtp(102, 7000, 10, vp8_payload(3, key=True)))
     assert len(out.sent) == 1 and rtcp.sent == []  # not forwarded, and no keyframe asked for it

@@ -149,3 +149,29 @@ async def test_sdp_sections_and_quality_levels(page: Page) -> None:
         "[m.qualityLevel(0.05, 0), m.qualityLevel(0.4, 0.01), m.qualityLevel(0.1, 0.2)]",
     )
     assert levels == ["good", "fair", "poor"]
+
+
+async def test_a_failed_negotiation_does_not_stop_the_next_ones(page: Page) -> None:
+    """The Publisher runs negotiations and layer changes one at a time; a failure is reported to its caller
+    and the queue goes on (it used to reject every later step with the first error)."""
+    outcome = await call(
+        page,
+        "sdk/media.js",
+        """(async () => {
+          const p = new m.Publisher({ iceServers: [], simulcast: true, send: () => {} });
+          let runs = 0;
+          p._negotiate = async () => { runs += 1; if (runs === 1) throw new Error("no publish answer"); };
+          const settle = (promise) => promise.then(() => "ok", (e) => `failed: ${e.message}`);
+          const first = await settle(p.update({}));
+          const second = await settle(p.update({}));
+          const layers = await settle(p.setLayers("1", ["q"]));
+          return [first, second, layers, await settle(p.setLayers("1", "q")), runs];
+        })()""",
+    )
+    assert outcome == [
+        "failed: no publish answer",
+        "ok",
+        "ok",
+        "failed: publish_layers: rids must be an array",
+        2,
+    ]

@@ -87,8 +87,14 @@ export class Publisher {
   update(wanted) {
     this._wanted = { ...wanted };
     this._dirty = true;
-    this._chain = this._chain.then(() => this._negotiate());
-    return this._chain;
+    return this._then(() => this._negotiate());
+  }
+
+  /** Run `step` after the queued ones; its failure is the caller's, never the next step's. */
+  _then(step) {
+    const run = this._chain.then(step);
+    this._chain = run.catch(() => {});
+    return run;
   }
 
   /** The RTCRtpSender of a source (null before it was first published). */
@@ -101,8 +107,8 @@ export class Publisher {
    * watches the others). Runs in the negotiation chain, so it applies to the encodings that chain left.
    */
   setLayers(mid, rids) {
-    // After a failed negotiation too: the layers are independent of it.
-    this._chain = this._chain.catch(() => {}).then(async () => {
+    if (!Array.isArray(rids)) return Promise.reject(new TypeError("publish_layers: rids must be an array"));
+    return this._then(async () => {
       const transceiver = Object.values(this._transceivers).find((t) => t && t.mid === mid);
       if (!transceiver) return;
       const params = transceiver.sender.getParameters();
@@ -117,7 +123,6 @@ export class Publisher {
       }
       if (changed) await transceiver.sender.setParameters(params);
     });
-    return this._chain;
   }
 
   /** The server's publish_answer. */

@@ -132,8 +132,6 @@ static PyObject *route_clear(Route *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-
-
 int route_ready(Route *self) {
     if (self->pair != NULL) {
         PyObject *state = PyObject_GetAttr(self->dtls, str_state);
@@ -220,7 +218,7 @@ static PyObject *route_close(Route *self, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static PyObject *route_get_connected(Route *self, void *closure) {
+static PyObject *route_get_routed(Route *self, void *closure) {
     return PyBool_FromLong(self->fd >= 0);
 }
 
@@ -242,7 +240,7 @@ static PyMemberDef route_members[] = {
 };
 
 static PyGetSetDef route_getset[] = {
-    {"routed", (getter)route_get_connected, NULL, "whether a socket is held", NULL},
+    {"routed", (getter)route_get_routed, NULL, "whether a socket is held", NULL},
     {NULL},
 };
 

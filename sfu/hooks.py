@@ -153,6 +153,7 @@ class PeerHooks:
     Callbacks: ``on_rtp(data, arrival_ms)``, ``on_rtcp(packets)``, ``on_receive(transceiver, params)`` and
     ``on_send(transceiver, params)``; the last two run on every (re)negotiation. An exception raised by any
     callback is logged and counted in ``errors``; it never reaches aiortc (it would close the transport).
+    ``sends_media``: the connection forwards RTP to its peer (a subscribe connection), so it gets a ``route``.
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class PeerHooks:
         on_receive: ParamsHandler | None = None,
         on_send: ParamsHandler | None = None,
         ports: PortRange | None = None,
+        sends_media: bool = False,
     ) -> None:
         self._pc = pc
         self._ports = ports  # host sockets bind within this range (None: any ephemeral port)
@@ -181,8 +183,9 @@ class PeerHooks:
         self._pair: Any = None
         self._udp: Any = None
         self._addr: Any = None
-        # The same way out for the C copy loop (sfu/fanout.py); None without the C module.
-        self.route: Route | None = Route(self._refresh_route) if NATIVE else None
+        # The same way out for the C copy loop (sfu/fanout.py), for a connection that forwards media to its
+        # peer; None otherwise (a publish connection sends only RTCP) or without the C module.
+        self.route: Route | None = Route(self._refresh_route) if NATIVE and sends_media else None
 
     def close(self) -> None:
         """Release what the hooks hold beyond aiortc's objects: the route's socket (idempotent)."""

@@ -52,6 +52,7 @@ class SubscribeConnection:
             on_rtcp=self._on_rtcp,
             on_send=self._on_send,
             ports=port_range(settings),
+            sends_media=True,
         )
         self.subscriptions: list[Subscription] = []
         self._by_ssrc: dict[int, Subscription] = {}

@@ -14,6 +14,17 @@
 #include <string.h>
 #include <time.h>
 
+/* How far (in input sequence numbers) the switch point trails the newest packet forwarded at most. The
+ * switch point only has to hold back packets older than the switch (their output numbers would collide
+ * with the previous source's); kept within this window of the newest packet, the 16-bit comparison never
+ * wraps however long the stream runs. Larger than any ingress ring (sfu/settings.py nack_history <= 4096),
+ * so every packet a NACK can still ask for is inside it. Subscription.GUARD_WINDOW is the same number. */
+#define GUARD_WINDOW 0x2000
+
+/* The process's counters (sfu/metrics.py reads them through counters()). */
+static unsigned long long forwarded_packets, forwarded_bytes, dropped_eagain, dropped_not_connected,
+    dropped_guard, dropped_error;
+
 static PyObject *str_seq, *str_ts, *str_pt, *str_marker, *str_payload_start, *str_payload_end, *str_split,
     *str_arrival, *str_vp8, *str_picture_id, *str_pid_bits, *str_pid_offset, *str_tl0, *str_tl0_offset;
 
@@ -242,10 +253,19 @@ static int copy_one(SubscriptionBase *s, Route *route, const Input *in) {
     s->last_sent_at = in->arrival != 0.0 ? in->arrival : monotonic();
     s->packets++;
     s->octets += in->payload_end - in->payload_start;
-    if (!fits)
+    if (!fits) {
         route->errors++;
-    else if (ready == READY)
-        route_send_buffer(route, (int)total);
+        dropped_error++;
+    } else if (ready != READY) {
+        dropped_not_connected++;
+    } else if (route_send_buffer(route, (int)total)) {
+        forwarded_packets++;
+        forwarded_bytes += (unsigned long long)total;
+    } else if (route->last_dropped) {
+        dropped_eagain++;
+    } else {
+        dropped_error++;
+    }
     return 0;
 }
 
@@ -281,18 +301,25 @@ static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nar
         Py_INCREF(s);
         int take_slow = 0;
         if (s->current == layer) {
-            if (((in.seq - s->switch_seq) & 0xFFFF) >= 0x8000) {
-                /* older than the switch point: its output number would collide */
+            long behind = (in.seq - s->switch_seq) & 0xFFFF;
+            if (behind >= 0x8000) {
+                dropped_guard++; /* older than the switch point: its output number would collide */
             } else if (native && s->route != NULL && Py_IS_TYPE(s->route, &RouteType)) {
                 Route *route = (Route *)s->route;
                 Py_INCREF(route);
                 int rc = copy_one(s, route, &in);
                 Py_DECREF(route);
                 if (rc == FAILED) {
-                    Py_DECREF(s);
-                    goto fail;
+                    /* One subscription's failure (its refresh raised) must not stop the copies to the others:
+                     * counted, and left to Python, which meets the same error where it is logged once. */
+                    PyErr_Clear();
+                    dropped_error++;
+                    take_slow = 1;
+                } else if (rc == PYTHON) {
+                    take_slow = 1;
+                } else if (behind > GUARD_WINDOW) {
+                    s->switch_seq = (int)((in.seq - GUARD_WINDOW) & 0xFFFF);
                 }
-                take_slow = rc == PYTHON;
             } else {
                 take_slow = 1;
             }
@@ -319,7 +346,14 @@ fail:
     return NULL;
 }
 
+static PyObject *counters(PyObject *module, PyObject *unused) {
+    return Py_BuildValue("{sKsKsKsKsKsK}", "forwarded_packets", forwarded_packets, "forwarded_bytes",
+                         forwarded_bytes, "dropped_eagain", dropped_eagain, "dropped_not_connected",
+                         dropped_not_connected, "dropped_guard", dropped_guard, "dropped_error", dropped_error);
+}
+
 static PyMethodDef module_methods[] = {
+    {"counters", (PyCFunction)counters, METH_NOARGS, "The copy loop's counters since the process started."},
     {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
      "Copy one input packet to every subscription forwarding `layer`; the ones Python must handle, or None."},
     {"set_protect", (PyCFunction)route_set_protect, METH_O, "The address of libsrtp's srtp_protect to call."},

@@ -170,6 +170,7 @@ int route_ready(Route *self) {
 }
 
 int route_send_buffer(Route *self, int length) {
+    self->last_dropped = 0;
     if (srtp_protect_fn == NULL) {
         self->errors++;
         return 0;
@@ -182,7 +183,8 @@ int route_send_buffer(Route *self, int length) {
                           self->addrlen);
     if (sent < 0) {
         /* As asyncio would with a full socket buffer, minus its queue: a late media packet is a lost one. */
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        self->last_dropped = errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS;
+        if (self->last_dropped)
             self->dropped++;
         else
             self->errors++;

@@ -24,6 +24,7 @@ typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     unsigned long long sent, dropped, errors;
+    int last_dropped; /* the last route_send_buffer failure was a full socket buffer */
     unsigned char buffer[BUFFER_SIZE];
 } Route;
 

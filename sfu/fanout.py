@@ -26,6 +26,7 @@ __all__ = [
     "Route",
     "SubscriptionBase",
     "fan_out",
+    "native_counters",
     "python_fan_out",
     "srtp_context_address",
     "srtp_protect_address",
@@ -61,15 +62,23 @@ def srtp_context_address(session: Any) -> int:
     return int(_ffi.cast("uintptr_t", session._srtp[0]))
 
 
+def native_counters() -> dict[str, int]:
+    """The C copy loop's counters (forwarded packets and bytes, dropped copies by reason); {} without it."""
+    return _counters() if NATIVE else {}
+
+
 if TYPE_CHECKING:
     from sfu._fanout import Route, SubscriptionBase, fan_out
+    from sfu._fanout import counters as _counters
 
     NATIVE: bool
 else:
     try:
         from sfu._fanout import Route, SubscriptionBase, fan_out, set_protect
+        from sfu._fanout import counters as _counters
     except ImportError:
         NATIVE = False
+        _counters = None
         Route = None
         SubscriptionBase = PythonSubscriptionBase
         fan_out = python_fan_out

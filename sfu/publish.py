@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from sfu import fanout
 from sfu.errors import BadRequest
 from sfu.events import SOURCES
 from sfu.hooks import PeerHooks, RemoteBitrateEstimator, make_peer_connection, port_range
+from sfu.metrics import METRICS
 from sfu.nack import NackTracker
 from sfu.rtp import (
     U16,
@@ -108,6 +110,7 @@ class PublishConnection:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.unknown_packets = 0
+        self._failed_copies: weakref.WeakSet[Any] = weakref.WeakSet()
         self.nacks_sent = 0
         self.rembs_sent = 0
 
@@ -290,9 +293,22 @@ class PublishConnection:
         slow = fanout.fan_out(track.subscriptions, layer, data, h, abs3 if video else level)
         if slow is not None:
             for subscription in slow:
-                # Synchronous per subscriber; only a keyframe request (rate-limited, rare) awaits.
-                if subscription.forward_now(layer, data, h, level, abs3):
+                # Synchronous per subscriber; only a keyframe request (rate-limited, rare) awaits. One
+                # subscriber's failure must not cost the others this packet.
+                try:
+                    wants_keyframe = subscription.forward_now(layer, data, h, level, abs3)
+                except Exception:
+                    self._copy_failed(subscription)
+                    continue
+                if wants_keyframe:
                     await track.request_keyframe(layer, now)
+
+    def _copy_failed(self, subscription: Any) -> None:
+        METRICS.hook_errors += 1
+        METRICS.dropped["error"] += 1
+        if subscription not in self._failed_copies:  # logged once per subscription, then counted
+            self._failed_copies.add(subscription)
+            log.exception("participant %s: a copy to a subscriber failed", self.participant_id)
 
     async def _send_nacks(self, layer: Layer, nack: NackTracker, now: float) -> None:
         abandoned = nack.abandoned

@@ -196,8 +196,13 @@ class SubscribeConnection:
         return None
 
     def _add_subscription(self, transceiver: Any) -> Subscription:
+        hooks = self.hooks
         subscription = Subscription(
-            transceiver, self.hooks.send, send_now=self.hooks.send_now, route=self.hooks.route
+            transceiver,
+            hooks.send,
+            send_now=hooks.send_now,
+            route=hooks.route,
+            connected=lambda: hooks.connected,
         )
         self.subscriptions.append(subscription)
         self._by_ssrc[subscription.ssrc] = subscription

@@ -12,6 +12,7 @@ from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPac
 
 from sfu.fanout import Route, SubscriptionBase
 from sfu.hooks import sender_ssrcs
+from sfu.metrics import METRICS
 from sfu.rtp import (
     RTP_HEADER,
     U16,
@@ -42,6 +43,17 @@ _UNMAPPED = bytes((255,)) * 128
 # Longest timestamp gap we carry across a switch; longer pauses restart the clock at this gap.
 MAX_SWITCH_GAP_S = 5.0
 
+# How far the switch point trails the newest packet forwarded at most (input sequence numbers). It holds back
+# only packets older than the switch (their output numbers would collide with the previous source's); kept
+# within this window, the 16-bit comparison never wraps however long the stream runs (it did after 32,768
+# packets). Larger than any ingress ring (SfuSettings.nack_history), so whatever a NACK can still ask for
+# is inside it. sfu/_fanout.c's GUARD_WINDOW is the same number.
+GUARD_WINDOW = 0x2000
+
+
+def _always_connected() -> bool:
+    return True
+
 
 class Subscription(SubscriptionBase):
     """Rewrites a Track's packets for one subscriber: own SSRC, seq/ts offsets, PT map, extension block.
@@ -54,7 +66,13 @@ class Subscription(SubscriptionBase):
     """
 
     def __init__(
-        self, transceiver: Any, send: SendRtp, *, send_now: SendNow | None = None, route: Route | None = None
+        self,
+        transceiver: Any,
+        send: SendRtp,
+        *,
+        send_now: SendNow | None = None,
+        route: Route | None = None,
+        connected: Callable[[], bool] = _always_connected,
     ) -> None:
         self.transceiver = transceiver
         self.route = route
@@ -63,6 +81,9 @@ class Subscription(SubscriptionBase):
         self._send = send
         # The synchronous form of `send` (PeerHooks.send_now) for the hot path, `forward_now`.
         self._send_now = send_now or _not_connected
+        # Whether the subscriber's connection can carry media yet: a switch waits for it, or the keyframe it
+        # switches on would be consumed unsent and the subscriber would have to ask again (one more RTT).
+        self._connected = connected
         self.track: Track | None = None
         self.pending: Track | None = None  # bound once the next answer is applied
         self.enabled = True  # this subscriber's own switch (Peer.set_forwarding on a foreign track)
@@ -238,13 +259,17 @@ class Subscription(SubscriptionBase):
         subscriber, so it is a plain function: a coroutine per copy cost more than the rewrite itself.
         """
         if layer is self.current:
-            if ((h.seq - self.switch_seq) & 0xFFFF) >= 0x8000:
-                return False  # older than the switch point: its output number would collide
+            if not self._after_switch(h.seq):
+                return False
         elif not self._admit(layer, data, h):
-            return layer is self.target
+            return layer is self.target and self._connected()
         packet = self._rewrite(layer, data, h, abs3 if self.video else level)
         if packet is not None:
-            self._send_now(packet)
+            if self._send_now(packet):
+                METRICS.forwarded_packets += 1
+                METRICS.forwarded_bytes += len(packet)
+            else:
+                METRICS.dropped["not_connected"] += 1
         return False
 
     async def forward(
@@ -252,23 +277,42 @@ class Subscription(SubscriptionBase):
     ) -> None:
         """`forward_now` sending through the awaitable `send` and awaiting the keyframe request itself."""
         if layer is self.current:
-            if ((h.seq - self.switch_seq) & 0xFFFF) >= 0x8000:
+            if not self._after_switch(h.seq):
                 return
         elif not self._admit(layer, data, h):
-            if layer is self.target:
+            if layer is self.target and self._connected():
                 await layer.track.request_keyframe(layer)
             return
         packet = self._rewrite(layer, data, h, abs3 if self.video else level)
         if packet is not None:
-            await self._send(packet)
+            if await self._send(packet):
+                METRICS.forwarded_packets += 1
+                METRICS.forwarded_bytes += len(packet)
+            else:
+                METRICS.dropped["not_connected"] += 1
+
+    def _after_switch(self, seq: int) -> bool:
+        """Whether a packet of the current layer may be forwarded: not older than the switch point. The
+        switch point follows the stream at GUARD_WINDOW behind (sfu/_fanout.c does the same)."""
+        behind = (seq - self.switch_seq) & 0xFFFF
+        if behind >= 0x8000:
+            METRICS.dropped["guard"] += 1
+            return False
+        if behind > GUARD_WINDOW:
+            self.switch_seq = (seq - GUARD_WINDOW) & 0xFFFF
+        return True
 
     def _admit(self, layer: Layer, data: bytes, h: RtpHeader) -> bool:
-        """A packet of a layer we do not forward yet: switch to it on a keyframe (True), else hold it back."""
+        """A packet of a layer we do not forward yet: switch to it on a keyframe (True), else hold it back.
+        Not before the subscriber's connection is up: that keyframe would be lost."""
         if layer is not self.target:
             return False
         track = layer.track
         if track.is_keyframe is not None and not track.is_keyframe(data, h.payload_start, h.payload_end):
             self.dropped_before_keyframe += 1
+            METRICS.keyframe_waits += 1
+            return False
+        if not self._connected():
             return False
         self._switch(layer, h)
         return True

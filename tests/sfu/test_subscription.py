@@ -354,6 +354,7 @@ async def test_subscriber_feedback_fir_pli_remb_nack() -> None:
         )
         out = FakeSend()
         subscription._send = out
+        subscription._connected = lambda: True  # as if DTLS were up: this connection never negotiates
         reference = make_subscription(FakeSend())
         subscription.params = reference.params
         subscription.bind(track)

@@ -28,6 +28,7 @@ from web.api import create_api
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
+from yunhui.sfu_metrics import SfuCollector
 
 BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
 
@@ -99,6 +100,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         await database.close()
 
     sfu = Sfu(settings.sfu)
+    registry.register(SfuCollector(sfu))
     sio = socketio_server()
     sio.attach(app)
     signaling_settings = settings.signaling

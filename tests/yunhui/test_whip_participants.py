@@ -225,3 +225,39 @@ async def test_whip_refusals(meeting: Meeting) -> None:
     status, _, _ = await meeting.post("/rtc/whip", meeting.token("participant", "P"), "hello")
     assert status == 400  # malformed requests are refused before anyone is admitted
     assert await meeting.attendance() == []
+
+
+def _sample(body: str, name: str) -> float:
+    """The value of one sample line of a Prometheus text exposition (0 when absent)."""
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_count_the_media_forwarded_and_the_connections(meeting: Meeting) -> None:
+    """An encoder's media reaching a viewer through the whole app move the SFU's counters in /metrics."""
+    await meeting.join("host", "Ann")
+
+    async def scrape() -> str:
+        async with meeting.http.get(meeting.url + "/metrics") as response:
+            assert response.status == 200
+            return await response.text()
+
+    before = await scrape()
+    obs, _ = await meeting.publish(meeting.token("participant", "OBS"))
+    player, _ = await meeting.play(meeting.token("viewer", "Player"))
+    await _connected(obs)
+    await _connected(player)
+    video = next(r.track for r in player.getReceivers() if r.track.kind == "video")
+    async with asyncio.timeout(15):
+        for _ in range(5):  # decoded frames: the copies arrived
+            await video.recv()
+    body = await scrape()
+    forwarded = "yunhui_sfu_forwarded_packets_total"
+    assert _sample(body, forwarded) > _sample(before, forwarded)
+    assert _sample(body, "yunhui_sfu_forwarded_bytes_total") > 0
+    assert _sample(body, 'yunhui_sfu_peer_connections{state="connected"}') >= 2
+    for name in ("nacks_received", "keyframe_requests_sent", "runt_datagrams", "media_failed", "hook_errors"):
+        assert f"yunhui_sfu_{name}_total " in body, name
+    assert 'yunhui_sfu_dropped_copies_total{reason="guard"}' in body

@@ -46,4 +46,22 @@ class LayersWanted:
     rids: tuple[str, ...]
 
 
-RouterEvent = TrackPublished | TrackUnpublished | ActiveSpeakerChanged | SubscriberNeedsOffer | LayersWanted
+@dataclass(frozen=True)
+class ConnectionStateChanged:
+    """A participant's publish or subscribe PeerConnection changed state (aiortc's ``connectionState``:
+    new, connecting, connected, failed, closed). Not reported for a connection the SFU itself closed or
+    replaced, so "closed" here means aiortc gave up on it (its DTLS or ICE transport died)."""
+
+    participant_id: str
+    pc: Literal["publish", "subscribe"]
+    state: str
+
+
+RouterEvent = (
+    TrackPublished
+    | TrackUnpublished
+    | ActiveSpeakerChanged
+    | SubscriberNeedsOffer
+    | LayersWanted
+    | ConnectionStateChanged
+)

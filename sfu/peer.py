@@ -52,6 +52,7 @@ class Peer:
                 on_track_ended=self._router._track_unpublished,
                 on_audio_level=self._router._audio_level,
             )
+            self._watch("publish", self._publish)
         return await self._publish.answer(offer_sdp, sources)
 
     async def create_subscribe_offer(self) -> str:
@@ -118,6 +119,23 @@ class Peer:
         self.follow_speaker()
         return answer
 
+    async def restart(self, pc: Literal["publish", "subscribe"]) -> None:
+        """Drop one PeerConnection so the client can negotiate a new one (aiortc has no ICE restart): the
+        next publish offer, or subscribe offer, builds it afresh. Dropping the publish connection unpublishes
+        this participant's tracks (the others renegotiate, and get them back with the new offer); dropping the
+        subscribe connection touches nobody else."""
+        self._check_open()
+        if pc == "publish":
+            old: PublishConnection | SubscribeConnection | None = self._publish
+            self._publish = None
+        elif pc == "subscribe":
+            old, self._subscribe = self._subscribe, None
+        else:
+            raise BadRequest(f"pc: {pc!r} is not 'publish' or 'subscribe'")
+        if old is not None:
+            log.info("peer %s: %s connection replaced", self.participant_id, pc)
+            await old.close()
+
     async def close(self) -> None:
         """Close both PeerConnections (idempotent); Router.remove_peer is the usual way."""
         if self._closed:
@@ -180,11 +198,27 @@ class Peer:
             self._subscribe = SubscribeConnection(
                 self.participant_id, self._settings, on_needs_offer=self._needs_offer
             )
+            self._watch("subscribe", self._subscribe)
             if not self._playback:
                 for track in self._router.tracks.values():
                     if track.participant_id != self.participant_id:
                         self._subscribe.want(track, notify=False)  # the caller is about to offer
         return self._subscribe
+
+    def _watch(
+        self, name: Literal["publish", "subscribe"], connection: PublishConnection | SubscribeConnection
+    ) -> None:
+        """Report the connection's state changes to the router, so that dead media are noticed (nobody else
+        would: a forwarding route to a dead subscriber just keeps failing per packet)."""
+        pc = connection.pc
+
+        def changed() -> None:
+            current = self._publish if name == "publish" else self._subscribe
+            if self._closed or current is not connection:
+                return  # we closed or replaced it ourselves: not news
+            self._router._connection_state(self.participant_id, name, pc.connectionState)
+
+        pc.on("connectionstatechange", changed)
 
     def _needs_offer(self) -> None:
         if not self._playback:

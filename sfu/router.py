@@ -7,10 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
     ActiveSpeakerChanged,
+    ConnectionStateChanged,
     LayersWanted,
     RouterEvent,
     SubscriberNeedsOffer,
@@ -126,6 +128,10 @@ class Router:
     def _needs_offer(self, participant_id: str) -> None:
         if participant_id in self._peers:
             self._emit(SubscriberNeedsOffer(participant_id))
+
+    def _connection_state(self, participant_id: str, pc: Literal["publish", "subscribe"], state: str) -> None:
+        if participant_id in self._peers:
+            self._emit(ConnectionStateChanged(participant_id, pc, state))
 
     def _audio_level(self, participant_id: str, level: int) -> None:
         self._speaker.observe(participant_id, level)

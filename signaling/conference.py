@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from rooms import policy
 from sfu.events import (
     ActiveSpeakerChanged,
+    ConnectionStateChanged,
     LayersWanted,
     RouterEvent,
     SubscriberNeedsOffer,
@@ -59,7 +60,7 @@ from signaling.messages import (
     Source,
     TrackInfo,
 )
-from signaling.participant import Admitted, Close, NeedsOffer, Participant, Transport
+from signaling.participant import Admitted, Close, ConnectionState, NeedsOffer, Participant, Transport
 from signaling.permissions import may_moderate
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.settings import SignalingSettings
@@ -494,6 +495,10 @@ class Conference:
                 target = self._participants.get(pid)
                 if target is not None:
                     target.post(NeedsOffer())
+            case ConnectionStateChanged(participant_id=pid, pc=pc, state=state):
+                target = self._participants.get(pid)
+                if target is not None:
+                    target.post(ConnectionState(pc, state))
             case LayersWanted(participant_id=pid, mid=mid, rids=rids):
                 owner = self._participants.get(pid)
                 if owner is not None and owner.ready:

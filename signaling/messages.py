@@ -96,6 +96,8 @@ class LeaveReason(StrEnum):
     PROTOCOL_ERRORS = "protocol_errors"
     SLOW_CLIENT = "slow_client"
     ERROR = "error"
+    # A PeerConnection stayed failed for media_failed_timeout_seconds (not renegotiated with restart_media).
+    MEDIA_FAILED = "media_failed"
 
 
 # --- client -> server ---------------------------------------------------------------------------------
@@ -161,6 +163,14 @@ class Moderate:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RestartMedia:
+    """Replace the SFU's end of one PeerConnection (it failed): the client has a new one and negotiates it
+    as at the start, with publish_offer (publish) or by answering the subscribe_offer that follows."""
+
+    pc: Literal["publish", "subscribe"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -176,6 +186,7 @@ ClientMessage = (
     | Hand
     | React
     | Moderate
+    | RestartMedia
     | Leave
 )
 
@@ -190,6 +201,7 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
     Hand: "hand",
     React: "reaction",
     Moderate: "moderate",
+    RestartMedia: "restart_media",
     Leave: "leave",
 }
 
@@ -392,6 +404,15 @@ class MediaRequest:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MediaFailed:
+    """The SFU saw this PeerConnection of yours fail: renegotiate it on a new one (restart_media), or leave
+    with reason media_failed after ``seconds_left``."""
+
+    pc: Literal["publish", "subscribe"]
+    seconds_left: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Chat:
     entry: ChatEntry
 
@@ -427,6 +448,7 @@ ServerMessage = (
     | SubscribeOffer
     | MediaRequest
     | PublishLayers
+    | MediaFailed
     | Chat
     | ReactionSent
     | Error
@@ -450,6 +472,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     SubscribeOffer: "subscribe_offer",
     MediaRequest: "media_request",
     PublishLayers: "publish_layers",
+    MediaFailed: "media_failed",
     Chat: "chat",
     ReactionSent: "reaction",
     Error: "error",
@@ -547,13 +570,18 @@ def _publish_offer(d: Mapping[str, object]) -> PublishOffer:
     return PublishOffer(_str(d, "sdp", MAX_SDP_LENGTH), sources)
 
 
-def _candidate(d: Mapping[str, object]) -> Candidate:
+def _pc(d: Mapping[str, object]) -> Literal["publish", "subscribe"]:
     pc = d.get("pc")
     if pc not in ("publish", "subscribe"):
         raise _bad("'pc' must be publish or subscribe")
+    return "publish" if pc == "publish" else "subscribe"
+
+
+def _candidate(d: Mapping[str, object]) -> Candidate:
+    pc = _pc(d)
     index = None if d.get("sdp_mline_index") is None else _int(d, "sdp_mline_index", 0, 255)
     return Candidate(
-        "publish" if pc == "publish" else "subscribe",
+        pc,
         _str(d, "candidate", MAX_CANDIDATE_LENGTH, allow_empty=True),
         _opt_str(d, "sdp_mid", MAX_ID_LENGTH),
         index,
@@ -601,6 +629,8 @@ def parse(event: str, data: object, *, chat_max_length: int) -> ClientMessage:
             return React(_enum(d, "reaction", Reaction))
         case "moderate":
             return _moderate(d)
+        case "restart_media":
+            return RestartMedia(_pc(d))
         case "leave":
             return Leave()
     raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}")

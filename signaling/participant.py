@@ -6,11 +6,12 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from rooms.policy import Kind
 from sfu.errors import SfuError
+from sfu.metrics import METRICS
 from signaling.admission import Identity, kind_of
 from signaling.chat import RateLimiter
 from signaling.errors import ErrorCode, ProtocolError
@@ -25,12 +26,15 @@ from signaling.messages import (
     Hand,
     Leave,
     LeaveReason,
+    MediaFailed,
     MediaState,
     Moderate,
     ParticipantInfo,
     PublishAnswer,
     PublishOffer,
     React,
+    Removed,
+    RestartMedia,
     ServerMessage,
     Source,
     Subscribe,
@@ -76,12 +80,29 @@ class Reattached:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """The SFU reports a state of one of this participant's PeerConnections (sfu ConnectionStateChanged)."""
+
+    pc: Literal["publish", "subscribe"]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDead:
+    """The media_failed timer ran out (checked again in the inbox: a recovery may have come first)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     reason: LeaveReason
     farewell: ServerMessage | None
 
 
-InboxItem = ClientMessage | Admitted | NeedsOffer | Reattached | Close
+InboxItem = ClientMessage | Admitted | NeedsOffer | Reattached | ConnectionState | MediaDead | Close
+
+# aiortc has no "disconnected": "failed" is ICE consent or DTLS lost; "closed" without our asking is aiortc
+# shutting the connection after that.
+_DEAD_STATES = frozenset({"failed", "closed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +166,11 @@ class Participant:
         self._offer_outstanding = False
         self._offer_again = False
         self._media_offered = False  # an offer with at least one m-section went to this subscribe connection
+        # PeerConnections whose media are dead: "failed" (the SFU saw it fail) or "recovering" (replaced by
+        # restart_media, not connected yet). While any is here, media_timer runs towards a media_failed leave.
+        self._dead_media: dict[str, Literal["failed", "recovering"]] = {}
+        self.media_timer: Timer | None = None
+        self._media_deadline: datetime | None = None
         self._inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
         self._outbox: asyncio.Queue[_Emit | _Hangup | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -326,6 +352,14 @@ class Participant:
                 self._peer().set_max_size(item.track_id, item.width, item.height)
             case Reattached():
                 await self._renegotiate_after_reconnect()
+            case ConnectionState():
+                self._connection_state(item.pc, item.state)
+            case MediaDead():
+                if self._dead_media:
+                    self.log.warning("media dead since %s; leaving", sorted(self._dead_media))
+                    self.post(Close(LeaveReason.MEDIA_FAILED, Removed(LeaveReason.MEDIA_FAILED)))
+            case RestartMedia():
+                await self._restart_media(item.pc)
             case MediaState():
                 conference.media_state(self, item)
             case ChatSend():
@@ -364,8 +398,51 @@ class Participant:
         await router.remove_peer(self.id)
         self.tracks.clear()
         self._subscribing = self._offer_outstanding = self._offer_again = self._media_offered = False
+        self._dead_media.clear()  # new PeerConnections: the old ones' deaths do not count
+        self._cancel_media_timer()
         self.peer = await router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
         self.conference.participant_ready(self, reconnected=True)
+
+    def _connection_state(self, pc: Literal["publish", "subscribe"], state: str) -> None:
+        if self.media_session:
+            return  # WHIP/WHEP sessions end on their own when their connection fails (sfu/whip.py)
+        if state in _DEAD_STATES:
+            if self._dead_media.get(pc) == "failed":
+                return  # "closed" after "failed": the same death
+            self._dead_media[pc] = "failed"
+            scheduler = self.conference.scheduler
+            if self.media_timer is None or self._media_deadline is None:
+                timeout = timedelta(seconds=self.conference.settings.media_failed_timeout_seconds)
+                self._media_deadline = scheduler.now() + timeout
+                self.media_timer = scheduler.call_at(self._media_deadline, lambda: self.post(MediaDead()))
+            left = max(0, round((self._media_deadline - scheduler.now()).total_seconds()))
+            self.log.warning("%s connection %s; leaving in %d s unless renegotiated", pc, state, left)
+            self.send(MediaFailed(pc, left))
+        elif state == "connected" and self._dead_media.pop(pc, None) is not None:
+            self.log.info("%s connection recovered", pc)
+            if not self._dead_media:
+                self._cancel_media_timer()
+
+    async def _restart_media(self, pc: Literal["publish", "subscribe"]) -> None:
+        """The client replaced a PeerConnection: drop the SFU's end; a new one is negotiated as at the start.
+        The participant, its Attendance and its seat stay, so the others see no leave or join."""
+        if pc == "publish" and self.role in SYSTEM_ROLES:
+            raise ProtocolError(ErrorCode.NOT_ALLOWED, "viewers and recorders do not publish")
+        await self._peer().restart(pc)
+        if pc in self._dead_media:
+            # Dead until the new connection reports "connected": restarting over and over keeps no seat.
+            self._dead_media[pc] = "recovering"
+        self.log.info("restarting the %s connection", pc)
+        if pc == "subscribe":
+            self._offer_outstanding = self._offer_again = self._media_offered = False
+            self._subscribing = True
+            if self.sid is not None:
+                await self._offer()
+
+    def _cancel_media_timer(self) -> None:
+        if self.media_timer is not None:
+            self.media_timer.cancel()
+        self.media_timer = self._media_deadline = None
 
     def _peer(self) -> PeerPort:
         if self.peer is None:
@@ -386,6 +463,9 @@ class Participant:
         self.ready = False  # no longer a target for broadcasts, moderation or chat
         if self.grace_timer is not None:
             self.grace_timer.cancel()
+        self._cancel_media_timer()
+        if reason is LeaveReason.MEDIA_FAILED:
+            METRICS.media_failed += 1
         try:
             if self.peer is not None and conference.router is not None:
                 try:

@@ -33,3 +33,6 @@ class SignalingSettings(BaseModel):
     max_protocol_errors: int = Field(default=20, ge=1)
     # Messages queued for one slow client before it is disconnected; broadcasting never waits on a client.
     outbox_limit: int = Field(default=2000, ge=10)
+    # A participant whose publish or subscribe PeerConnection failed (and was not renegotiated to connected
+    # again) leaves with reason media_failed after this long, instead of staying seated and billed.
+    media_failed_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -9,6 +9,8 @@ export const SIMULCAST_LAYERS = [
 ];
 
 const ANSWER_TIMEOUT_MS = 15_000;
+/** A connection "disconnected" this long is treated as failed (browsers often recover from a short one). */
+export const DISCONNECTED_GRACE_MS = 5_000;
 
 /**
  * In `Publisher.update`: keep the source's m-section published but send nothing (the camera while it is off).
@@ -44,9 +46,41 @@ function midOrder(a, b) {
   return Number.isFinite(na) && Number.isFinite(nb) ? na - nb : String(a).localeCompare(String(b));
 }
 
-/** A PeerConnection whose ICE candidates trickle to the server as `candidate {pc: name, ...}`. */
-function trickling(name, iceServers, send) {
+/** The ICE username fragment of an SDP (one per connection: aiortc has no ICE restart), or null. */
+export function iceUfrag(sdp) {
+  const match = /^a=ice-ufrag:(\S+)/m.exec(sdp || "");
+  return match ? match[1] : null;
+}
+
+/**
+ * Call `onState(pc, "failed")` when `pc` fails (or stays "disconnected" for DISCONNECTED_GRACE_MS) and
+ * `onState(pc, "connected")` when it connects. Our own close() fires no event, so only real deaths report.
+ */
+export function watchConnection(pc, onState, graceMs = DISCONNECTED_GRACE_MS) {
+  let timer = null;
+  const check = () => {
+    clearTimeout(timer);
+    timer = null;
+    const state = pc.connectionState;
+    if (state === "failed" || pc.iceConnectionState === "failed") onState(pc, "failed");
+    else if (state === "connected") onState(pc, "connected");
+    else if (state === "disconnected") {
+      timer = setTimeout(() => {
+        if (pc.connectionState === "disconnected") onState(pc, "failed");
+      }, graceMs);
+    }
+  };
+  pc.addEventListener("connectionstatechange", check);
+  pc.addEventListener("iceconnectionstatechange", check);
+}
+
+/**
+ * A PeerConnection whose ICE candidates trickle to the server as `candidate {pc: name, ...}`, and whose
+ * state changes go to `onState(pc, "failed" | "connected")`.
+ */
+function trickling(name, iceServers, send, onState) {
   const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+  if (onState) watchConnection(pc, onState);
   pc.addEventListener("icecandidate", (e) => {
     if (!e.candidate) return; // the server needs no end-of-candidates marker
     send("candidate", {
@@ -68,10 +102,12 @@ async function setAllLayersActive(sender) {
 
 /** The publish PeerConnection: one sendonly transceiver per source (mic, camera, screen). */
 export class Publisher {
-  constructor({ iceServers, simulcast, send }) {
+  /** `onMedia(state)`: the current PeerConnection "failed" or "connected" (see watchConnection). */
+  constructor({ iceServers, simulcast, send, onMedia }) {
     this._iceServers = iceServers;
     this._simulcast = simulcast;
     this._send = send;
+    this._onMedia = onMedia || (() => {});
     this.pc = null;
     this._transceivers = { mic: null, camera: null, screen: null };
     this._wanted = { mic: null, camera: null, screen: null };
@@ -137,12 +173,31 @@ export class Publisher {
     this._answer = null;
   }
 
+  /**
+   * Publish again on a new PeerConnection (the old one died; aiortc cannot restart ICE): in the negotiation
+   * chain, close it, tell the server (restart_media) and offer the same sources afresh.
+   */
+  restart() {
+    return this._then(async () => {
+      this.pc?.close();
+      this.pc = null;
+      this._transceivers = { mic: null, camera: null, screen: null };
+      this._send("restart_media", { pc: "publish" });
+      this._dirty = true;
+      await this._negotiate();
+    });
+  }
+
+  _stateOf(pc, state) {
+    if (pc === this.pc) this._onMedia(state); // a replaced connection's news is stale
+  }
+
   async _negotiate() {
     if (!this._dirty) return;
     this._dirty = false;
     const wanted = this._wanted;
     if (!this.pc && !Object.values(wanted).some(Boolean)) return;
-    if (!this.pc) this.pc = trickling("publish", this._iceServers, this._send);
+    if (!this.pc) this.pc = trickling("publish", this._iceServers, this._send, (p, s) => this._stateOf(p, s));
     const pc = this.pc;
     let changed = false;
     for (const [source, want] of Object.entries(wanted)) {
@@ -184,10 +239,13 @@ export class Publisher {
 
 /** The subscribe PeerConnection: answers the server's offers and labels what each m-section carries. */
 export class Subscriber {
-  constructor({ iceServers, send, onChange }) {
+  /** `onMedia(state)`: the current PeerConnection "failed" or "connected" (see watchConnection). */
+  constructor({ iceServers, send, onChange, onMedia }) {
     this._iceServers = iceServers;
     this._send = send;
     this._onChange = onChange;
+    this._onMedia = onMedia || (() => {});
+    this._deadUfrags = new Set(); // ICE ufrags of the connections we replaced: late offers for them are stale
     this.pc = null;
     this._sections = null;
     this._trackMap = {}; // mid -> track id, when the server sends it with the offer
@@ -196,6 +254,7 @@ export class Subscriber {
 
   /** Answer a subscribe_offer; `participants` (id -> ParticipantInfo) labels the tracks. */
   async offered(offer, participants) {
+    if (this._deadUfrags.has(iceUfrag(offer.sdp))) return; // sent for a connection we already replaced
     if (parseSections(offer.sdp).length === 0) {
       // Nothing to receive yet. Browsers reject an offer without m-sections, but the server waits for an
       // answer before it offers again: echo the empty session back (the bare BUNDLE line is what they refuse).
@@ -204,7 +263,9 @@ export class Subscriber {
       return;
     }
     if (!this.pc) {
-      this.pc = trickling("subscribe", this._iceServers, this._send);
+      this.pc = trickling("subscribe", this._iceServers, this._send, (p, s) => {
+        if (p === this.pc) this._onMedia(s);
+      });
       this.pc.addEventListener("track", () => this.relabel(participants));
     }
     const pc = this.pc;
@@ -212,6 +273,7 @@ export class Subscriber {
     if (map && typeof map === "object") this._trackMap = { ...map };
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
+    if (pc !== this.pc) return; // replaced meanwhile: the server expects the new connection's answer
     this._send("subscribe_answer", { sdp: pc.localDescription.sdp });
     this._sections = parseSections(offer.sdp);
     this.relabel(participants);
@@ -263,6 +325,17 @@ export class Subscriber {
     }
     this.tracks = next;
     this._onChange(next);
+  }
+
+  /**
+   * Receive again on a new PeerConnection (the old one died): close it and tell the server (restart_media),
+   * whose next subscribe_offer builds the new one.
+   */
+  restart() {
+    const ufrag = iceUfrag(this.pc?.remoteDescription?.sdp);
+    if (ufrag) this._deadUfrags.add(ufrag);
+    this.close();
+    this._send("restart_media", { pc: "subscribe" });
   }
 
   close() {

@@ -43,7 +43,7 @@ export function qualityLevel(rtt, loss) {
  *
  * Events (CustomEvent, payload in `detail`): state, joined, lobby, refused, participants, self, tracks,
  * local-media, active-speaker, meeting, lobby-changed, warning, ended, left, chat, reaction, media-request,
- * quality, protocol-error, device-error. See docs/sdk.md.
+ * media, quality, protocol-error, device-error. See docs/sdk.md.
  */
 /**
  * This browser's random id for passcode joins (kept in localStorage): a moderator's removal sticks to it.
@@ -105,6 +105,7 @@ export class MeetingClient extends EventTarget {
     this._publisher = null;
     this._subscriber = null;
     this._sentSizes = new Map();
+    this._recovering = new Set(); // "publish" | "subscribe": restarted on a new PeerConnection, not connected yet
     this._statsTimer = null;
     this._lastStats = null;
     this._closing = false;
@@ -179,10 +180,13 @@ export class MeetingClient extends EventTarget {
       // Roles themselves change through the participant_changed that follows.
       host_changed: (d) => this._emit("host-changed", d),
       meeting_ended: (d) => this._finish("ended", { reason: d.reason }),
-      removed: (d) => this._finish("ended", { reason: "removed", leaveReason: d.reason }),
+      // reason "media_failed": our media stayed dead past the server's timeout (not a moderator).
+      removed: (d) =>
+        this._finish("ended", { reason: d.reason === "media_failed" ? "media_failed" : "removed", leaveReason: d.reason }),
       publish_answer: (d) => this._publisher?.answered(d.sdp),
       subscribe_offer: (d) => this._onSubscribeOffer(d),
       media_request: (d) => this._onMediaRequest(d.source),
+      media_failed: (d) => this._onMedia(d.pc, "failed", true),
       publish_layers: (d) => this._publisher?.setLayers(d.mid, d.rids).catch(() => {}),
       chat: (d) => {
         this.chat.push(d.entry);
@@ -311,10 +315,16 @@ export class MeetingClient extends EventTarget {
 
   _openPeerConnections() {
     const send = (event, data) => this._send(event, data);
-    this._publisher = new Publisher({ iceServers: this.iceServers, simulcast: this.simulcast, send });
+    this._publisher = new Publisher({
+      iceServers: this.iceServers,
+      simulcast: this.simulcast,
+      send,
+      onMedia: (state) => this._onMedia("publish", state, false),
+    });
     this._subscriber = new Subscriber({
       iceServers: this.iceServers,
       send,
+      onMedia: (state) => this._onMedia("subscribe", state, false),
       onChange: (tracks) => {
         this.remoteTracks = tracks;
         // A renegotiation may rebind tracks in the SFU: let every tile state its size again.
@@ -324,7 +334,38 @@ export class MeetingClient extends EventTarget {
     });
   }
 
+  /**
+   * A PeerConnection ("publish" | "subscribe") failed — our own RTCPeerConnection said so, or the server
+   * (media_failed) — or connected again. A failed one is replaced by a new one without leaving the meeting
+   * (the server keeps our seat for media_failed_timeout_seconds). Emits "media" {pc, state: "reconnecting" |
+   * "connected"}.
+   */
+  _onMedia(pc, state, fromServer) {
+    if (state === "connected") {
+      if (this._recovering.delete(pc)) this._emit("media", { pc, state: "connected" });
+      return;
+    }
+    if (this.state !== "joined") return; // a reconnect replaces both connections anyway
+    // The server's news may be about the connection we already replaced; ours is always about the current one.
+    if (fromServer && this._recovering.has(pc)) return;
+    const target = pc === "publish" ? this._publisher : this._subscriber;
+    if (!target) return;
+    this._recovering.add(pc);
+    this._emit("media", { pc, state: "reconnecting" });
+    if (pc === "publish") {
+      target.restart().catch((err) => {
+        if (target === this._publisher && this.state === "joined") {
+          this._emit("protocol-error", { code: "negotiation_failed", message: String(err), event: "restart_media" });
+        }
+      });
+    } else {
+      this._sentSizes.clear();
+      target.restart();
+    }
+  }
+
   _closePeerConnections() {
+    this._recovering.clear();
     this._publisher?.close();
     this._subscriber?.close();
     this._publisher = this._subscriber = null;

@@ -71,6 +71,7 @@ class FakePeer:
         self.forwarding: dict[str, bool] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
         self.mids: dict[str, str] = {}
+        self.restarts: list[str] = []
         self.closed = False
 
     async def answer_publish(self, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -88,6 +89,11 @@ class FakePeer:
 
     async def accept_subscribe_answer(self, answer_sdp: str) -> None:
         self.answers.append(answer_sdp)
+
+    async def restart(self, pc: Literal["publish", "subscribe"]) -> None:
+        self.restarts.append(pc)
+        if pc == "subscribe":
+            self.mids = {}  # a new subscribe connection starts without m-sections
 
     async def add_remote_candidate(
         self,

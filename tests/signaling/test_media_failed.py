@@ -20,10 +20,12 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from sqlalchemy import select
 
 from rooms.models import Attendance
+from sfu.events import ConnectionStateChanged
 from sfu.metrics import METRICS
 from sfu.settings import SfuSettings
 from sfu.sfu import Sfu
 from tests.signaling.live_server import Live, start_live
+from tests.signaling.signaling_fakes import FakeClient, Harness
 from tests.signaling.test_signaling_media import MEDIA_WAIT, MediaClient, _tracks_of
 
 TIMEOUT = 30.0  # SignalingSettings.media_failed_timeout_seconds, the default
@@ -141,12 +143,16 @@ async def test_media_restarted_on_new_connections_before_the_timeout_keep_the_se
             heard, seen = dict(ann.received), dict(bob.received)
             await bob.restart()
             await ann.until(
-                lambda: ann.received["audio"] >= heard["audio"] + 25
-                and ann.received["video"] >= heard["video"] + 10
+                lambda: (
+                    ann.received["audio"] >= heard["audio"] + 25
+                    and ann.received["video"] >= heard["video"] + 10
+                )
             )
             await bob.until(
-                lambda: bob.received["audio"] >= seen["audio"] + 25
-                and bob.received["video"] >= seen["video"] + 10
+                lambda: (
+                    bob.received["audio"] >= seen["audio"] + 25
+                    and bob.received["video"] >= seen["video"] + 10
+                )
             )
             # Bob's inbox is serial: once his chat is answered, the SFU's "connected" reports are handled.
             await bob.sio.emit("chat_send", {"text": "back"})
@@ -167,3 +173,89 @@ async def test_media_restarted_on_new_connections_before_the_timeout_keep_the_se
             assert participant is not None and participant.media_timer is None
     finally:
         await sfu.close()
+
+
+# --- the rules, on fakes (no media): which states start, keep and stop the media_failed timer ---------------
+
+
+async def _seated(harness: Harness) -> tuple[FakeClient, FakeClient, str]:
+    room = harness.store.add_room()
+    ann, _ = await harness.join(room, "host", "Ann")
+    bob, b = await harness.join(room, "participant", "Bob")
+    await ann.expect("participant_joined")
+    return ann, bob, b["participant_id"]
+
+
+async def _sync(client: FakeClient) -> None:
+    """Everything posted to the client's inbox before this is handled once its chat comes back."""
+    await client.emit("chat_send", {"text": "sync"})
+    await client.expect("chat")
+
+
+async def test_a_restart_that_never_connects_keeps_no_seat(harness: Harness) -> None:
+    ann, bob, pid = await _seated(harness)
+    router = harness.router()
+    router.emit(ConnectionStateChanged(pid, "subscribe", "failed"))
+    assert await bob.expect("media_failed") == {"pc": "subscribe", "seconds_left": 30}
+    router.emit(ConnectionStateChanged(pid, "subscribe", "closed"))  # aiortc shuts it after the failure
+    await bob.emit("restart_media", {"pc": "subscribe"})
+    await _sync(bob)
+    assert router.peers[pid].restarts == ["subscribe"]
+    assert [e for e, _ in bob.seen].count("media_failed") == 1  # "closed" after "failed" is not news
+    router.emit(ConnectionStateChanged(pid, "subscribe", "connecting"))  # the new one, not connected yet
+    harness.clock.advance(30)
+    assert await ann.expect("participant_left") == {"participant_id": pid, "reason": "media_failed"}
+    assert harness.store.attendance[1].leave_reason == "media_failed"
+
+
+async def test_a_connection_back_to_connected_stops_the_timer(harness: Harness) -> None:
+    ann, bob, pid = await _seated(harness)
+    router = harness.router()
+    router.emit(ConnectionStateChanged(pid, "publish", "failed"))
+    router.emit(ConnectionStateChanged(pid, "subscribe", "failed"))
+    await bob.expect("media_failed")
+    await bob.emit("restart_media", {"pc": "publish"})
+    await bob.emit("restart_media", {"pc": "subscribe"})
+    router.emit(ConnectionStateChanged(pid, "publish", "connected"))
+    await _sync(bob)
+    harness.clock.advance(29)
+    router.emit(ConnectionStateChanged(pid, "subscribe", "connected"))  # the last dead one: timer stops
+    await _sync(bob)
+    harness.clock.advance(60)
+    await _sync(ann)
+    assert "participant_left" not in [e for e, _ in ann.seen]
+    assert all(a.left_at is None for a in harness.store.attendance)
+
+
+async def test_restarting_a_healthy_connection_starts_no_timer_and_viewers_do_not_publish(
+    harness: Harness,
+) -> None:
+    ann, bob, _pid = await _seated(harness)
+    await bob.emit("restart_media", {"pc": "publish"})
+    await _sync(bob)
+    harness.clock.advance(60)
+    await _sync(ann)
+    assert "participant_left" not in [e for e, _ in ann.seen]
+    viewer, _ = await harness.join(_room_of(harness), "viewer", "Vic")
+    await viewer.emit("restart_media", {"pc": "publish"})
+    assert (await viewer.expect("error"))["code"] == "not_allowed"
+    await bob.emit("restart_media", {"pc": "both"})
+    assert (await bob.expect("error"))["code"] == "bad_payload"
+
+
+def _room_of(harness: Harness) -> Any:
+    (room,) = harness.store.rooms.values()
+    return room
+
+
+async def test_a_reconnect_replaces_the_dead_connections(harness: Harness) -> None:
+    ann, bob, pid = await _seated(harness)
+    harness.router().emit(ConnectionStateChanged(pid, "publish", "failed"))
+    await bob.expect("media_failed")
+    joined = next(d for e, d in bob.seen if e == "joined")
+    await bob.drop()
+    again = await harness.sio.connect({"reconnect_token": joined["reconnect_token"]})
+    await again.expect("joined")
+    harness.clock.advance(60)
+    await _sync(ann)
+    assert "participant_left" not in [e for e, _ in ann.seen]

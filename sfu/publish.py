@@ -311,12 +311,21 @@ class PublishConnection:
             log.exception("participant %s: a copy to a subscriber failed", self.participant_id)
 
     async def _send_nacks(self, layer: Layer, nack: NackTracker, now: float) -> None:
+        if not nack.configured:  # trackers are made where SSRCs are learnt; the settings arrive here
+            settings = self._settings
+            nack.configure(
+                rtt=settings.default_rtt_ms / 1000,
+                rtt_factor=settings.nack_rtt_factor,
+                min_retry=settings.nack_retry_min_ms / 1000,
+                max_retry=settings.nack_retry_max_ms / 1000,
+            )
         abandoned = nack.abandoned
         lost = nack.due(now)
         if nack.abandoned != abandoned:  # a hole that will not be repaired: start over from a keyframe
             await layer.track.request_keyframe(layer, now)
         if lost:
             self.nacks_sent += 1
+            METRICS.nacks_sent += 1
             packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=layer.track.rtcp_ssrc, media_ssrc=layer.ssrc)
             packet.lost = lost
             await self.hooks.send(bytes(packet))

@@ -27,8 +27,22 @@ class SfuSettings(BaseModel):
     udp_port_max: int | None = Field(default=None, ge=1024, le=65535)
     # A publisher is asked for a keyframe at most this often per stream; wishes while a request is
     # outstanding wait for its keyframe, and an unanswered request is repeated after keyframe_retry_ms.
-    keyframe_min_interval_ms: int = Field(default=100, ge=20, le=10_000)
+    keyframe_min_interval_ms: int = Field(default=300, ge=20, le=10_000)
     keyframe_retry_ms: int = Field(default=300, ge=20, le=10_000)
+    # Keyframe requests a subscriber's own PLI/FIR may cause per stream per 10 s (a token bucket, full at
+    # the start); the SFU's own requests (attach, layer switch) obey only keyframe_min_interval_ms.
+    subscriber_keyframe_budget: int = Field(default=5, ge=1, le=100)
+    # Sequence numbers of subscribers' NACKs looked at per RTCP datagram, and answered per subscriber per
+    # second (a bucket holding one second's worth); a packet resent within one RTT is not resent again.
+    nack_seqs_per_packet: int = Field(default=64, ge=1, le=1000)
+    nack_seqs_per_second: int = Field(default=1000, ge=1, le=100_000)
+    # Round-trip time assumed until one is measured (subscribers: RRs answering our SRs; publishers: NACK
+    # to retransmission).
+    default_rtt_ms: int = Field(default=100, ge=1, le=2000)
+    # A NACK to a publisher is repeated every RTT x nack_rtt_factor, within [nack_retry_min_ms, ..max_ms].
+    nack_rtt_factor: float = Field(default=1.5, ge=1.0, le=10.0)
+    nack_retry_min_ms: int = Field(default=50, ge=5, le=2000)
+    nack_retry_max_ms: int = Field(default=500, ge=5, le=5000)
     # Active speaker: how long a challenger must lead before taking over, and by how much (audio-level units).
     speaker_switch_ms: int = Field(default=300, ge=0, le=10_000)
     speaker_margin: float = Field(default=6.0, ge=0.0, le=127.0)

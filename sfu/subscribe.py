@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from aiortc.rtp import (
 
 from sfu.errors import BadRequest
 from sfu.hooks import PeerHooks, make_peer_connection, port_range, set_stream_id
+from sfu.metrics import METRICS
+from sfu.retransmit import ResendMemory, RttEstimate, TokenBucket, nack_answers, rtt_from_report
 from sfu.rtp import U32
 from sfu.sdp import announce_address, media_sections, require_candidates
 from sfu.settings import SfuSettings
@@ -65,6 +68,13 @@ class SubscribeConnection:
         self._closed = False
         self.nacks_received = 0
         self.keyframe_requests_received = 0
+        # What this subscriber's feedback may cost (sfu/retransmit.py): NACK answers per second for the
+        # whole connection, per subscription (by SSRC, made on first use) what was resent when and the
+        # keyframe requests its PLI/FIR may still cause.
+        self._nack_bucket = TokenBucket(settings.nack_seqs_per_second, settings.nack_seqs_per_second)
+        self._resent: dict[int, ResendMemory] = {}
+        self._keyframe_budgets: dict[int, TokenBucket] = {}
+        self.rtt = RttEstimate(settings.default_rtt_ms / 1000)  # one path: shared by every subscription
 
     # ------------------------------------------------------------------------------------- what to send
     def want(self, track: Track, *, notify: bool = True) -> None:
@@ -230,20 +240,22 @@ class SubscribeConnection:
     async def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
         return  # a subscribe connection receives no media
 
-    async def _on_rtcp(self, packets: list[Any]) -> None:
+    async def _on_rtcp(self, packets: list[Any], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        # One datagram's NACKs together: the bound is on what one packet from the network can cost.
+        nack_limit = self._settings.nack_seqs_per_packet
         for packet in packets:
             if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 subscription = self._by_ssrc.get(packet.media_ssrc)
-                if subscription is not None:
-                    self.nacks_received += 1
-                    for seq in packet.lost:
-                        await subscription.retransmit(seq & 0xFFFF)
+                # A NACK for the RTX stream names RTX numbers, which are not ours to map back.
+                if subscription is not None and packet.media_ssrc == subscription.ssrc:
+                    nack_limit -= await self._answer_nack(subscription, packet.lost, nack_limit, now)
             elif isinstance(packet, RtcpPsfbPacket):
                 if packet.fmt == RTCP_PSFB_PLI:
-                    await self._keyframe_wanted(packet.media_ssrc)
+                    await self._keyframe_wanted(packet.media_ssrc, now)
                 elif packet.fmt == RTCP_PSFB_FIR:  # the target SSRC is in the FCI, media_ssrc is 0
                     for i in range(0, len(packet.fci) - 7, 8):
-                        await self._keyframe_wanted(U32.unpack_from(packet.fci, i)[0])
+                        await self._keyframe_wanted(U32.unpack_from(packet.fci, i)[0], now)
                 elif packet.fmt == RTCP_PSFB_APP:
                     try:
                         bitrate, ssrcs = unpack_remb_fci(packet.fci)
@@ -257,18 +269,57 @@ class SubscribeConnection:
             elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
                 for report in packet.reports:
                     subscription = self._by_ssrc.get(report.ssrc)
-                    if subscription is not None:
+                    # Only the media stream's block: an RTX stream's (receivers may report it too) has next
+                    # to no loss and would hide the downlink's from the layer choice.
+                    if subscription is not None and report.ssrc == subscription.ssrc:
                         subscription.fraction_lost = report.fraction_lost
+                        self._measure_rtt(subscription, report.lsr, report.dlsr, now)
 
-    async def _keyframe_wanted(self, ssrc: int) -> None:
+    async def _answer_nack(self, subscription: Subscription, lost: list[int], limit: int, now: float) -> int:
+        """Resend what a NACK asks for within the bounds; how much of the datagram's limit it used."""
+        self.nacks_received += 1
+        METRICS.nacks_received += 1
+        METRICS.nack_seqs_requested += len(lost)
+        memory = self._resent.get(subscription.ssrc)
+        if memory is None:
+            memory = self._resent[subscription.ssrc] = ResendMemory()
+        seqs, refused = nack_answers(
+            lost, memory, self._nack_bucket, limit=max(limit, 0), window=self.rtt.value, now=now
+        )
+        for seq in seqs:
+            if await subscription.retransmit(seq):
+                memory.mark(seq, now)
+                METRICS.retransmissions += 1
+            else:  # no longer in the ring (or never sent, or not connected)
+                refused += 1
+        METRICS.retransmissions_suppressed += refused
+        return min(len(lost), max(limit, 0))
+
+    def _measure_rtt(self, subscription: Subscription, lsr: int, dlsr: int, now: float) -> None:
+        """An RTT sample from a report block answering an SR we sent (the track's layers' latest)."""
+        track = subscription.track
+        if track is None or not lsr:
+            return
+        for layer in track.layers.values():
+            rtt = rtt_from_report(lsr, dlsr, layer.sr_ntp, layer.sr_at, now)
+            if rtt is not None:
+                self.rtt.add(rtt)
+                return
+
+    async def _keyframe_wanted(self, ssrc: int, now: float) -> None:
         subscription = self._by_ssrc.get(ssrc)
         if subscription is None or subscription.track is None:
             return
         self.keyframe_requests_received += 1
         subscription.keyframe_requests_received += 1
         layer = subscription.target or subscription.current
-        if layer is not None:
-            await subscription.track.request_keyframe(layer)
+        if layer is None:
+            return
+        budget = self._keyframe_budgets.get(subscription.ssrc)
+        if budget is None:
+            per_10s = self._settings.subscriber_keyframe_budget
+            budget = self._keyframe_budgets[subscription.ssrc] = TokenBucket(per_10s / 10, per_10s)
+        await subscription.track.request_keyframe(layer, now, budget=budget)
 
     def set_max_size(self, track_id: str, width: int, height: int) -> None:
         self._max_sizes[track_id] = (width, height)

@@ -11,6 +11,8 @@ from aiortc.codecs import is_rtx
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from sfu.hooks import NackGenerator, StreamStatistics
+from sfu.metrics import METRICS
+from sfu.retransmit import TokenBucket
 from sfu.rtp import KEYFRAME_DETECTORS, U16, U32, KeyframeDetector, RtpHeader, parse_rtp
 from sfu.simulcast import LayerActivity, LayerInfo, LayerPauser, layer_order
 
@@ -90,6 +92,16 @@ class Layer:
         self._octets_mark = self.octets
         self._mark_at = now
 
+    def keyframe_request_due(self, now: float) -> bool:
+        """Whether a wish at `now` would send a request (`keyframe_request` not None)."""
+        track = self.track
+        if track.is_keyframe is None or not self.ssrc:
+            return False
+        since = now - self.last_keyframe_request
+        if since < track.keyframe_min_interval:
+            return False
+        return not self.awaiting_keyframe or since >= track.keyframe_retry
+
     def keyframe_request(self, now: float) -> bytes | None:
         """The RTCP packet asking the publisher for a keyframe, or None when none should be sent now.
 
@@ -98,14 +110,12 @@ class Layer:
         (a join storm must not turn into a keyframe storm). Once the keyframe arrived the next wish is
         asked for at once: a late joiner waits one publisher round trip, not a fixed throttle.
         """
+        if not self.keyframe_request_due(now):
+            return None
         track = self.track
-        if track.is_keyframe is None or not self.ssrc:
-            return None
-        since = now - self.last_keyframe_request
-        if since < track.keyframe_min_interval or (self.awaiting_keyframe and since < track.keyframe_retry):
-            return None
         self.last_keyframe_request = now
         self.keyframe_requests += 1
+        METRICS.keyframe_requests_sent += 1
         self.awaiting_keyframe = True
         if track.fir_only:
             self._fir_seq = (self._fir_seq + 1) & 0xFF
@@ -210,8 +220,20 @@ class Track:
         """Whether any subscription forwards or waits for this layer (unwatched layers are not forwarded)."""
         return any(s.current is layer or s.target is layer for s in self.subscriptions)
 
-    async def request_keyframe(self, layer: Layer, now: float | None = None) -> None:
-        packet = layer.keyframe_request(time.monotonic() if now is None else now)
+    async def request_keyframe(
+        self, layer: Layer, now: float | None = None, *, budget: TokenBucket | None = None
+    ) -> None:
+        """Ask the publisher for a keyframe of `layer` (within the layer's limits).
+
+        `budget`: the requester's own (a subscriber's PLI/FIR), spent only by a wish that would send a
+        request: one riding on the outstanding request, or dropped within the minimum interval, costs
+        nothing, so a subscriber that repeats its PLI while it waits does not run out.
+        """
+        now = time.monotonic() if now is None else now
+        if budget is not None and layer.keyframe_request_due(now) and not budget.take(now):
+            METRICS.keyframe_requests_refused += 1
+            return
+        packet = layer.keyframe_request(now)
         if packet is not None:
             await self._send_rtcp(packet)
 

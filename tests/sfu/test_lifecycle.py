@@ -15,7 +15,7 @@ from tests.sfu.conftest import Meeting
 def test_settings_defaults_and_validation() -> None:
     settings = SfuSettings()
     assert settings.ice_servers == []
-    assert (settings.keyframe_min_interval_ms, settings.keyframe_retry_ms) == (100, 300)
+    assert (settings.keyframe_min_interval_ms, settings.keyframe_retry_ms) == (300, 300)
     with pytest.raises(ValidationError):
         SfuSettings(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):

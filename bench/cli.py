@@ -207,8 +207,9 @@ async def run_inside(args: argparse.Namespace) -> int:
     started = time.time()
 
     def show(run: Run) -> None:
+        ratios = " ".join(f"{r / e:.4f}" for r, e in zip(run.received, run.expected, strict=True) if e)
         log.warning(
-            "%-10s %-6s r%d %dx%-3d fwd %7.0f pkt/s lost %5d cpu %5.1f%% %s lat p50 %s p99 %s "
+            "%-10s %-6s r%d %dx%-3d fwd %7.0f pkt/s lost %5d%s cpu %5.1f%% %s lat p50 %s p99 %s "
             "loadgen %4.1f%%%s",
             run.scenario,
             run.sfu,
@@ -217,12 +218,13 @@ async def run_inside(args: argparse.Namespace) -> int:
             run.subscribers,
             run.forwarded_pps,
             run.lost,
+            f" (received ÷ expected {ratios})" if run.scenario == "soak" else "",
             run.sfu_cpu_pct,
             f"{run.cpu_s_per_mpkt:5.1f} s/Mpkt" if run.cpu_s_per_mpkt else "",
             run.latency_p50_ms,
             run.latency_p99_ms,
             run.loadgen_cpu_pct,
-            "" if run.valid and run.loss_free else f"  (not clean: {run.errors[:1]})",
+            "" if run.valid and run.loss_free else f"  (not clean: {'; '.join(run.reasons)})",
         )
 
     runs = await run_plan(plan, env, tuple(args.sfu or SFUS), show)

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.loadgen import LoadSpec
+from bench.load_spec import LoadSpec
 from bench.scenarios import LOADGEN_CPU, SFU_CPU, Environment
 from bench.servers import SfuServer
 

@@ -4,9 +4,10 @@ Run as ``python -m bench.loadgen SPEC.json RESULT.json`` (a fresh process per ru
 The parent process publishes (pre-encoded media, no encoder) and measures; subscribers live in forked worker
 processes, one asyncio loop each, and never decode (bench/probe.py). Subscribers join at ``join_rate`` per
 second in total. The measuring window opens ``warmup_s`` after every subscriber has seen a keyframe and lasts
-``window_s``; over it we take the SFU's CPU-seconds and memory from /proc, the packets delivered to
-subscribers, their sequence gaps, the one-way latency of every tagged frame, and the load generator's own CPU
-and socket drops.
+``window_s`` (or, with ``window_video_packets``, until the video has sent that many packets); over it we take
+the SFU's CPU-seconds and memory from /proc, the packets each subscriber received against what the publishers
+sent it (bench/delivery.py), the one-way latency of every tagged frame, and the load generator's own CPU and
+socket drops.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -31,57 +32,10 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from bench import procstat
 from bench.backends import Backend, make_backend, wait_connected
+from bench.delivery import Delivery
+from bench.load_spec import LoadResult, LoadSpec
 from bench.media import PROFILE, AudioFileTrack, VideoFileTrack, load_audio, load_video
 from bench.probe import SubscriberProbe, install_raw_receive, tap_subscriber
-
-
-@dataclass(frozen=True)
-class LoadSpec:
-    backend: str  # "janus" | "yunhui"
-    url: str
-    sfu_pid: int
-    video: str
-    audio: str
-    ice_address: str
-    publishers: int = 1
-    subscribers: int = 4
-    workers: int = 1
-    join_rate: float = 10.0
-    warmup_s: float = 3.0
-    window_s: float = 10.0
-    ready_timeout_s: float = 30.0
-    keyframe_min_interval_s: float = 0.1
-    cpus: tuple[int, ...] = ()
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> LoadSpec:
-        return cls(**{**data, "cpus": tuple(data.get("cpus", ()))})
-
-
-@dataclass
-class LoadResult:
-    spec: dict[str, Any]
-    window_s: float = 0.0
-    subscribers_ready: int = 0
-    sent_pps: float = 0.0  # per publisher, all its streams
-    expected_pps: float = 0.0  # what loss-free forwarding would deliver
-    forwarded_pps: float = 0.0
-    forwarded_mbps: float = 0.0
-    lost: int = 0
-    sfu_cpu_s: float = 0.0
-    sfu_user_s: float = 0.0
-    sfu_system_s: float = 0.0
-    sfu_rss_idle: int = 0
-    sfu_rss: int = 0
-    sfu_threads: int = 0
-    loadgen_cpu_pct: float = 0.0
-    loadgen_drops: int = 0
-    machine_busy_pct: float = 0.0
-    latency_ms: list[float] = field(default_factory=list)
-    first_rtp_ms: list[float] = field(default_factory=list)
-    first_keyframe_ms: list[float] = field(default_factory=list)
-    keyframe_requests: list[int] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def new_peer_connection() -> RTCPeerConnection:
@@ -205,12 +159,12 @@ class _Worker:
         except Exception as exc:  # one failed subscriber is a result, not a crash of the run
             self._errors.append(f"{type(exc).__name__}: {exc}")
 
-    def _totals(self) -> dict[str, int]:
+    def _totals(self) -> dict[str, Any]:
         probes = [p for p, _ in self._subscribers]
         return {
-            "packets": sum(p.packets for p in probes),
+            "packets": [p.packets for p in probes],
             "bytes": sum(p.bytes for p in probes),
-            "lost": sum(p.lost() for p in probes),
+            "gaps": [p.gaps() for p in probes],
         }
 
     def _result(self, marks: dict[str, list[int]]) -> dict[str, Any]:
@@ -237,9 +191,12 @@ class _Publisher:
         self.video = video
         self.feed = feed
 
-    async def packets_sent(self) -> int:
+    async def packets_sent(self, kind: str | None = None) -> int:
+        """RTP packets sent since the start (retransmissions excluded), all streams or one kind."""
         total = 0
         for sender in self.pc.getSenders():
+            if kind is not None and sender.kind != kind:
+                continue
             for stat in (await sender.getStats()).values():
                 if stat.type == "outbound-rtp":
                     total += stat.packetsSent
@@ -254,6 +211,8 @@ async def _run(
     channels = [_Channel(conn) for _, conn in workers]
     loadgen_pids = [os.getpid()] + [p.pid for p, _ in workers if p.pid is not None]
     result.sfu_rss_idle = procstat.rss_bytes(spec.sfu_pid)
+    if spec.origin is not None:
+        spec.origin.install()  # before any sender starts; the workers were forked already and do not send
     publishers: list[_Publisher] = []
     async with aiohttp.ClientSession() as http:
         backend = make_backend(spec.backend, spec.url)
@@ -261,12 +220,15 @@ async def _run(
         try:
             for n in range(spec.publishers):
                 pc = new_peer_connection()
-                video = VideoFileTrack(units, keyframe_min_interval=spec.keyframe_min_interval_s)
+                video = VideoFileTrack(
+                    units, keyframe_min_interval=spec.keyframe_min_interval_s, speed=spec.video_speed
+                )
                 add_publisher_tracks(pc, video, AudioFileTrack(audio))
                 publisher = _Publisher(pc, video)
                 publishers.append(publisher)
                 publisher.feed = await asyncio.wait_for(backend.publish(pc, f"pub{n}"), 30)
             await asyncio.gather(*(backend.wait_published(p.pc, p.feed, 20) for p in publishers))
+            published = time.monotonic()
             feeds = [p.feed for p in publishers]
             # Spread the joins over the workers round robin so the total rate is join_rate.
             start = time.time() + 0.2
@@ -278,7 +240,7 @@ async def _run(
             result.errors = [e for r in readies for e in r[2]]
             await asyncio.sleep(spec.warmup_s)
             first = await _snapshot(spec, channels, publishers, loadgen_pids, "t0")
-            await asyncio.sleep(spec.window_s)
+            await asyncio.sleep(await _window_s(spec, publishers[0], time.monotonic() - published))
             last = await _snapshot(spec, channels, publishers, loadgen_pids, "t1")
             for channel in channels:
                 channel.send(("stop",))
@@ -292,24 +254,48 @@ async def _run(
     return result
 
 
+def in_join_order(per_worker: list[list[int]], subscribers: int) -> list[int]:
+    """One value per subscriber in join order, from each worker's list (worker w joined w, w + W, ...)."""
+    merged = [0] * subscribers
+    for w, values in enumerate(per_worker):
+        for j, value in enumerate(values):
+            merged[w + j * len(per_worker)] = value
+    return merged
+
+
+async def _window_s(spec: LoadSpec, video: _Publisher, elapsed_s: float) -> float:
+    """The window's length: window_s, or long enough for window_video_packets at the rate seen so far."""
+    if not spec.window_video_packets:
+        return spec.window_s
+    rate = await video.packets_sent("video") / max(elapsed_s, 1e-3)
+    # 5 % over the count: the rate since the first packet is an estimate (keyframe requests, a busy core).
+    return max(spec.window_s, 1.05 * spec.window_video_packets / max(rate, 1.0))
+
+
 async def _snapshot(
     spec: LoadSpec, channels: list[_Channel], publishers: list[_Publisher], pids: list[int], tag: str
 ) -> dict[str, Any]:
+    # The publishers' counts first and the subscribers' right after, the same way at both ends of the
+    # window: their skew (a pipe round trip) then cancels out of expected minus received.
+    sent = [await p.packets_sent() for p in publishers]
     for channel in channels:
         channel.send(("snap", tag))
+    video = await publishers[0].packets_sent("video") if publishers else 0
     sfu = procstat.cpu_times(spec.sfu_pid)
-    snap = {
+    snap: dict[str, Any] = {
         "t": time.monotonic(),
         "sfu_user": sfu.user,
         "sfu_system": sfu.system,
         "loadgen_cpu": procstat.cpu_seconds(pids),
         "drops": procstat.udp_drops(pids),
         "busy": procstat.machine_busy_seconds(),
-        "sent": [await p.packets_sent() for p in publishers],
+        "sent": sent,
+        "video": video,
     }
     totals = [(await c.recv())[1] for c in channels]
-    for key in ("packets", "bytes", "lost"):
-        snap[key] = sum(t[key] for t in totals)
+    snap["bytes"] = sum(t["bytes"] for t in totals)
+    for key in ("packets", "gaps"):
+        snap[key] = in_join_order([t[key] for t in totals], spec.subscribers)
     return snap
 
 
@@ -326,11 +312,17 @@ def _fill(
     result.window_s = dt
     sent = [b - a for a, b in zip(first["sent"], last["sent"], strict=True)]
     result.sent_pps = sum(sent) / dt / max(1, len(sent))
-    # Every subscriber takes every publisher's streams.
-    result.expected_pps = sum(sent) * result.subscribers_ready / dt
-    result.forwarded_pps = (last["packets"] - first["packets"]) / dt
+    delivery = Delivery.of_window(first, last)
+    result.received, result.expected, result.gaps = (
+        list(delivery.received), list(delivery.expected), list(delivery.gaps),
+    )  # fmt: skip
+    result.lost = sum(delivery.lost)
+    result.expected_pps = sum(delivery.expected) / dt
+    result.forwarded_pps = sum(delivery.received) / dt
     result.forwarded_mbps = (last["bytes"] - first["bytes"]) * 8 / dt / 1e6
-    result.lost = last["lost"] - first["lost"]
+    result.video_sent = last["video"] - first["video"]
+    if spec.origin is not None:
+        result.seq_wraps = spec.origin.wraps(last["video"]) - spec.origin.wraps(first["video"])
     result.sfu_user_s = last["sfu_user"] - first["sfu_user"]
     result.sfu_system_s = last["sfu_system"] - first["sfu_system"]
     result.sfu_cpu_s = result.sfu_user_s + result.sfu_system_s

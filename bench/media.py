@@ -190,12 +190,19 @@ class _PacedTrack(MediaStreamTrack):
 
 
 class VideoFileTrack(_PacedTrack):
-    """Loops the access units at 30 fps; a keyframe request jumps to the next IDR (rate limited)."""
+    """Loops the access units at 30 fps; a keyframe request jumps to the next IDR (rate limited).
+
+    ``speed`` plays the file that many times faster (the soak: many packets in little time); the timestamps
+    still follow the wall clock at 90 kHz, as a camera's would.
+    """
 
     kind = "video"
 
-    def __init__(self, units: list[AccessUnit], *, keyframe_min_interval: float = 0.1) -> None:
-        super().__init__(1 / FPS)
+    def __init__(
+        self, units: list[AccessUnit], *, keyframe_min_interval: float = 0.1, speed: float = 1.0
+    ) -> None:
+        super().__init__(1 / (FPS * speed))
+        self._ticks = round(VIDEO_CLOCK / (FPS * speed))
         self._units = units
         self._keyframes = [i for i, unit in enumerate(units) if unit.keyframe]
         self._index = 0
@@ -223,7 +230,7 @@ class VideoFileTrack(_PacedTrack):
             self.keyframes_sent += 1
         tag = make_tag(frame_no, time.time_ns(), unit.keyframe)
         packet = av.Packet(unit.data[: unit.slice_offset] + tag + unit.data[unit.slice_offset :])
-        packet.pts = frame_no * (VIDEO_CLOCK // FPS)
+        packet.pts = frame_no * self._ticks
         packet.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return packet
 

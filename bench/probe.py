@@ -94,8 +94,12 @@ class SubscriberProbe:
             if self.on_all_keyframes is not None:
                 self.on_all_keyframes()
 
-    def lost(self) -> int:
-        """Packets missing from the sequence ranges seen so far (a duplicate could hide a loss)."""
+    def gaps(self) -> int:
+        """Packets missing from the sequence ranges seen so far (a duplicate could hide a loss).
+
+        The SFU rewrites each subscriber's numbering to stay contiguous, so this sees only what was lost after
+        the SFU; loss at the SFU is the publishers' sent count minus ``packets`` (bench/delivery.py).
+        """
         missing = 0
         for ssrc, high in self.ssrc_high.items():
             missing += max(0, high - self.ssrc_first[ssrc] + 1 - self.ssrc_count[ssrc])

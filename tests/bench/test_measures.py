@@ -24,7 +24,7 @@ def test_probe_counts_gaps_latency_and_first_keyframe() -> None:
     for seq, payload in ((65534, frame), (65535, b"x" * 20), (1, key), (2, key)):  # 0 lost across the wrap
         probe.on_rtp(rtp(seq, payload))
     assert probe.packets == 4
-    assert probe.lost() == 1
+    assert probe.gaps() == 1
     assert len(probe.latencies_ms) == 3 and all(ms >= 0 for ms in probe.latencies_ms)
     assert probe.all_keyframes_ns == probe.first_keyframe_ns >= probe.first_rtp_ns > 0
     assert keyframes == [1]

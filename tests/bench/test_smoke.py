@@ -1,4 +1,4 @@
-"""The bench runs: a tiny fan-out on Janus and Yunhui produces numbers and a report (not a timed test)."""
+"""The bench runs: a tiny fan-out and a tiny soak on Janus and Yunhui produce numbers and a report."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_quick_fanout_produces_numbers_for_both_sfus(tmp_path: Path) -> None:
+def test_quick_fanout_and_soak_produce_numbers_for_both_sfus(tmp_path: Path) -> None:
     require_tool("janus")
     out, workdir = tmp_path / "benchmarks.md", tmp_path / "work"
     result = subprocess.run(
@@ -28,6 +28,8 @@ def test_quick_fanout_produces_numbers_for_both_sfus(tmp_path: Path) -> None:
             "--quick",
             "--scenario",
             "fanout",
+            "--scenario",
+            "soak",
             "--no-install",
             "--out",
             str(out),
@@ -52,6 +54,15 @@ def test_quick_fanout_produces_numbers_for_both_sfus(tmp_path: Path) -> None:
         assert run["cpu_s_per_mpkt"] and run["cpu_s_per_mpkt"] > 0, (sfu, run)
         assert run["latency_p50_ms"] is not None and 0 < run["latency_p50_ms"] < 1000, (sfu, run)
 
+    soaks = {run["sfu"]: run for run in runs if run["scenario"] == "soak"}
+    assert set(soaks) == {"janus", "yunhui"}
+    for sfu, run in soaks.items():
+        # Per subscriber: what the publisher sent it and what it got (expected - received is the loss).
+        assert len(run["received"]) == len(run["expected"]) == run["subscribers"], (sfu, run)
+        assert all(e > 1000 for e in run["expected"]) and run["video_sent"] > 1000, (sfu, run)
+        ratios = [r / e for r, e in zip(run["received"], run["expected"], strict=True)]
+        assert all(0.5 < ratio <= 1.01 for ratio in ratios), (sfu, run)
+
     (baseline,) = [run for run in runs if run["scenario"] == "baseline"]
     assert baseline["latency_p50_ms"] is not None and baseline["latency_p50_ms"] > 0, baseline
 
@@ -60,6 +71,7 @@ def test_quick_fanout_produces_numbers_for_both_sfus(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert float(cells[3]) > 0 and float(cells[4]) > 0 and cells[5].endswith("×"), row
     assert (tmp_path / "benchmarks-cpu.png").stat().st_size > 1000
+    assert "## Soak" in report and "| yunhui | 2 |" in report
 
 
 async def test_join_benchmark_admits_every_guest(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """``python -m bench``: run the scenarios on Janus and Yunhui, interleaved, and write docs/benchmarks.md.
 
-    python -m bench                              # everything, 3 repeats (about 20-30 minutes on 2 cores)
+    python -m bench                              # everything, 3 repeats (about 25-35 minutes on 2 cores)
     python -m bench --quick                      # tiny steps, 1 repeat: checks the bench works (< 1 min)
     python -m bench --scenario fanout --repeats 5
+    python -m bench --scenario soak              # both RTP wraps on both SFUs (about 2.5 minutes)
     python -m bench --report-only var/bench/results.jsonl
 
 The outer process installs what is missing (Janus from Debian, the ``bench`` extra from PyPI), creates the

@@ -23,7 +23,10 @@ async def test_connection_state_failed_or_long_disconnected_reports_failure(page
             pc.connectionState = "new";
             pc.iceConnectionState = "new";
             m.watchConnection(pc, (p, state) => seen.push(`${name}:${state}`), 20);
-            return (state) => { pc.connectionState = state; pc.dispatchEvent(new Event("connectionstatechange")); };
+            return (state) => {
+              pc.connectionState = state;
+              pc.dispatchEvent(new Event("connectionstatechange"));
+            };
           };
           const a = fake("a"), b = fake("b"), c = fake("c");
           a("connected"); a("failed");
@@ -58,7 +61,8 @@ async def test_a_restart_renegotiates_on_a_new_peer_connection(page: Page) -> No
           s.pc = { remoteDescription: { sdp: "v=0\\r\\na=ice-ufrag:dead\\r\\n" }, close() {} };
           s.restart();
           // An offer the server made for the replaced connection arrives late: ignored, not answered.
-          await s.offered({ sdp: "v=0\\r\\na=ice-ufrag:dead\\r\\nm=audio 9 UDP/TLS/RTP/SAVPF 111\\r\\na=mid:0\\r\\n" }, new Map());
+          const late = "v=0\\r\\na=ice-ufrag:dead\\r\\nm=audio 9 UDP/TLS/RTP/SAVPF 111\\r\\na=mid:0\\r\\n";
+          await s.offered({ sdp: late }, new Map());
           return { sent, fresh, subscriberPc: s.pc };
         })()""",
     )

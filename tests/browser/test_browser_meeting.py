@@ -267,6 +267,24 @@ async def test_time_left_banner_after_the_first_warning(
     assert "The meeting ends in" in text
 
 
+async def test_media_reconnecting_banner_while_the_sdk_replaces_a_connection(
+    new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
+) -> None:
+    # The SDK's "media" events (its recovery of a failed PeerConnection) drive a banner, not an overlay:
+    # chat and the people list stay usable while audio and video come back.
+    room = await admin.room()
+    host = await join(new_context, site, room, "Host", host_token=admin.token, locale="zh-CN")
+    emit = "([pc, state]) => window.yunhui.client._emit('media', { pc, state })"
+    await host.evaluate(emit, ["subscribe", "reconnecting"])
+    banner = await host.wait_for_selector("#media-reconnecting")
+    assert banner is not None and "正在重新连接" in await banner.inner_text()
+    await host.evaluate(emit, ["publish", "reconnecting"])
+    await host.evaluate(emit, ["subscribe", "connected"])
+    assert await host.locator("#media-reconnecting").count() == 1  # the publish side is still recovering
+    await host.evaluate(emit, ["publish", "connected"])
+    await host.wait_for_selector("#media-reconnecting", state="detached")
+
+
 def socketio_server(app: web.Application) -> Any:
     """The python-socketio server attached to the app (found through its Engine.IO route)."""
     for resource in app.router.resources():

@@ -74,6 +74,8 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
   const [unread, setUnread] = useState(0);
   const [reactionsOpen, setReactionsOpen] = useState(false);
   const [speakerId, setSpeakerId] = useState(speaker);
+  // PeerConnections the SDK is replacing after a failure ("media" events): the meeting goes on meanwhile.
+  const [recovering, setRecovering] = useState(() => new Set());
 
   useEffect(() => {
     const onWarning = (e) => setWarning(e.detail);
@@ -86,6 +88,14 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     const onError = (e) => setNotice(t("notice.request_failed", { message: e.detail.message }));
     const onChat = () => setUnread((n) => n + 1);
     const onDeviceError = (e) => setNotice(t(`device.${e.detail.source}_${e.detail.code}`));
+    const onMedia = (e) =>
+      setRecovering((pcs) => {
+        const next = new Set(pcs);
+        if (e.detail.state === "reconnecting") next.add(e.detail.pc);
+        else next.delete(e.detail.pc);
+        return next;
+      });
+    client.addEventListener("media", onMedia);
     client.addEventListener("device-error", onDeviceError);
     client.addEventListener("warning", onWarning);
     client.addEventListener("reaction", onReaction);
@@ -99,6 +109,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       client.removeEventListener("protocol-error", onError);
       client.removeEventListener("chat", onChat);
       client.removeEventListener("device-error", onDeviceError);
+      client.removeEventListener("media", onMedia);
     };
   }, [client]);
 
@@ -164,6 +175,9 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     </header>
     <div class="banners">
     ${warning ? html`<${TimeLeft} endsAt=${warning.ends_at} />` : null}
+    ${recovering.size
+      ? html`<div class="banner warning" role="status" id="media-reconnecting">${t("meeting.media_reconnecting")}</div>`
+      : null}
     ${notice ? html`<div class="banner info" role="status">${notice}
       <button type="button" class="icon-button" aria-label=${t("ui.close")} onClick=${() => setNotice(null)}><${Icon} name="close" size="16" /></button></div>` : null}
     ${moderator && client.lobby.length && panel !== "people"

@@ -15,12 +15,15 @@ from rooms.policy import Kind
 from signaling.admission import resolve
 from signaling.clock import LoopScheduler, Scheduler
 from signaling.conference import Conference
-from signaling.errors import JoinRefused, ProtocolError, RefusalCode
+from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
 from signaling.files import FileLinks, FileStore
 from signaling.messages import JSON, SYSTEM_ROLES, LeaveReason, Reconnect, TokenJoin, parse, parse_auth
 from signaling.participant import CLOSE_TIMEOUT, Close, Participant
 from signaling.ports import MeetingStore, RoomView, SfuPort
 from signaling.settings import SignalingSettings
+from signaling.socketio_server import RESERVED_EVENTS, JsonPacket, SocketIOServer, socketio_server
+
+__all__ = ["JsonPacket", "MediaSession", "MeetingServer", "SocketServer", "socketio_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +36,6 @@ class SocketServer(Protocol):
     ) -> object: ...
     async def emit(self, event: str, data: object = None, to: str | None = None) -> None: ...
     async def disconnect(self, sid: str) -> None: ...
-
-
-class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]  # python-socketio is untyped
-    """Socket.IO packets of JSON only: every event of the meeting protocol is JSON (messages.py serialises
-    them), so python-socketio's recursive search for bytes in each payload, once per recipient, is skipped
-    (13 % of the server's CPU in the 200-join benchmark)."""
-
-    uses_binary_events = False
-
-
-def socketio_server(**options: object) -> socketio.AsyncServer:
-    """The Socket.IO server the meeting protocol runs on (one definition for the app and the benchmark)."""
-    return socketio.AsyncServer(
-        async_mode="aiohttp", async_handlers=False, logger=False, serializer=JsonPacket, **options
-    )
 
 
 class _SocketTransport:
@@ -90,6 +78,9 @@ class MeetingServer:
         scheduler: Scheduler | None = None,
         files_prefix: str = "/files",
     ) -> None:
+        if isinstance(sio, socketio.AsyncServer) and not isinstance(sio, SocketIOServer):
+            # A plain AsyncServer hands a client's "connect" event to _on_connect: ghost participants.
+            raise TypeError("MeetingServer needs signaling.server.socketio_server(), not a plain AsyncServer")
         self.settings = settings
         self.scheduler = scheduler or LoopScheduler(clock)
         if settings.files_dir is None:
@@ -254,6 +245,12 @@ class MeetingServer:
         name = event if isinstance(event, str) else ""
         data = args[0] if len(args) == 1 else (list(args) if args else None)
         try:
+            if name in RESERVED_EVENTS:
+                # SocketIOServer routes these here instead of to _on_connect/_on_disconnect.
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_EVENT,
+                    f"{name!r} is not a client event: a join is the Socket.IO connect itself",
+                )
             message = parse(name, data, chat_max_length=self.settings.chat_max_length)
         except ProtocolError as exc:
             participant.protocol_error(exc, name[:40] or None)

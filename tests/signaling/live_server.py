@@ -17,7 +17,7 @@ from rooms.models import Account, Room
 from rooms.settings import RoomsSettings
 from signaling.files_app import files_app
 from signaling.ports import RoomView, SfuPort
-from signaling.server import MeetingServer
+from signaling.server import MeetingServer, socketio_server
 from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
 from tests.signaling.signaling_fakes import SECRET, T0, WAIT, FakeClock, FakeSfu, join_token
@@ -111,9 +111,7 @@ async def start_live(
     store = RoomsMeetingStore(db, RoomsSettings())
     view = await store.room_by_number("888000111", now=clock.now())
     assert view is not None
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp", async_handlers=False, logger=False, engineio_logger=False
-    )
+    sio = socketio_server(engineio_logger=False)
     app = web.Application()
     sio.attach(app)
     settings = SignalingSettings(files_dir=tmp_path / "files", upload_max_bytes=1000)

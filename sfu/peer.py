@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Literal
 
+from sfu.bounds import candidate_allowed
 from sfu.errors import BadRequest, Closed
 from sfu.hooks import parse_candidate
+from sfu.metrics import METRICS
 from sfu.publish import PublishConnection
 from sfu.settings import SfuSettings
 from sfu.subscribe import SubscribeConnection
@@ -88,6 +90,18 @@ class Peer:
             parsed = parse_candidate(candidate, sdp_mid, sdp_mline_index)
         except (ValueError, IndexError) as exc:
             raise BadRequest(f"candidate: {exc}") from exc
+        # Both refusals below are silent (counted, not an error): browsers trickle loopback and link-local
+        # candidates of their own, and a machine with many interfaces (VPNs, docker bridges) may send more
+        # than the cap; an error would count toward max_protocol_errors and could disconnect them.
+        if not candidate_allowed(parsed.ip, allow_local=self._settings.allow_loopback_candidates):
+            METRICS.candidates_dropped += 1
+            return
+        # The cap is on what ICE holds for this PeerConnection (signalled, trickled and peer-reflexive
+        # candidates alike): each one is paired with every local candidate and STUN-checked.
+        transports = {t.receiver.transport.transport for t in connection.pc.getTransceivers()}
+        if sum(len(t.getRemoteCandidates()) for t in transports) >= self._settings.max_remote_candidates:
+            METRICS.candidates_dropped += 1
+            return
         await connection.pc.addIceCandidate(parsed)
 
     def set_forwarding(self, track_id: str, enabled: bool) -> None:

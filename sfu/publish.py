@@ -25,6 +25,7 @@ from aiortc.rtp import (
 )
 
 from sfu import fanout
+from sfu.bounds import publish_offer_excess
 from sfu.errors import BadRequest
 from sfu.events import SOURCES
 from sfu.hooks import PeerHooks, RemoteBitrateEstimator, make_peer_connection, port_range
@@ -124,6 +125,11 @@ class PublishConnection:
         unknown = sorted(set(sources) - set(sections))
         if unknown:
             raise BadRequest(f"sources: no audio or video m-section with mid {unknown[0]!r} in the offer")
+        # Before setRemoteDescription: aiortc makes a transceiver per m-section, and tracks follow.
+        excess = publish_offer_excess(offer_sdp, max_tracks=self._settings.max_published_tracks)
+        if excess is not None:
+            METRICS.publisher_bounds[excess[0]] += 1
+            raise BadRequest(excess[1])
         async with self._lock:
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -183,9 +189,13 @@ class PublishConnection:
         log.info("participant %s publishes %s %s as %s", self.participant_id, kind, mid, track.id)
         self._on_track(track)
 
-    def _learn(self, layer: Layer, ssrc: int, *, rtx: bool) -> None:
+    def _learn(self, layer: Layer, ssrc: int, *, rtx: bool) -> bool:
         if not ssrc:
-            return
+            return False
+        cap = self._settings.max_publish_ssrcs
+        if ssrc not in self._by_ssrc and len(self._by_ssrc) >= cap:
+            METRICS.publisher_bounds["ssrcs"] += 1  # per packet refused; no log line per packet
+            return False
         if rtx:
             layer.rtx_ssrc = ssrc
         else:
@@ -193,25 +203,30 @@ class PublishConnection:
             if layer.track.kind == "video":
                 self._nack[ssrc] = NackTracker()
         self._by_ssrc[ssrc] = layer
+        if len(self._by_ssrc) == cap:  # once per filling, not per refused packet
+            log.warning("participant %s: %d SSRCs learnt, no more are", self.participant_id, cap)
+        return True
 
     def _resolve(self, data: bytes, h: RtpHeader) -> Layer | None:
         """An unsignalled SSRC: bind it by the MID extension, then RID (or repaired RID for RTX)."""
         raw_mid = get_extension(data, h, self._mid_id)
         track = self.tracks.get(raw_mid.decode(errors="replace")) if raw_mid else None
-        if track is None:
-            return None
-        if track.simulcast:
+        layer: Layer | None = None
+        rtx = False
+        if track is not None and track.simulcast:
             rid = get_extension(data, h, self._rid_id)
             rrid = None if rid is not None else get_extension(data, h, self._rrid_id)
             name = rid if rid is not None else rrid
             layer = track.layers.get(name.decode(errors="replace")) if name else None
-            if layer is None:
-                return None
-            self._learn(layer, h.ssrc, rtx=rid is None)
+            rtx = rid is None
+        elif track is not None:
+            layer = track.layers[""]
+            rtx = h.pt in track.rtx_apt
+        if layer is not None and self._learn(layer, h.ssrc, rtx=rtx):
             return layer
-        layer = track.layers[""]
-        self._learn(layer, h.ssrc, rtx=h.pt in track.rtx_apt)
-        return layer
+        # libsrtp already made a stream for this SSRC when it authenticated the packet (hooks.forget_ssrc).
+        self.hooks.forget_ssrc(h.ssrc)
+        return None
 
     # ------------------------------------------------------------------------------------- hot path
     async def _on_rtp(self, data: bytes, arrival_ms: int) -> None:

@@ -52,6 +52,16 @@ class SfuSettings(BaseModel):
     max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
     # Packets kept per incoming video stream (shared by its subscribers) to answer their NACKs.
     nack_history: int = Field(default=512, ge=64, le=4096)
+    # Publisher bounds. Tracks: audio/video m-sections of one participant's publish offer (the web client
+    # uses 3: mic, camera, screen; WHIP 2). SSRCs: streams one publish connection learns (signalled or bound
+    # by MID/RID); a simulcast camera takes 6 (3 layers + RTX), so 32 leaves room for SSRC changes.
+    max_published_tracks: int = Field(default=4, ge=1, le=64)
+    max_publish_ssrcs: int = Field(default=32, ge=2, le=1024)
+    # Remote ICE candidates one PeerConnection holds (signalled, trickled, peer-reflexive; trickled ones
+    # beyond are ignored), and whether trickled candidates at loopback, link-local or unspecified addresses
+    # are kept (tests, development on one host).
+    max_remote_candidates: int = Field(default=32, ge=1, le=1000)
+    allow_loopback_candidates: bool = False
 
     @model_validator(mode="after")
     def _port_range(self) -> SfuSettings:

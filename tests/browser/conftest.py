@@ -83,6 +83,8 @@ def browser_settings(tmp_path: Path) -> Settings:
         overrides={
             "paths": {"var_dir": str(tmp_path / "var")},
             "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            # WebRTC in tests runs on 127.0.0.1, which production drops from trickled candidates.
+            "sfu": {"allow_loopback_candidates": True},
             "signaling": {
                 "files_dir": str(tmp_path / "files"),
                 # A one-minute room warns 59 s before its end: one second after it starts.

@@ -257,7 +257,8 @@ class PublishConnection:
                     self.rembs_sent += 1
                     remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=track.rtcp_ssrc, media_ssrc=0, fci=fci)
                     await self.hooks.send(bytes(remb))
-        if h.ssrc == layer.rtx_ssrc:
+        repaired = h.ssrc == layer.rtx_ssrc
+        if repaired:
             apt = track.rtx_apt.get(h.pt)
             if apt is None or h.payload_end - h.payload_start < 2:
                 return  # padding probe on the RTX stream
@@ -277,7 +278,11 @@ class PublishConnection:
         layer.packets += 1
         layer.octets += h.payload_end - h.payload_start
         nack = self._nack.get(h.ssrc)
-        if nack is not None and nack.add(h.seq, now):
+        # With RTX negotiated, only an RTX arrival answers our NACK (the RTT sample); an original that
+        # arrives late was reordered, not retransmitted. Without RTX nobody can tell the two apart.
+        if nack is not None and nack.add(
+            h.seq, now, rtx=True if repaired else (False if layer.rtx_ssrc else None)
+        ):
             if track.simulcast and not track.watched(layer):
                 nack.missing.clear()  # a simulcast layer nobody watches is not repaired
             else:

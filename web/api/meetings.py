@@ -78,10 +78,12 @@ async def list_attendance(request: web.Request) -> web.Response:
 )
 async def end_live_meeting(request: web.Request) -> web.Response:
     who = principal(request)
-    who.require_admin()
     meeting_id = path_id(request, "meeting_id")
     async with request.app[DB].session() as session:
         meeting = await owned(session, Meeting, meeting_id, who)
+    # After owned(): another account's meeting is 404 to everyone, as every other object is; only then may
+    # the caller's role matter (403 would confirm to a non-admin that the id exists elsewhere).
+    who.require_admin()
     if meeting.ended_at is not None:
         raise ApiError(409, "already_ended", "the meeting has already ended")
     live = request.app.get(LIVE)

@@ -163,7 +163,9 @@ def serve(obj: _Context, host: str | None, port: int | None) -> None:
 
 
 def _tls_context(settings: Settings, now: dt.datetime) -> ssl.SSLContext | None:
-    if settings.server.tls_port is None:
+    # 0 means "no HTTPS listener" (TOML cannot write None): a port picked at random would be a second,
+    # self-signed listener on server.host that nobody asked for and no firewall rule expects.
+    if not settings.server.tls_port:
         return None
     if settings.server.tls_cert is not None and settings.server.tls_key is not None:
         cert, key = settings.server.tls_cert, settings.server.tls_key
@@ -213,7 +215,7 @@ async def _serve(settings: Settings) -> int:
     try:
         await web.TCPSite(runner, settings.server.host, settings.server.port).start()
         urls = [_url("http", runner.addresses[-1])]
-        if tls is not None and settings.server.tls_port is not None:
+        if tls is not None and settings.server.tls_port:
             await web.TCPSite(runner, settings.server.host, settings.server.tls_port, ssl_context=tls).start()
             urls.append(_url("https", runner.addresses[-1]))
         click.echo(f"Yunhui {version('yunhui')} is running. Open {urls[0]}/ (admin: {urls[0]}/admin)")

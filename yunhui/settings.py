@@ -60,6 +60,8 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     # HTTPS beside HTTP: browsers only give camera and microphone to secure origins other than localhost.
+    # 0 (or None) means no HTTPS listener, e.g. behind a TLS-terminating proxy; unlike server.port, 0 never
+    # picks a free port.
     tls_port: int | None = Field(default=8443, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -36,9 +37,17 @@ async def _start(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+def _free_port() -> int:
+    # tls_port = 0 means "no HTTPS", so the HTTPS test needs a real port: one the kernel just handed out.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 async def test_serve_starts_prints_admin_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "yunhui.toml"
-    config.write_text('[server]\nhost = "127.0.0.1"\nport = 0\ntls_port = 0\n')
+    config.write_text(f'[server]\nhost = "127.0.0.1"\nport = 0\ntls_port = {_free_port()}\n')
     proc = await _start(tmp_path, "--config", str(config), "serve")
     assert proc.stdout is not None
     seen: list[str] = []
@@ -71,16 +80,20 @@ async def test_serve_starts_prints_admin_and_stops_on_sigterm(tmp_path: Path) ->
 
 async def test_second_start_reuses_state_and_creates_no_second_admin(tmp_path: Path) -> None:
     config = tmp_path / "yunhui.toml"
+    # tls_port = 0, as in deploy/yunhui.toml behind nginx: no HTTPS listener at all (no random port).
     config.write_text("[server]\nport = 0\ntls_port = 0\n")
     for start in range(2):
         proc = await _start(tmp_path, "--config", str(config), "serve")
         assert proc.stdout is not None
         seen: list[str] = []
-        await _read_until(proc.stdout, r"Listening on https://", seen)
+        await _read_until(proc.stdout, r"Listening on http://", seen)
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+        seen.extend((await proc.stdout.read()).decode().splitlines(keepends=True))
         printed_password = any("one-time password" in line for line in seen)
         assert printed_password == (start == 0)
+        assert not [line for line in seen if "https://" in line], seen
+    assert not (tmp_path / "var" / "tls").exists()
 
 
 @pytest.mark.parametrize(

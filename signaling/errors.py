@@ -37,6 +37,7 @@ class RefusalCode(StrEnum):
     MEETING_ENDING = "meeting_ending"
     SERVER_CLOSING = "server_closing"
     UNAVAILABLE = "unavailable"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
 class SignalingError(Exception):
@@ -53,9 +54,12 @@ class ProtocolError(SignalingError):
 
 
 class JoinRefused(SignalingError):
-    """A join (or reconnect) was refused; the client is told ``code`` and is not connected."""
+    """A join (or reconnect) was refused; the client is told ``code`` and is not connected.
 
-    def __init__(self, code: RefusalCode, message: str) -> None:
+    ``retry_after``: seconds after which the same attempt may succeed (``too_many_attempts``)."""
+
+    def __init__(self, code: RefusalCode, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after

@@ -13,11 +13,22 @@ import socketio
 
 from rooms.policy import Kind
 from signaling.admission import resolve
+from signaling.attempts import AttemptLimiter, Backoff, Failure, client_address
 from signaling.clock import LoopScheduler, Scheduler
 from signaling.conference import Conference
 from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
 from signaling.files import FileLinks, FileStore
-from signaling.messages import JSON, SYSTEM_ROLES, LeaveReason, Reconnect, TokenJoin, parse, parse_auth
+from signaling.messages import (
+    JSON,
+    SYSTEM_ROLES,
+    JoinRequest,
+    LeaveReason,
+    PasscodeJoin,
+    Reconnect,
+    TokenJoin,
+    parse,
+    parse_auth,
+)
 from signaling.participant import CLOSE_TIMEOUT, Close, Participant
 from signaling.ports import MeetingStore, RoomView, SfuPort
 from signaling.settings import SignalingSettings
@@ -49,9 +60,36 @@ class _SocketTransport:
         await self._sio.disconnect(sid)
 
 
-def _refuse(code: RefusalCode, message: str) -> socketio.exceptions.ConnectionRefusedError:
+def _refuse(
+    code: RefusalCode, message: str, retry_after: int | None = None
+) -> socketio.exceptions.ConnectionRefusedError:
     # The client sees {"message": message, "data": {"code": code, "message": message}} (connect_error).
-    return socketio.exceptions.ConnectionRefusedError(message, {"code": code.value, "message": message})
+    data: dict[str, object] = {"code": code.value, "message": message}
+    if retry_after is not None:
+        data["retry_after"] = retry_after
+    return socketio.exceptions.ConnectionRefusedError(message, data)
+
+
+def _attempt_limiter(settings: SignalingSettings) -> AttemptLimiter:
+    def backoff(free: int) -> Backoff:
+        return Backoff(
+            free=free,
+            base=timedelta(seconds=settings.passcode_backoff_base_seconds),
+            cap=timedelta(seconds=settings.passcode_backoff_max_seconds),
+            forgive=timedelta(seconds=settings.passcode_forgive_seconds),
+        )
+
+    return AttemptLimiter(
+        per_address=backoff(settings.passcode_free_failures_per_address),
+        per_meeting=backoff(settings.passcode_free_failures_per_meeting),
+        max_keys=settings.passcode_tracked_keys,
+    )
+
+
+_COUNTED_FAILURES = {
+    RefusalCode.WRONG_PASSCODE: Failure.WRONG_PASSCODE,
+    RefusalCode.NO_SUCH_MEETING: Failure.NO_SUCH_MEETING,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +134,7 @@ class MeetingServer:
         self._secret_key = secret_key
         self._conferences: dict[int, Conference] = {}
         self._by_sid: dict[str, Participant] = {}
+        self.attempts = _attempt_limiter(settings)
         self._closing = False
         self._sweeper: asyncio.Task[None] | None = None
         sio.on("connect", self._on_connect)
@@ -186,6 +225,38 @@ class MeetingServer:
             request = parse_auth(auth, display_name_max_length=self.settings.display_name_max_length)
         except ProtocolError as exc:
             raise _refuse(RefusalCode.BAD_AUTH, exc.message) from None
+        try:
+            if isinstance(request, PasscodeJoin):
+                await self._passcode_join(sid, environ, request)
+            else:
+                await self._join(sid, environ, request)
+        except JoinRefused as exc:
+            logger.info("join refused: %s", exc.code.value)
+            raise _refuse(exc.code, exc.message, exc.retry_after) from None
+
+    async def _passcode_join(self, sid: str, environ: Mapping[str, object], request: PasscodeJoin) -> None:
+        # Only passcodes can be guessed: join and access tokens are signed, reconnect tokens 256 random bits.
+        address = client_address(environ)
+        number = request.meeting_number
+        verdict = self.attempts.begin(address=address, meeting_number=number, now=self.scheduler.now())
+        if not verdict.allowed:
+            seconds = verdict.retry_after_seconds
+            raise JoinRefused(
+                RefusalCode.TOO_MANY_ATTEMPTS,
+                f"too many failed attempts; try again in {seconds} s",
+                retry_after=seconds,
+            )
+        failure: Failure | None = None
+        try:
+            await self._join(sid, environ, request)
+        except JoinRefused as exc:
+            failure = _COUNTED_FAILURES.get(exc.code)
+            raise
+        finally:
+            now = self.scheduler.now()
+            self.attempts.end(address=address, meeting_number=number, failure=failure, now=now)
+
+    async def _join(self, sid: str, environ: Mapping[str, object], request: JoinRequest) -> None:
         user_agent = environ.get("HTTP_USER_AGENT")
         try:
             if isinstance(request, Reconnect):
@@ -207,12 +278,13 @@ class MeetingServer:
                 if conference.is_idle():
                     self._forget(conference)
             self._by_sid[sid] = participant
-        except JoinRefused as exc:
-            logger.info("join refused: %s", exc.code.value)
-            raise _refuse(exc.code, exc.message) from None
+        except JoinRefused:
+            raise
         except Exception:
             logger.exception("join failed")
-            raise _refuse(RefusalCode.UNAVAILABLE, "the meeting service is unavailable; try again") from None
+            raise JoinRefused(
+                RefusalCode.UNAVAILABLE, "the meeting service is unavailable; try again"
+            ) from None
 
     async def _reconnect(self, sid: str, token: str) -> None:
         for conference in self._conferences.values():

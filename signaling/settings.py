@@ -36,3 +36,14 @@ class SignalingSettings(BaseModel):
     # A participant whose publish or subscribe PeerConnection failed (and was not renegotiated to connected
     # again) leaves with reason media_failed after this long, instead of staying seated and billed.
     media_failed_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Failed passcode joins (a wrong passcode, or a meeting number that does not exist) per client address
+    # and per meeting: this many cost nothing, then each more blocks for passcode_backoff_base_seconds,
+    # doubling per failure up to passcode_backoff_max_seconds; one failure is forgiven every
+    # passcode_forgive_seconds. The meeting's limit lets addresses without failures through (attempts.py).
+    passcode_free_failures_per_address: int = Field(default=5, ge=0)
+    passcode_free_failures_per_meeting: int = Field(default=20, ge=0)
+    passcode_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    passcode_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    passcode_forgive_seconds: float = Field(default=120.0, gt=0)
+    # Client addresses (and, apart, meetings) whose failures are remembered; bounds the memory of the limits.
+    passcode_tracked_keys: int = Field(default=10_000, ge=1)

@@ -136,10 +136,10 @@ async def test_endpoint_secret_is_shown_once(
 async def test_live_meeting_shows_participants_and_can_be_ended_then_reported(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi, tmp_path: Path
 ) -> None:
-    room = await admin.room(name="Live room", passcode="2468")
+    room = await admin.room(name="Live room", passcode="246800")
     guest_context = await new_context()
     guest = await guest_context.new_page()
-    await guest.goto(f"{site.url}/m/{room['meeting_number']}?pwd=2468&simulcast=0")
+    await guest.goto(f"{site.url}/m/{room['meeting_number']}?pwd=246800&simulcast=0")
     await guest.fill("#display-name", "Zhang")
     await guest.click("#join:enabled")
     await guest.wait_for_selector(".meeting")

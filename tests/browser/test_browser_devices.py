@@ -46,7 +46,7 @@ async def camera_muted_seen_by(page: Page, pid: str, muted: bool) -> None:
 async def test_camera_off_releases_the_camera_and_on_reopens_it(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="4321")
+    room = await admin.room(passcode="432100")
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Guest")
     guest_id = await participant_id(guest)
@@ -104,7 +104,7 @@ async def test_camera_off_releases_the_camera_and_on_reopens_it(
 async def test_switching_devices_keeps_the_meeting_and_the_media_going(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="8765")
+    room = await admin.room(passcode="876500")
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Guest", locale="zh-CN")
     guest_id = await participant_id(guest)
@@ -195,7 +195,7 @@ async def test_joining_with_the_camera_off_publishes_it_without_capturing(
 async def test_a_device_that_goes_away_turns_its_source_off_and_says_so(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="8642")
+    room = await admin.room(passcode="864200")
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Guest")
     guest_id = await participant_id(guest)

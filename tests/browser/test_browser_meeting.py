@@ -154,7 +154,7 @@ async def test_camera_is_published_in_three_simulcast_layers(
 async def test_screen_share_chat_files_hand_and_moderator_mute(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="1357")
+    room = await admin.room(passcode="135700")
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Guest")
     host_id, guest_id = await participant_id(host), await participant_id(guest)
@@ -228,7 +228,7 @@ async def test_screen_share_chat_files_hand_and_moderator_mute(
 async def test_lobby_admit_then_host_ends_the_meeting_with_a_reason(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="8642", lobby=True)
+    room = await admin.room(passcode="864200", lobby=True)
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Visitor", locale="zh-CN", wait_for="#lobby-title")
     assert "等待主持人" in await guest.inner_text("#lobby-title")
@@ -300,7 +300,7 @@ def socketio_server(app: web.Application) -> Any:
 async def test_reconnects_automatically_after_the_server_drops_the_socket(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(passcode="97531")
+    room = await admin.room(passcode="975310")
     host = await join(new_context, site, room, "Host", host_token=admin.token)
     guest = await join(new_context, site, room, "Guest")
     host_id, guest_id = await participant_id(host), await participant_id(guest)

@@ -61,8 +61,8 @@ class RawSocket:
                 return data
 
     async def closed(self) -> None:
-        """Wait until the server closes the socket (events before the close are recorded)."""
-        while (packet := await self.packet()) is not None:
+        """Wait until the server disconnects this client or closes the socket (events before are recorded)."""
+        while (packet := await self.packet()) is not None and not packet.startswith("1"):
             self._record(packet)
 
     def _record(self, packet: str) -> tuple[str, Any]:
@@ -74,9 +74,12 @@ class RawSocket:
 
 
 @asynccontextmanager
-async def raw_socket(url: str) -> AsyncIterator[RawSocket]:
+async def raw_socket(url: str, *, source: str | None = None) -> AsyncIterator[RawSocket]:
+    """A connection to the server at ``url``, from the local address ``source`` (any of 127.0.0.0/8 on
+    Linux) so that a test can play several client addresses."""
+    connector = aiohttp.TCPConnector(local_addr=(source, 0)) if source else None
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(connector=connector) as http,
         http.ws_connect(f"{url}/socket.io/?EIO=4&transport=websocket") as ws,
     ):
         opening = await ws.receive(timeout=WAIT)  # Engine.IO OPEN: 0{"sid": ..., "pingInterval": ...}

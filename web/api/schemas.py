@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Passcode = Annotated[str, StringConstraints(pattern=r"^[0-9]{4,10}$")]
+# A new or changed passcode has at least 6 digits: 10^6 guesses against the join limits of
+# signaling/attempts.py (4 digits fell in hours). Rooms saved with shorter ones keep them and keep working.
+Passcode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,10}$")]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 

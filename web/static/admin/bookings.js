@@ -205,7 +205,7 @@ function BookingForm({ rooms, user, accountId, onSaved, onCancel }) {
           </div>`
       : null}
     <label for="booking-passcode">${t("admin.bookings.passcode")}</label>
-    <input id="booking-passcode" inputmode="numeric" pattern="[0-9]{4,10}" value=${form.passcode} onInput=${set("passcode")}
+    <input id="booking-passcode" inputmode="numeric" pattern="[0-9]{6,10}" value=${form.passcode} onInput=${set("passcode")}
       placeholder=${t("admin.bookings.passcode_hint")} />
     <label for="booking-invitees">${t("admin.bookings.invitees")}</label>
     <input id="booking-invitees" value=${form.invitees} onInput=${set("invitees")} placeholder=${t("admin.bookings.invitees_hint")} />

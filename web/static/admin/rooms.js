@@ -35,7 +35,7 @@ export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
     <label for="room-name">${t("admin.rooms.name")}</label>
     <input id="room-name" required maxlength="200" value=${form.name} onInput=${set("name")} />
     <label for="room-passcode">${t("admin.rooms.passcode")}</label>
-    <input id="room-passcode" inputmode="numeric" pattern="[0-9]{4,10}" title=${t("admin.rooms.passcode_hint")}
+    <input id="room-passcode" inputmode="numeric" pattern="[0-9]{6,10}" title=${t("admin.rooms.passcode_hint")}
       value=${form.passcode} onInput=${set("passcode")} />
     <label for="room-capacity">${t("admin.rooms.capacity")}</label>
     <input id="room-capacity" type="number" min="1" max="10000" value=${form.capacity} onInput=${set("capacity")}

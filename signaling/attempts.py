@@ -1,0 +1,229 @@
+"""AttemptLimiter: back-off on failed passcode joins, per client address and per meeting. Pure: every call
+takes ``now``; the caller owns the clock.
+
+Why both keys, and why the meeting's limit only slows: a per-address limit stops one client guessing (or
+scanning meeting numbers) but not many addresses guessing one meeting; a per-meeting limit stops those, but a
+limit that refuses everyone would let one attacker keep a meeting's guests out for as long as the attack
+lasts. So while a meeting is in back-off, an address with no failures on record still has its passcode
+checked: a guest who types the right passcode gets in; an address that failed recently (anywhere) waits
+until the meeting's back-off ends or its own failures are forgiven. Each attacking address therefore gets
+one guess per forgiveness period during an attack instead of its free failures; tokens and logins never
+pass through here.
+
+Memory is bounded: at most ``max_keys`` entries per kind. Entries that have earned a back-off are evicted only
+after every entry that has not, so junk keys (one failure each, from many addresses) flush each other, not
+the keys in back-off; meeting keys are made only for meeting numbers that exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """``free`` failures cost nothing; the n-th beyond them blocks for ``base·2^(n-1)``, at most ``cap``.
+    One failure is forgiven every ``forgive``, so a key left alone returns to zero."""
+
+    free: int
+    base: timedelta
+    cap: timedelta
+    forgive: timedelta
+
+    def delay(self, failures: int) -> timedelta:
+        beyond = failures - self.free
+        if beyond <= 0:
+            return timedelta(0)
+        # 2**beyond would overflow timedelta long before it mattered (40 doublings of a second: 35,000 years).
+        doubled: timedelta = self.base * (2 ** min(beyond - 1, 40))
+        return min(self.cap, doubled)
+
+
+@dataclass(slots=True)
+class _Entry:
+    failures: int
+    since: datetime  # failures are forgiven one per Backoff.forgive from here
+    blocked_until: datetime
+
+
+class _Table:
+    """Failures of one kind of key: a leaky counter with a block time, in a two-segment LRU."""
+
+    def __init__(self, backoff: Backoff, max_keys: int) -> None:
+        self.backoff = backoff
+        self._max_keys = max_keys
+        self._calm: OrderedDict[str, _Entry] = OrderedDict()  # never beyond the free failures
+        self._hot: OrderedDict[str, _Entry] = OrderedDict()  # earned a back-off at least once
+
+    def __len__(self) -> int:
+        return len(self._calm) + len(self._hot)
+
+    def _get(self, key: str, now: datetime) -> _Entry | None:
+        entry = self._calm.get(key) or self._hot.get(key)
+        if entry is None:
+            return None
+        forgiven = min(entry.failures, max(0, int((now - entry.since) / self.backoff.forgive)))
+        entry.failures -= forgiven
+        entry.since += self.backoff.forgive * forgiven
+        if entry.failures == 0 and entry.blocked_until <= now:
+            self._calm.pop(key, None)
+            self._hot.pop(key, None)
+            return None
+        return entry
+
+    def failures(self, key: str, now: datetime) -> int:
+        entry = self._get(key, now)
+        return 0 if entry is None else entry.failures
+
+    def blocked_by_pending(self, key: str, pending: int, now: datetime) -> bool:
+        """Whether ``key`` would be in back-off if its ``pending`` attempts all failed."""
+        return pending > 0 and self.failures(key, now) + pending > self.backoff.free
+
+    def blocked_for(self, key: str, now: datetime) -> timedelta:
+        entry = self._get(key, now)
+        return timedelta(0) if entry is None else max(timedelta(0), entry.blocked_until - now)
+
+    def clean_in(self, key: str, now: datetime) -> timedelta:
+        """How long until ``key`` has no failures on record (zero: it has none)."""
+        entry = self._get(key, now)
+        if entry is None:
+            return timedelta(0)
+        return max(entry.since + self.backoff.forgive * entry.failures, entry.blocked_until) - now
+
+    def failed(self, key: str, now: datetime) -> None:
+        entry = self._get(key, now)
+        if entry is None:
+            entry = _Entry(0, now, now)
+        if entry.failures == 0:
+            entry.since = now
+        entry.failures += 1
+        delay = self.backoff.delay(entry.failures)
+        if delay:
+            entry.blocked_until = max(entry.blocked_until, now + delay)
+        self._calm.pop(key, None)
+        self._hot.pop(key, None)
+        (self._hot if delay else self._calm)[key] = entry
+        while len(self) > self._max_keys:
+            # The key just written is the newest of its segment: popitem(last=False) takes it only if alone.
+            calm_others = len(self._calm) - (key in self._calm)
+            (self._calm if calm_others else self._hot).popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """``retry_after`` zero: check the passcode; else refuse the attempt unchecked and say when to retry."""
+
+    retry_after: timedelta
+
+    @property
+    def allowed(self) -> bool:
+        return not self.retry_after
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil(self.retry_after.total_seconds()))
+
+
+ALLOWED = Verdict(timedelta(0))
+# How long to wait for attempts already being checked (a database lookup: milliseconds).
+PENDING_WAIT = timedelta(seconds=1)
+
+
+class AttemptLimiter:
+    """Failed passcode joins per client address and per meeting number (see the module's docstring).
+
+    Every attempt that ``begin`` allows must be finished with ``end``. Attempts still being checked count as
+    failures for the attempts behind them: otherwise a client opening a thousand connections at once would
+    have a thousand passcodes checked before the first failure is recorded."""
+
+    def __init__(self, *, per_address: Backoff, per_meeting: Backoff, max_keys: int) -> None:
+        self._addresses = _Table(per_address, max_keys)
+        self._meetings = _Table(per_meeting, max_keys)
+        # Attempts between begin and end; bounded by the open connections, entries dropped at zero.
+        self._pending_addresses: dict[str, int] = {}
+        self._pending_meetings: dict[str, int] = {}
+
+    def tracked(self) -> tuple[int, int]:
+        """How many (addresses, meetings) have failures on record."""
+        return len(self._addresses), len(self._meetings)
+
+    def begin(self, *, address: str, meeting_number: str, now: datetime) -> Verdict:
+        """Whether a passcode join from ``address`` to ``meeting_number`` may be checked now."""
+        key = address_key(address)
+        pending = self._pending_addresses.get(key, 0)
+        own = self._addresses.blocked_for(key, now)
+        if own:
+            return Verdict(own)
+        if self._addresses.blocked_by_pending(key, pending, now):
+            return Verdict(PENDING_WAIT)
+        meeting = self._meetings.blocked_for(meeting_number, now)
+        meeting_pending = self._pending_meetings.get(meeting_number, 0)
+        if not meeting and self._meetings.blocked_by_pending(meeting_number, meeting_pending, now):
+            meeting = PENDING_WAIT
+        if meeting:
+            clean = PENDING_WAIT if pending else self._addresses.clean_in(key, now)
+            if clean:
+                return Verdict(min(meeting, clean))
+        _count(self._pending_addresses, key, +1)
+        _count(self._pending_meetings, meeting_number, +1)
+        return ALLOWED
+
+    def end(self, *, address: str, meeting_number: str, failure: Failure | None, now: datetime) -> None:
+        """Finish an attempt ``begin`` allowed: ``failure`` None (admitted, or refused for another reason),
+        WRONG_PASSCODE, or NO_SUCH_MEETING (counted against the address only: no meeting to protect).
+
+        A success resets nothing: otherwise joining one's own meeting would clear the failures spent guessing
+        another's."""
+        key = address_key(address)
+        _count(self._pending_addresses, key, -1)
+        _count(self._pending_meetings, meeting_number, -1)
+        if failure is not None:
+            self._addresses.failed(key, now)
+            if failure is Failure.WRONG_PASSCODE:
+                self._meetings.failed(meeting_number, now)
+
+
+class Failure(Enum):
+    WRONG_PASSCODE = "wrong_passcode"
+    NO_SUCH_MEETING = "no_such_meeting"
+
+
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    value = counts.get(key, 0) + step
+    if value > 0:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
+
+
+def address_key(address: str) -> str:
+    """The key of a client address: an IPv6 client is its /64 (one subscriber's whole prefix, which it can
+    rotate through at will), an IPv4-mapped address its IPv4 address, anything unparsable as is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_address(environ: Mapping[str, object]) -> str:
+    """The address a Socket.IO connection came from (the one place that decides it).
+
+    python-engineio's aiohttp driver writes "127.0.0.1" into every environ's REMOTE_ADDR, so the peer comes
+    from the aiohttp request it keeps there; REMOTE_ADDR is the fallback for other drivers."""
+    request = environ.get("aiohttp.request")
+    remote = getattr(request, "remote", None)
+    if isinstance(remote, str) and remote:
+        return remote
+    fallback = environ.get("REMOTE_ADDR")
+    return fallback if isinstance(fallback, str) else ""

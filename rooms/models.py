@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Meta
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rooms.columns import UtcDateTime
+from rooms.numbers import host_key
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -96,6 +97,8 @@ class Room(Base):
     max_session_minutes: Mapped[int | None] = mapped_column(Integer)
     lobby: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # Entered in a meeting (claim_host) to become its host: a meeting joined by guests only still gets one.
+    host_key: Mapped[str] = mapped_column(String(12), default=host_key)
 
 
 class Booking(Base):

@@ -24,10 +24,18 @@ class Identity:
     user_id: int | None
     authorised: bool  # a join token or a login stands in for the passcode
     passcode: str | None = None
-    # Who this is across connections, for the conference's ban list: "token:<jti>" for a join token,
-    # "user:<id>" for a login, "device:<id>" for a passcode guest whose browser sent its device id (None
-    # without one: nothing stable to tell one guest from another).
+    # Who this is across connections, for the conference's ban list (signaling/moderation.py):
+    # ``principal`` is a person the server knows ("user:<id>" for a login; None otherwise). ``credential`` is
+    # what a token or passcode joiner holds, which others may hold too ("token:<jti>", "passcode"): it is
+    # never banned as such. ``rejoin_key`` is the key an earlier `joined` of this meeting gave this client
+    # (checked by the conference, which signed it). A browser-chosen device id is not an identity.
     principal: str | None = None
+    credential: str | None = None
+    rejoin_key: str | None = None
+
+
+# Users who join as host when they sign in (rooms.models.ROLES): an account's admins and organizers.
+HOST_USER_ROLES = frozenset({"admin", "organizer"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +114,7 @@ async def resolve(
 ) -> Identity:
     """Turn a join request into an Identity, or raise JoinRefused."""
     match request:
-        case TokenJoin(token=token, display_name=name):
+        case TokenJoin(token=token, display_name=name, rejoin_key=key):
             try:
                 claims = verify_join_token(secret_key, token, now=now)
             except RoomsError as exc:
@@ -125,21 +133,28 @@ async def resolve(
                 claims.display_name or name or role.value,
                 claims.user_id,
                 True,
-                principal=f"token:{token_id}",
+                credential=f"token:{token_id}",
+                rejoin_key=key,
             )
-        case PasscodeJoin(meeting_number=number, passcode=passcode, display_name=name, device_id=device):
+        case PasscodeJoin(meeting_number=number, passcode=passcode, display_name=name, rejoin_key=key):
             room = await store.room_by_number(number, now=now)
             if room is None:
                 raise JoinRefused(RefusalCode.NO_SUCH_MEETING, f"there is no meeting {number}")
-            # The browser's own id: a removal sticks to it (clearing site data gets around it; locking the
-            # meeting does not).
-            principal = f"device:{device}" if device else None
-            return Identity(room, Role.PARTICIPANT, name, None, False, passcode, principal=principal)
+            return Identity(
+                room, Role.PARTICIPANT, name, None, False, passcode, credential="passcode", rejoin_key=key
+            )
         case LoginJoin(meeting_number=number, access_token=access_token, display_name=name):
             try:
-                user = verify_access_token(secret_key, access_token, now=now)
+                login = verify_access_token(secret_key, access_token, now=now)
             except RoomsError:
                 raise JoinRefused(RefusalCode.BAD_TOKEN, "the login has expired; sign in again") from None
+            # The token says who signed in when; the user row says who they are now (deleted, moved to
+            # another account, or given another role since): the same check as the REST API's.
+            user = await store.user(login.user_id)
+            if user is None or user.account_id != login.account_id or user.role != login.role:
+                raise JoinRefused(RefusalCode.BAD_TOKEN, "this login is no longer valid; sign in again")
+            if user.role not in HOST_USER_ROLES:
+                raise JoinRefused(RefusalCode.NOT_AUTHORISED, "this user may not host meetings")
             room = await store.room_by_number(number, now=now)
             if room is None:
                 raise JoinRefused(RefusalCode.NO_SUCH_MEETING, f"there is no meeting {number}")
@@ -147,5 +162,10 @@ async def resolve(
             if not platform_admin and user.account_id != room.account_id:
                 raise JoinRefused(RefusalCode.NOT_AUTHORISED, "this meeting belongs to another account")
             return Identity(
-                room, Role.HOST, name or "Host", user.user_id, True, principal=f"user:{user.user_id}"
+                room,
+                Role.HOST,
+                name or user.display_name or "Host",
+                user.user_id,
+                True,
+                principal=f"user:{user.user_id}",
             )

@@ -19,14 +19,13 @@ from sfu.events import (
     TrackPublished,
     TrackUnpublished,
 )
-from signaling.admission import ConferenceView, Identity, check_capacity, decide, session_deadline
+from signaling.admission import ConferenceView, Identity, decide, session_deadline
 from signaling.chat import ChatHistory
 from signaling.clock import Scheduler, Timer
 from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
 from signaling.files import FileLinks, StoredFile
 from signaling.messages import (
     MODERATOR_ROLES,
-    SYSTEM_ROLES,
     ActiveSpeaker,
     Chat,
     ChatEntry,
@@ -38,40 +37,30 @@ from signaling.messages import (
     LeaveReason,
     LobbyChanged,
     LobbyEntry,
-    LobbyRejected,
     LobbyWaiting,
-    MediaRequest,
     MediaState,
     MeetingChanged,
     MeetingEnded,
     MeetingInfo,
     MeetingWarning,
     Moderate,
-    ModerationAction,
     ParticipantChanged,
     ParticipantJoined,
     ParticipantLeft,
     PublishLayers,
     Reaction,
     ReactionSent,
-    Removed,
     Role,
     ServerMessage,
     Source,
     TrackInfo,
 )
-from signaling.participant import Admitted, Close, ConnectionState, NeedsOffer, Participant, Transport
-from signaling.permissions import may_moderate
+from signaling.moderation import Moderation
+from signaling.participant import Close, ConnectionState, NeedsOffer, Participant, Transport
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.settings import SignalingSettings
 
 logger = logging.getLogger(__name__)
-
-_HOLD_ACTIONS = {
-    ModerationAction.MUTE: Source.MIC,
-    ModerationAction.STOP_CAMERA: Source.CAMERA,
-    ModerationAction.STOP_SCREEN: Source.SCREEN,
-}
 
 
 class Conference:
@@ -103,7 +92,7 @@ class Conference:
         self._on_closed = on_closed
         self._participants: dict[str, Participant] = {}  # admitted: joining, joined or reconnecting
         self._lobby: dict[str, Participant] = {}
-        self._banned: set[str] = set()  # principals a moderator removed: they cannot join this meeting again
+        self.moderation = Moderation(self)  # holds, bans, host keys (signaling/moderation.py)
         self._active_speaker: str | None = None
         self._history = ChatHistory(settings.chat_history_size)
         self._start_lock = asyncio.Lock()
@@ -121,16 +110,17 @@ class Conference:
     def _check_entry(self, identity: Identity) -> None:
         if self.ending:
             raise JoinRefused(RefusalCode.MEETING_ENDING, "the meeting is ending; join again in a moment")
-        if identity.principal is not None and identity.principal in self._banned:
-            raise JoinRefused(RefusalCode.REMOVED, "a moderator removed you from this meeting")
+        self.moderation.check_entry(identity)
 
     def join(self, identity: Identity, *, sid: str, user_agent: str, transport: Transport) -> Participant:
         """Admit or seat in the lobby (raises JoinRefused); the decision and the seat are one atomic step."""
         self._check_entry(identity)
         in_lobby = not decide(identity, self.view(), now=self.scheduler.now())
+        in_lobby = in_lobby or self.moderation.must_wait(identity)
         participant = Participant(
             identity, conference=self, transport=transport, sid=sid, user_agent=user_agent, in_lobby=in_lobby
         )
+        self.moderation.seated(participant)
         if in_lobby:
             self._lobby[participant.id] = participant
             participant.send(LobbyWaiting(self.room.meeting_number, self.room.name))
@@ -146,7 +136,9 @@ class Conference:
     ) -> Participant:
         """Admit a media session (kind WHIP or VIEWER) through the same policy; it cannot wait in a lobby."""
         self._check_entry(identity)
-        if not decide(identity, self.view(), now=self.scheduler.now(), kind=kind):
+        if not decide(identity, self.view(), now=self.scheduler.now(), kind=kind) or (
+            self.moderation.must_wait(identity)
+        ):
             raise JoinRefused(
                 RefusalCode.NOT_AUTHORISED,
                 "the meeting admits through a lobby; publish with a host's join token",
@@ -176,6 +168,28 @@ class Conference:
 
     def lobby(self) -> list[Participant]:
         return list(self._lobby.values())
+
+    def waiting(self, participant_id: str) -> Participant | None:
+        return self._lobby.get(participant_id)
+
+    def admit(self, participant: Participant) -> None:
+        """Move a participant from the lobby to the meeting (the caller checked capacity)."""
+        del self._lobby[participant.id]
+        self._participants[participant.id] = participant
+        self._lobby_changed()
+        self._liveness_changed()
+
+    def set_locked(self, locked: bool) -> None:
+        self.locked = locked
+        self._meeting_changed()
+
+    def participant_changed(self, participant: Participant) -> None:
+        self.broadcast(ParticipantChanged(participant.info()))
+
+    def to_moderators(self, message: ServerMessage) -> None:
+        for p in list(self._participants.values()):
+            if p.ready and p.role in MODERATOR_ROLES:
+                p.send(message)
 
     def by_reconnect_token(self, token: str) -> Participant | None:
         for p in self._participants.values():
@@ -284,7 +298,7 @@ class Conference:
         self.log.info("host %s left; %s is host now", previous.id, successor.id)
         self.broadcast(HostChanged(successor.id, previous.id))
         self.broadcast(ParticipantChanged(successor.info()))
-        successor.send(LobbyChanged(self._lobby_entries()))
+        successor.send(LobbyChanged(self.lobby_entries()))
 
     def _liveness_changed(self) -> None:
         alive = any(policy.counts(p.kind) for p in self._participants.values())
@@ -336,14 +350,7 @@ class Conference:
     # --- what participants do ---
 
     def media_state(self, participant: Participant, message: MediaState) -> None:
-        if message.muted:
-            participant.self_muted.add(message.source)
-        else:
-            participant.self_muted.discard(message.source)
-            if message.source in participant.held:
-                participant.held.discard(message.source)
-                self._set_forwarding(participant, message.source, enabled=True)
-        self.broadcast(ParticipantChanged(participant.info()))
+        self.moderation.media_state(participant, message)
 
     def hand(self, participant: Participant, raised: bool) -> None:
         if participant.role is Role.RECORDER:
@@ -391,77 +398,11 @@ class Conference:
         return entry
 
     def moderate(self, actor: Participant, message: Moderate) -> None:
-        action = message.action
-        if not may_moderate(actor.role, action, None):
-            raise ProtocolError(ErrorCode.NOT_ALLOWED, f"{actor.role.value} may not {action.value}")
-        target: Participant | None = None
-        if message.participant_id is not None:
-            pool = (
-                self._lobby
-                if action in (ModerationAction.ADMIT, ModerationAction.REJECT)
-                else self._participants
-            )
-            target = pool.get(message.participant_id)
-            if target is None or (pool is self._participants and not target.ready):
-                raise ProtocolError(ErrorCode.NOT_FOUND, "no such participant")
-            if not may_moderate(actor.role, action, target.role):
-                raise ProtocolError(
-                    ErrorCode.NOT_ALLOWED, f"{actor.role.value} may not {action.value} the host"
-                )
-        self.log.info("%s %s %s", actor.id, action.value, message.participant_id or "")
-        match action:
-            case ModerationAction.MUTE | ModerationAction.STOP_CAMERA | ModerationAction.STOP_SCREEN:
-                assert target is not None
-                self._hold(target, _HOLD_ACTIONS[action])
-            case ModerationAction.MUTE_ALL:
-                for p in list(self._participants.values()):
-                    if p.ready and p is not actor and p.role not in MODERATOR_ROLES | SYSTEM_ROLES:
-                        self._hold(p, Source.MIC)
-            case ModerationAction.REMOVE:
-                assert target is not None
-                if target.identity.principal is not None:
-                    self._banned.add(target.identity.principal)
-                target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
-            case ModerationAction.LOCK | ModerationAction.UNLOCK:
-                self.locked = action is ModerationAction.LOCK
-                self._meeting_changed()
-            case ModerationAction.ADMIT:
-                assert target is not None
-                try:
-                    check_capacity(target.identity, self.view())
-                except JoinRefused as exc:
-                    raise ProtocolError(ErrorCode.BAD_STATE, exc.message) from None
-                del self._lobby[target.id]
-                self._participants[target.id] = target
-                target.post(Admitted())
-                self._lobby_changed()
-                self._liveness_changed()
-            case ModerationAction.REJECT:
-                assert target is not None
-                target.post(
-                    Close(LeaveReason.REMOVED, LobbyRejected(RefusalCode.REJECTED, "the host declined"))
-                )
-            case ModerationAction.END:
-                self.end(EndReason.HOST_ENDED)
-            case ModerationAction.MAKE_COHOST | ModerationAction.REVOKE_COHOST:
-                assert target is not None
-                if target.role in SYSTEM_ROLES or target.media_session:
-                    raise ProtocolError(
-                        ErrorCode.BAD_STATE, "encoders, viewers and recorders cannot be co-hosts"
-                    )
-                target.role = Role.COHOST if action is ModerationAction.MAKE_COHOST else Role.PARTICIPANT
-                self.broadcast(ParticipantChanged(target.info()))
-                target.send(LobbyChanged(self._lobby_entries()))
+        self.moderation.moderate(actor, message)
 
     # --- helpers ---
 
-    def _hold(self, target: Participant, source: Source) -> None:
-        target.held.add(source)
-        self._set_forwarding(target, source, enabled=False)
-        target.send(MediaRequest(source))
-        self.broadcast(ParticipantChanged(target.info()))
-
-    def _set_forwarding(self, participant: Participant, source: Source, *, enabled: bool) -> None:
+    def set_forwarding(self, participant: Participant, source: Source, *, enabled: bool) -> None:
         if participant.peer is None:
             return
         for track in participant.tracks.values():
@@ -519,14 +460,11 @@ class Conference:
     def _meeting_changed(self) -> None:
         self.broadcast(MeetingChanged(self._meeting_info()))
 
-    def _lobby_entries(self) -> tuple[LobbyEntry, ...]:
+    def lobby_entries(self) -> tuple[LobbyEntry, ...]:
         return tuple(LobbyEntry(p.id, p.display_name) for p in self._lobby.values())
 
     def _lobby_changed(self) -> None:
-        message = LobbyChanged(self._lobby_entries())
-        for p in list(self._participants.values()):
-            if p.ready and p.role in MODERATOR_ROLES:
-                p.send(message)
+        self.to_moderators(LobbyChanged(self.lobby_entries()))
 
     def _with_link(self, entry: ChatEntry, recipient: Participant) -> ChatEntry:
         if entry.file is None or self.meeting_id is None:
@@ -547,10 +485,11 @@ class Conference:
             participants=others,
             active_speaker=self._active_speaker,
             chat=tuple(self._with_link(e, participant) for e in self._history.entries()),
-            lobby=self._lobby_entries() if participant.role in MODERATOR_ROLES else (),
+            lobby=self.lobby_entries() if participant.role in MODERATOR_ROLES else (),
             upload_url=(
                 self.links.upload_url(self.meeting_id, participant.id, self.scheduler.now())
                 if may_upload
                 else None
             ),
+            rejoin_key=self.moderation.rejoin_key(participant),
         )

@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     TOO_LONG = "too_long"
     NEGOTIATION_FAILED = "negotiation_failed"
     INTERNAL = "internal"
+    WRONG_HOST_KEY = "wrong_host_key"  # claim_host with a key that is not the room's
+    HOST_KEY_LOCKED = "host_key_locked"  # too many wrong host keys: claim_host is refused for a while
 
 
 class RefusalCode(StrEnum):

@@ -18,6 +18,8 @@ MAX_ID_LENGTH = 100
 MAX_CANDIDATE_LENGTH = 1_000
 MAX_VIDEO_SIDE = 16_384
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MAX_HOST_KEY_LENGTH = 20
+REJOIN_KEY = re.compile(r"[A-Za-z0-9_.-]{16,128}")
 
 
 class Role(StrEnum):
@@ -61,6 +63,10 @@ class ModerationAction(StrEnum):
     END = "end"
     MAKE_COHOST = "make_cohost"
     REVOKE_COHOST = "revoke_cohost"
+    # Release a moderator's hold (hard mute) on a source; the participant still unmutes it themself.
+    UNMUTE = "unmute"
+    ALLOW_CAMERA = "allow_camera"
+    ALLOW_SCREEN = "allow_screen"
 
 
 TARGETED_ACTIONS = frozenset(
@@ -73,6 +79,9 @@ TARGETED_ACTIONS = frozenset(
         ModerationAction.REJECT,
         ModerationAction.MAKE_COHOST,
         ModerationAction.REVOKE_COHOST,
+        ModerationAction.UNMUTE,
+        ModerationAction.ALLOW_CAMERA,
+        ModerationAction.ALLOW_SCREEN,
     }
 )
 
@@ -171,6 +180,20 @@ class RestartMedia:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AskUnmute:
+    """A participant whose ``source`` a moderator holds asks the moderators to release it."""
+
+    source: Source
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClaimHost:
+    """Become host with the room's host key (attempt-limited)."""
+
+    host_key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -187,6 +210,8 @@ ClientMessage = (
     | React
     | Moderate
     | RestartMedia
+    | AskUnmute
+    | ClaimHost
     | Leave
 )
 
@@ -202,6 +227,8 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
     React: "reaction",
     Moderate: "moderate",
     RestartMedia: "restart_media",
+    AskUnmute: "ask_unmute",
+    ClaimHost: "claim_host",
     Leave: "leave",
 }
 
@@ -212,6 +239,7 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
 class TokenJoin:
     token: str
     display_name: str | None
+    rejoin_key: str | None = None  # from an earlier `joined` of this meeting (see Conference bans)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,6 +249,7 @@ class PasscodeJoin:
     display_name: str
     # A random id the browser keeps (localStorage): lets a moderator's removal stick to a passcode guest.
     device_id: str | None = None
+    rejoin_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -255,6 +284,8 @@ class ParticipantInfo:
     hand_raised: bool
     muted: tuple[Source, ...]
     tracks: tuple[TrackInfo, ...]
+    held: tuple[Source, ...] = ()  # held by a moderator (hard mute): only a moderator releases them
+    unmute_asked: tuple[Source, ...] = ()  # held sources the participant asked the moderators to release
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -306,6 +337,8 @@ class Joined:
     chat: tuple[ChatEntry, ...]
     lobby: tuple[LobbyEntry, ...]
     upload_url: str | None
+    # Signed by this meeting: sent back in `auth` on a later join, it tells the server who this is (bans).
+    rejoin_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -346,7 +379,7 @@ class HostChanged:
     """The last host left for good; ``participant_id`` is the host now."""
 
     participant_id: str
-    previous_host_id: str
+    previous_host_id: str | None  # None when a host key was claimed in a meeting without a host
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -404,6 +437,22 @@ class MediaRequest:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MediaAllowed:
+    """A moderator released its hold on your ``source``: you may unmute it again (it stays as you left it)."""
+
+    source: Source
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnmuteAsked:
+    """To moderators: a participant asks them to release the hold on ``source``."""
+
+    participant_id: str
+    display_name: str
+    source: Source
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MediaFailed:
     """The SFU saw this PeerConnection of yours fail: renegotiate it on a new one (restart_media), or leave
     with reason media_failed after ``seconds_left``."""
@@ -447,6 +496,8 @@ ServerMessage = (
     | PublishAnswer
     | SubscribeOffer
     | MediaRequest
+    | MediaAllowed
+    | UnmuteAsked
     | PublishLayers
     | MediaFailed
     | Chat
@@ -471,6 +522,8 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     PublishAnswer: "publish_answer",
     SubscribeOffer: "subscribe_offer",
     MediaRequest: "media_request",
+    MediaAllowed: "media_allowed",
+    UnmuteAsked: "unmute_asked",
     PublishLayers: "publish_layers",
     MediaFailed: "media_failed",
     Chat: "chat",
@@ -631,6 +684,10 @@ def parse(event: str, data: object, *, chat_max_length: int) -> ClientMessage:
             return _moderate(d)
         case "restart_media":
             return RestartMedia(_pc(d))
+        case "ask_unmute":
+            return AskUnmute(_enum(d, "source", Source))
+        case "claim_host":
+            return ClaimHost(_str(d, "host_key", MAX_HOST_KEY_LENGTH))
         case "leave":
             return Leave()
     raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}")
@@ -643,13 +700,22 @@ def parse_auth(auth: object, *, display_name_max_length: int) -> JoinRequest:
         return Reconnect(_str(d, "reconnect_token", 200))
     name = _opt_str(d, "display_name", display_name_max_length)
     if "token" in d:
-        return TokenJoin(_str(d, "token", 4_000), name)
+        return TokenJoin(_str(d, "token", 4_000), name, _rejoin_key(d))
     number = _str(d, "meeting_number", 20)
     if "access_token" in d:
         return LoginJoin(number, _str(d, "access_token", 4_000), name)
     if name is None:
         raise _bad("'display_name' is required to join with a passcode")
-    return PasscodeJoin(number, _str(d, "passcode", 64, allow_empty=True), name, _device_id(d))
+    return PasscodeJoin(
+        number, _str(d, "passcode", 64, allow_empty=True), name, _device_id(d), _rejoin_key(d)
+    )
+
+
+def _rejoin_key(d: Mapping[str, object]) -> str | None:
+    value = _opt_str(d, "rejoin_key", 128)
+    if value is not None and not REJOIN_KEY.fullmatch(value):
+        raise _bad("'rejoin_key' is not one this server issued")
+    return value
 
 
 def _device_id(d: Mapping[str, object]) -> str | None:

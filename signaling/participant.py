@@ -19,8 +19,10 @@ from signaling.messages import (
     CLIENT_EVENT_NAMES,
     JSON,
     SYSTEM_ROLES,
+    AskUnmute,
     Candidate,
     ChatSend,
+    ClaimHost,
     ClientMessage,
     Error,
     Hand,
@@ -151,6 +153,7 @@ class Participant:
         self.hand_raised = False
         self.self_muted: set[Source] = set()
         self.held: set[Source] = set()  # stopped by a moderator: the SFU does not forward these
+        self.unmute_asked: set[Source] = set()  # held sources this participant asked to have released
         self.tracks: dict[str, TrackInfo] = {}
         self.peer: PeerPort | None = None
         self.grace_timer: Timer | None = None
@@ -224,7 +227,14 @@ class Participant:
     def info(self) -> ParticipantInfo:
         muted = tuple(s for s in Source if s in self.self_muted or s in self.held)
         return ParticipantInfo(
-            self.id, self.display_name, self.role, self.hand_raised, muted, tuple(self.tracks.values())
+            self.id,
+            self.display_name,
+            self.role,
+            self.hand_raised,
+            muted,
+            tuple(self.tracks.values()),
+            tuple(s for s in Source if s in self.held),
+            tuple(s for s in Source if s in self.unmute_asked),
         )
 
     async def wait_joined(self) -> bool:
@@ -370,6 +380,10 @@ class Participant:
                 conference.react(self, item.reaction)
             case Moderate():
                 conference.moderate(self, item)
+            case AskUnmute():
+                conference.moderation.ask_unmute(self, item.source)
+            case ClaimHost():
+                conference.moderation.claim_host(self, item.host_key)
             case Admitted():
                 pass  # a late duplicate; already in
             case _:

@@ -58,11 +58,23 @@ class RoomView:
     window: Window | None = None  # the booked occurrence admitting now; None for an ad hoc meeting
     booking_id: int | None = None
     occurrence_start: datetime | None = None
+    host_key: str | None = None  # entered in the meeting (claim_host) to become host
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user as the meeting server needs it to trust a login: read afresh at every join."""
+
+    user_id: int
+    account_id: int | None
+    role: str
+    display_name: str
 
 
 class MeetingStore(Protocol):
     async def room_by_number(self, meeting_number: str, *, now: datetime) -> RoomView | None: ...
     async def room_by_id(self, room_id: int, *, now: datetime) -> RoomView | None: ...
+    async def user(self, user_id: int) -> UserView | None: ...
     async def start_meeting(self, room: RoomView, *, now: datetime) -> int: ...
     async def end_meeting(self, meeting_id: int, *, reason: str, now: datetime) -> None: ...
     async def record_join(

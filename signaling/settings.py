@@ -47,3 +47,8 @@ class SignalingSettings(BaseModel):
     passcode_forgive_seconds: float = Field(default=120.0, gt=0)
     # Client addresses (and, apart, meetings) whose failures are remembered; bounds the memory of the limits.
     passcode_tracked_keys: int = Field(default=10_000, ge=1)
+    # Wrong host keys (claim_host): a participant gets host_key_attempts_per_participant in one stay; the
+    # meeting takes at most host_key_attempts_per_meeting within host_key_window_seconds from everyone.
+    host_key_attempts_per_participant: int = Field(default=5, ge=1)
+    host_key_attempts_per_meeting: int = Field(default=10, ge=1)
+    host_key_window_seconds: float = Field(default=600.0, gt=0)

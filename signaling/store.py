@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 from rooms import meetings
 from rooms.database import Database
-from rooms.models import Room
+from rooms.models import Room, User
 from rooms.settings import RoomsSettings
-from signaling.ports import RoomView
+from signaling.ports import RoomView, UserView
 
 
 class RoomsMeetingStore:
@@ -47,6 +47,7 @@ class RoomsMeetingStore:
             window=found.window,
             booking_id=None if found.booking is None else found.booking.id,
             occurrence_start=None if found.occurrence is None else found.occurrence.start,
+            host_key=room.host_key,
         )
 
     async def room_by_number(self, meeting_number: str, *, now: datetime) -> RoomView | None:
@@ -57,6 +58,13 @@ class RoomsMeetingStore:
         async with self._db.session() as session:
             room = await session.get(Room, room_id)
         return None if room is None else await self._view(room, now)
+
+    async def user(self, user_id: int) -> UserView | None:
+        async with self._db.session() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            return None
+        return UserView(user.id, user.account_id, user.role, user.display_name)
 
     async def start_meeting(self, room: RoomView, *, now: datetime) -> int:
         async with self._writing():

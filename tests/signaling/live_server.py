@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from signaling.server import MeetingServer, socketio_server
 from signaling.settings import SignalingSettings
 from signaling.store import RoomsMeetingStore
 from tests.signaling.signaling_fakes import SECRET, T0, WAIT, FakeClock, FakeSfu, join_token
+
+HOUR = timedelta(hours=1)
 
 
 class Client:
@@ -77,6 +80,27 @@ class Live:
         self.clients.append(client)
         await client.connect(self.url, auth, user_agent)
         return client
+
+    async def add_user(self, role: str = "organizer", *, account_id: int | None = -1) -> int:
+        """A user in the database (of the room's account unless told otherwise); returns its id."""
+        from rooms.users import create_user
+
+        account = self.room.account_id if account_id == -1 else account_id
+        email = f"user{len(self.clients)}-{role}@example.com"
+        user = await create_user(
+            self.db, email=email, password="password-1", role=role, account_id=account, now=self.clock.now()
+        )
+        return user.id
+
+    def login(self, user_id: int, role: str = "organizer", *, account_id: int | None = -1) -> dict[str, Any]:
+        """The auth of a LoginJoin with a fresh access token for ``user_id``."""
+        from rooms.tokens import mint_access_token
+
+        account = self.room.account_id if account_id == -1 else account_id
+        access, _ = mint_access_token(
+            SECRET, user_id=user_id, account_id=account, role=role, now=self.clock.now(), ttl=HOUR
+        )
+        return {"meeting_number": self.room.meeting_number, "access_token": access}
 
     async def join(self, role: str, name: str, client: Client | None = None) -> tuple[Client, Any]:
         client = client or Client()

@@ -16,7 +16,7 @@ import socketio
 from rooms.policy import Terms, Window
 from rooms.tokens import mint_join_token
 from sfu.events import RouterEvent
-from signaling.ports import RoomView
+from signaling.ports import RoomView, UserView
 from signaling.server import MeetingServer
 from signaling.settings import SignalingSettings
 
@@ -181,6 +181,7 @@ class FakeStore:
         self.meetings: dict[int, MeetingRow] = {}
         self.attendance: list[AttendanceRow] = []
         self.left = asyncio.Condition()
+        self.users: dict[int, UserView] = {}
 
     def add_room(
         self,
@@ -192,15 +193,25 @@ class FakeStore:
         lobby: bool = False,
         max_session: timedelta | None = None,
         window: Window | None = None,
+        host_key: str | None = "135790",
     ) -> RoomView:
         room = RoomView(
-            room_id, 7, number, f"Room {room_id}", Terms(capacity, passcode, lobby, max_session), window
+            room_id,
+            7,
+            number,
+            f"Room {room_id}",
+            Terms(capacity, passcode, lobby, max_session),
+            window,
+            host_key=host_key,
         )
         self.rooms[room_id] = room
         return room
 
     async def room_by_number(self, meeting_number: str, *, now: datetime) -> RoomView | None:
         return next((r for r in self.rooms.values() if r.meeting_number == meeting_number), None)
+
+    async def user(self, user_id: int) -> UserView | None:
+        return self.users.get(user_id)
 
     async def room_by_id(self, room_id: int, *, now: datetime) -> RoomView | None:
         return self.rooms.get(room_id)

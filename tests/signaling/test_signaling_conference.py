@@ -18,6 +18,7 @@ from sfu.events import (
     TrackUnpublished,
 )
 from signaling.messages import LeaveReason
+from signaling.ports import UserView
 from tests.signaling.signaling_fakes import SECRET, T0, Harness, Refused, join_token
 
 
@@ -380,6 +381,9 @@ HOUR = timedelta(hours=1)
 
 async def test_a_logged_in_organizer_joins_as_host(harness: Harness) -> None:
     room = harness.store.add_room(lobby=True)
+    for user in (UserView(3, room.account_id, "organizer", ""), UserView(4, 99, "organizer", "")):
+        harness.store.users[user.user_id] = user
+    harness.store.users[5] = UserView(5, None, "admin", "")
     mine, _ = mint_access_token(
         SECRET, user_id=3, account_id=room.account_id, role="organizer", now=T0, ttl=HOUR
     )

@@ -23,9 +23,10 @@ from signaling.media_gate import MediaGate
 from signaling.messages import EndReason
 from signaling.server import MeetingServer, socketio_server
 from signaling.store import RoomsMeetingStore
-from web import health, pages, ui
+from web import health, pages, proxies, ui
 from web.api import create_api
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
+from web.proxies import CLIENT_ADDRESS
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
@@ -88,6 +89,8 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app = web.Application(middlewares=[_metrics_middleware(registry)], client_max_size=8 * 1024 * 1024)
     app[CLOCK] = clock
     app[METRICS] = registry
+    # The one client-address function (trusted proxies' X-Forwarded-For); sub-applications reach it too.
+    app[CLIENT_ADDRESS] = proxies.resolver(proxies.parse_networks(settings.server.trusted_proxies))
     app[VERSION] = version("yunhui")
 
     # The engine is created now (no connection is made until first use) so that sub-applications can be

@@ -8,6 +8,7 @@ Every package owns its own section model; this module only composes them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,8 +68,21 @@ class ServerSettings(_Section):
     tls_key: Path | None = None
     public_url: str | None = None
     shutdown_timeout: float = Field(default=8.0, gt=0, le=60)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: the client is the rightmost
+    # hop that is not one of them (web/proxies.py). Empty: the connection's peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     _readable_cert = field_validator("tls_cert", "tls_key")(_check_readable)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
     @model_validator(mode="after")
     def _cert_and_key_together(self) -> ServerSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from web.api.base import (
     THROTTLE,
     Api,
     ApiError,
+    error_response,
     owned,
     parse_body,
     parse_query,
@@ -39,6 +41,7 @@ from web.api.schemas import (
     UserIn,
     UserOut,
 )
+from web.proxies import client_address
 
 api = Api()
 
@@ -56,15 +59,25 @@ api = Api()
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginIn)
     app = request.app
-    address = request.remote or ""
+    # Behind a trusted proxy, the client's address from X-Forwarded-For (web/proxies.py).
+    address = client_address(request)
     throttle = app[THROTTLE]
-    if throttle.blocked(body.email, address, app[CLOCK]()):
-        raise ApiError(429, "too_many_attempts", "too many failed logins; try again later")
-    user = await users.authenticate(app[DB], email=body.email, password=body.password)
+    wait = throttle.begin(body.email, address, app[CLOCK]())
+    if wait:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        refused = error_response(
+            429, "too_many_attempts", f"too many failed logins; try again in {seconds} s"
+        )
+        refused.headers["Retry-After"] = str(seconds)
+        return refused
+    success: bool | None = None
+    try:
+        user = await users.authenticate(app[DB], email=body.email, password=body.password)
+        success = user is not None
+    finally:
+        throttle.end(body.email, address, app[CLOCK](), success=success)
     if user is None:
-        throttle.failed(body.email, address, app[CLOCK]())
         raise ApiError(401, "bad_credentials", "wrong e-mail or password")
-    throttle.succeeded(body.email, address)
     token, expires_at = mint_access_token(
         app[SECRET_KEY],
         user_id=user.id,

@@ -1,47 +1,196 @@
-"""Failed-login throttling: per e-mail and client address, in memory, on the injected clock."""
+"""Failed-login back-off, in memory, on the injected clock: slows guessing without locking the owner out.
+
+Two keys. Per (client address, account): after ``free`` failures each more blocks that pair for a delay that
+doubles up to a cap; only the address that failed waits, so failures from an attacker's address never slow
+the owner's. Per account (all addresses together): the same back-off against many addresses guessing one
+password. A per-account limit that refused everyone would hand any attacker a lockout of the real owner, so
+it only slows: while an account is in back-off, an address with no failures on record *for that account*
+still has its password checked (a new address with the right password always gets in at once); an address
+that failed recently waits until the account's back-off ends or its own failures are forgiven. Each
+attacking address therefore gets one guess per forgiveness period during an attack. There is no CAPTCHA.
+
+Attempts still being checked (password hashing takes a while) count as failures for the ones behind them,
+or a thousand parallel requests would all be checked before the first failure is recorded.
+
+Memory is bounded: at most ``max_keys`` entries per table. Entries that have earned a back-off are evicted
+only after every entry that has not, so junk e-mails (one failure each) flush each other, not the keys
+whose back-off is worth keeping.
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from web.proxies import address_key
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """``free`` failures cost nothing; the n-th beyond them blocks for ``base·2^(n-1)``, at most ``cap``.
+    One failure is forgiven every ``forgive``, so a key left alone returns to zero."""
+
+    free: int
+    base: timedelta
+    cap: timedelta
+    forgive: timedelta
+
+    def delay(self, failures: int) -> timedelta:
+        beyond = failures - self.free
+        if beyond <= 0:
+            return timedelta(0)
+        # Bounded exponent: 2**beyond overflows timedelta long before it would matter.
+        doubled: timedelta = self.base * (2 ** min(beyond - 1, 40))
+        return min(self.cap, doubled)
+
+
+@dataclass(slots=True)
+class _Entry:
+    failures: int
+    since: datetime  # failures are forgiven one per Backoff.forgive from here
+    blocked_until: datetime
+
+
+class _Table:
+    """Failures of one kind of key: a leaky counter with a block time, in a two-segment LRU."""
+
+    def __init__(self, backoff: Backoff, max_keys: int) -> None:
+        self.backoff = backoff
+        self._max_keys = max_keys
+        self._calm: OrderedDict[str, _Entry] = OrderedDict()  # never beyond the free failures
+        self._hot: OrderedDict[str, _Entry] = OrderedDict()  # earned a back-off at least once
+
+    def __len__(self) -> int:
+        return len(self._calm) + len(self._hot)
+
+    def _get(self, key: str, now: datetime) -> _Entry | None:
+        entry = self._calm.get(key) or self._hot.get(key)
+        if entry is None:
+            return None
+        forgiven = min(entry.failures, max(0, int((now - entry.since) / self.backoff.forgive)))
+        entry.failures -= forgiven
+        entry.since += self.backoff.forgive * forgiven
+        if entry.failures == 0 and entry.blocked_until <= now:
+            self.forget(key)
+            return None
+        return entry
+
+    def failures(self, key: str, now: datetime) -> int:
+        entry = self._get(key, now)
+        return 0 if entry is None else entry.failures
+
+    def blocked_for(self, key: str, now: datetime) -> timedelta:
+        entry = self._get(key, now)
+        return timedelta(0) if entry is None else max(timedelta(0), entry.blocked_until - now)
+
+    def clean_in(self, key: str, now: datetime) -> timedelta:
+        """How long until ``key`` has no failures on record (zero: it has none)."""
+        entry = self._get(key, now)
+        if entry is None:
+            return timedelta(0)
+        return max(entry.since + self.backoff.forgive * entry.failures, entry.blocked_until) - now
+
+    def failed(self, key: str, now: datetime) -> None:
+        entry = self._get(key, now) or _Entry(0, now, now)
+        if entry.failures == 0:
+            entry.since = now
+        entry.failures += 1
+        delay = self.backoff.delay(entry.failures)
+        if delay:
+            entry.blocked_until = max(entry.blocked_until, now + delay)
+        hot = bool(delay) or key in self._hot
+        self.forget(key)
+        (self._hot if hot else self._calm)[key] = entry
+        while len(self) > self._max_keys:
+            # The key just written is the newest of its segment: popitem(last=False) takes it only if alone.
+            calm_others = len(self._calm) - (key in self._calm)
+            (self._calm if calm_others else self._hot).popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        self._calm.pop(key, None)
+        self._hot.pop(key, None)
+
+
+# How long to wait for attempts already being checked (one password hash: well under a second).
+PENDING_WAIT = timedelta(seconds=1)
+PAIR_BACKOFF = Backoff(
+    free=5, base=timedelta(seconds=1), cap=timedelta(minutes=5), forgive=timedelta(minutes=10)
+)
+ACCOUNT_BACKOFF = Backoff(
+    free=20, base=timedelta(seconds=1), cap=timedelta(minutes=5), forgive=timedelta(minutes=1)
+)
+
+
+def _count(counts: dict[str, int], key: str, step: int) -> None:
+    value = counts.get(key, 0) + step
+    if value > 0:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
 
 
 class LoginThrottle:
-    """After `attempts` failures within `window`, a (e-mail, address) pair is refused until they age out."""
+    """Failed logins per (client address, e-mail) and per e-mail (see the module's docstring).
+
+    Every attempt ``begin`` allows (returns zero) must be finished with ``end``."""
 
     def __init__(
-        self, *, attempts: int = 10, window: timedelta = timedelta(minutes=15), max_keys: int = 10_000
-    ):
-        self._attempts = attempts
-        self._window = window
-        self._max_keys = max_keys
-        self._failures: OrderedDict[tuple[str, str], deque[datetime]] = OrderedDict()
+        self,
+        *,
+        per_pair: Backoff = PAIR_BACKOFF,
+        per_account: Backoff = ACCOUNT_BACKOFF,
+        max_keys: int = 10_000,
+    ) -> None:
+        self._pairs = _Table(per_pair, max_keys)
+        self._accounts = _Table(per_account, max_keys)
+        self._pending_pairs: dict[str, int] = {}
+        self._pending_accounts: dict[str, int] = {}
 
-    def __len__(self) -> int:
-        """How many (e-mail, address) pairs are tracked."""
-        return len(self._failures)
+    def tracked(self) -> tuple[int, int]:
+        """How many (address, account) pairs and accounts have failures on record."""
+        return len(self._pairs), len(self._accounts)
 
-    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self._window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    @staticmethod
+    def _keys(email: str, address: str) -> tuple[str, str]:
+        account = email.strip().lower()
+        return f"{address_key(address)} {account}", account
 
-    def blocked(self, email: str, address: str, now: datetime) -> bool:
-        return len(self._recent((email.strip().lower(), address), now)) >= self._attempts
+    def begin(self, email: str, address: str, now: datetime) -> timedelta:
+        """Zero: check the password now (then call ``end``); else refuse unchecked and retry after this."""
+        pair, account = self._keys(email, address)
+        own = self._pairs.blocked_for(pair, now)
+        if own:
+            return own
+        pending = self._pending_pairs.get(pair, 0)
+        if pending and self._pairs.failures(pair, now) + pending > self._pairs.backoff.free:
+            return PENDING_WAIT
+        wait = self._accounts.blocked_for(account, now)
+        account_pending = self._pending_accounts.get(account, 0)
+        if (
+            not wait
+            and account_pending
+            and self._accounts.failures(account, now) + account_pending > self._accounts.backoff.free
+        ):
+            wait = PENDING_WAIT
+        if wait:
+            # The account is under attack: only addresses that failed at it recently are slowed.
+            clean = PENDING_WAIT if pending else self._pairs.clean_in(pair, now)
+            if clean:
+                return min(wait, clean)
+        _count(self._pending_pairs, pair, +1)
+        _count(self._pending_accounts, account, +1)
+        return timedelta(0)
 
-    def failed(self, email: str, address: str, now: datetime) -> None:
-        key = (email.strip().lower(), address)
-        failures = self._recent(key, now)
-        failures.append(now)
-        self._failures[key] = failures
-        self._failures.move_to_end(key)
-        while len(self._failures) > self._max_keys:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, email: str, address: str) -> None:
-        self._failures.pop((email.strip().lower(), address), None)
+    def end(self, email: str, address: str, now: datetime, *, success: bool | None) -> None:
+        """Finish an allowed attempt: ``success`` True (signed in), False (wrong password) or None (not
+        decided, e.g. the database failed). A success clears that address's failures for the account only:
+        the account's own count stays, since an attack on it from elsewhere goes on."""
+        pair, account = self._keys(email, address)
+        _count(self._pending_pairs, pair, -1)
+        _count(self._pending_accounts, account, -1)
+        if success is True:
+            self._pairs.forget(pair)
+        elif success is False:
+            self._pairs.failed(pair, now)
+            self._accounts.failed(account, now)

@@ -70,7 +70,10 @@ async def start_meeting(
     now: datetime,
     booking_id: int | None = None,
     occurrence_start: datetime | None = None,
+    worker_id: int | None = None,
 ) -> Meeting:
+    """Start a meeting. `worker_id` is the run hosting it (rooms.workers); without it the run's next
+    heartbeat claims it, and crash recovery gives an unclaimed one to the run of its slot up at its start."""
     async with db.writer() as session:
         room = await session.get(Room, room_id)
         if room is None:
@@ -81,6 +84,7 @@ async def start_meeting(
             booking_id=booking_id,
             occurrence_start=occurrence_start,
             started_at=now,
+            worker_id=worker_id,
         )
         session.add(meeting)
         await session.commit()

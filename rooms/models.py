@@ -136,6 +136,22 @@ class Booking(Base):
     updated_at: Mapped[datetime]
 
 
+class Worker(Base):
+    """One run of a server process: its heartbeat, and the owner of the meetings it hosts."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The worker slot ("main" for the single process): a new run of a slot proves the previous one is dead.
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+    # Set by a clean stop; a run that stops without it crashed.
+    stopped_at: Mapped[datetime | None]
+
+
 class Meeting(Base):
     __tablename__ = "meetings"
 
@@ -147,6 +163,8 @@ class Meeting(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(40))
+    # The worker run that hosts the meeting; crash recovery closes it at that run's last heartbeat.
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), index=True)
 
 
 class Attendance(Base):

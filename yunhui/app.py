@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
@@ -16,6 +18,7 @@ from rooms.billing.run import run_billing
 from rooms.database import Database
 from rooms.errors import RoomsError
 from rooms.tokens import verify_join_token
+from rooms.workers import Recovery, beat, stale_after, start_worker, stop_worker
 from sfu.sfu import Sfu
 from sfu.whip import whip_app
 from signaling.files_app import files_app
@@ -32,6 +35,10 @@ from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
 
 BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
+HEARTBEAT_JOB = web.AppKey("heartbeat_job", PeriodicJob)
+RECOVERY = web.AppKey("recovery", Recovery)
+# The worker slot of the single process; a run of a slot proves every earlier run of it dead (rooms.workers).
+WORKER_NAME = "main"
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +127,41 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         clock=clock,
     )
 
+    interval = settings.jobs.heartbeat_interval_seconds
+    worker_id: int | None = None
+
+    async def heartbeat_run() -> None:
+        if worker_id is not None:
+            live = [c.meeting_id for c in meetings.conferences() if c.meeting_id is not None]
+            await beat(database, worker_id, now=clock(), meeting_ids=live)
+
+    heartbeat = PeriodicJob("heartbeat", heartbeat_run, interval)
+    app[HEARTBEAT_JOB] = heartbeat
+
+    async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+        # Before meetings start and before the listener opens: close what a crashed run left open.
+        nonlocal worker_id
+        recovery = await start_worker(
+            database,
+            name=WORKER_NAME,
+            now=clock(),
+            stale_after=stale_after(dt.timedelta(seconds=interval)),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        worker_id = recovery.worker_id
+        app[RECOVERY] = recovery
+        if recovery.closed:
+            log.warning(
+                "crash recovery: closed %d meeting(s) a previous run left open (%s); %d outage(s) recorded",
+                len(recovery.closed), ", ".join(str(c.meeting_id) for c in recovery.closed),
+                len(recovery.outages),
+            )  # fmt: skip
+        heartbeat.start()
+        yield
+        await heartbeat.close()
+        await stop_worker(database, recovery.worker_id, now=clock())
+
     async def sfu_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         await sfu.close()
@@ -172,7 +214,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         yield
         await billing.close()
 
-    app.cleanup_ctx.extend([database_ctx, sfu_ctx, conferences_ctx, socketio_ctx, jobs_ctx])
+    app.cleanup_ctx.extend([database_ctx, worker_ctx, sfu_ctx, conferences_ctx, socketio_ctx, jobs_ctx])
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
     app.add_routes(ui.routes)

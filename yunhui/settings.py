@@ -121,6 +121,9 @@ class SecuritySettings(_Section):
 class JobSettings(_Section):
     # The billing run is idempotent; running it often only brings notices and suspensions forward.
     billing_interval_seconds: float = Field(default=3600.0, ge=1.0)
+    # How often the process writes its heartbeat: after a crash its meetings are closed at the last one, so
+    # this bounds how much of a crashed meeting is lost from reports (and added to the recorded outage).
+    heartbeat_interval_seconds: float = Field(default=60.0, ge=0.1, le=3600.0)
 
 
 class Settings(BaseSettings):

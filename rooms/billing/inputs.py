@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
@@ -13,11 +14,12 @@ from rooms.billing.contract import ContractTerms
 from rooms.billing.credits import LiveEvent
 from rooms.billing.credits import Outage as OutageFact
 from rooms.billing.invoice import BillingInputs, CreditNoteFact, SettledInvoice, SiteInfo
-from rooms.billing.metering import Stay, Usage
+from rooms.billing.metering import Stay, Usage, stay_limit
 from rooms.billing.models import Contract, CreditNote, Invoice, Outage, SiteServiceChange, UsageRecord
 from rooms.billing.money import ZERO
 from rooms.billing.periods import Period, local_midnight
-from rooms.models import Attendance, Meeting, Site
+from rooms.models import Attendance, Meeting, Room, Site
+from rooms.workers import SERVER_CRASH
 
 
 async def changes_of(session: AsyncSession, account_id: int) -> list[ServiceChange]:
@@ -31,17 +33,55 @@ async def changes_of(session: AsyncSession, account_id: int) -> list[ServiceChan
     return [ServiceChange(r.site_id, r.on, ServiceChangeKind(r.kind), r.endpoints) for r in rows]
 
 
+def _max_session(minutes: int | None) -> timedelta | None:
+    return None if minutes is None else timedelta(minutes=minutes)
+
+
 async def stays_of(session: AsyncSession, account_id: int, lo: datetime, hi: datetime) -> list[Stay]:
+    """The account's stays overlapping [lo, hi), each bounded by its meeting's end or maximum session."""
     rows = (
-        await session.scalars(
-            select(Attendance).where(
+        await session.execute(
+            select(Attendance, Meeting.started_at, Meeting.ended_at, Room.max_session_minutes)
+            .join(Meeting, Meeting.id == Attendance.meeting_id)
+            .join(Room, Room.id == Meeting.room_id)
+            .where(
                 Attendance.account_id == account_id,
                 Attendance.joined_at < hi,
                 (Attendance.left_at.is_(None)) | (Attendance.left_at > lo),
             )
         )
     ).all()
-    return [Stay(r.kind, r.joined_at, r.left_at, r.endpoint_id, r.meeting_id) for r in rows]
+    return [
+        Stay(
+            r.kind,
+            r.joined_at,
+            r.left_at,
+            r.endpoint_id,
+            r.meeting_id,
+            until=stay_limit(
+                meeting_started_at=started, meeting_ended_at=ended, max_session=_max_session(minutes)
+            ),
+        )
+        for r, started, ended, minutes in rows
+    ]
+
+
+def _event_end(
+    meeting: Meeting, max_session: timedelta | None, outages: Sequence[OutageFact], hi: datetime
+) -> datetime:
+    """When a live event ended as the event credits see it: its meeting's end, or while it has none the
+    earlier of `hi` and its maximum session. A crash closes the meeting at its last heartbeat, where the
+    crash's outage begins: such an event counts until the service came back, so the interruption is credited
+    against it."""
+    end = meeting.ended_at
+    if end is None:
+        limit = stay_limit(
+            meeting_started_at=meeting.started_at, meeting_ended_at=None, max_session=max_session
+        )
+        return hi if limit is None else min(hi, limit)
+    if meeting.end_reason == SERVER_CRASH:
+        end = max([end, *(o.end for o in outages if o.start <= end <= o.end)])
+    return end
 
 
 async def gather_inputs(
@@ -74,8 +114,10 @@ async def gather_inputs(
         .distinct()
     )
     meetings = (
-        await session.scalars(
-            select(Meeting).where(
+        await session.execute(
+            select(Meeting, Room.max_session_minutes)
+            .join(Room, Room.id == Meeting.room_id)
+            .where(
                 Meeting.account_id == account_id,
                 Meeting.started_at >= lo,
                 Meeting.started_at < hi,
@@ -83,6 +125,7 @@ async def gather_inputs(
             )
         )
     ).all()
+    outage_facts = tuple(OutageFact(o.start, o.end, o.account_id) for o in outages)
     settled = (
         await session.scalars(
             select(Invoice).where(
@@ -117,8 +160,11 @@ async def gather_inputs(
         sites=tuple(SiteInfo(s.id, s.name) for s in sorted(sites, key=lambda s: s.id)),
         changes=tuple(changes),
         usage=tuple(Usage(r.kind, r.month, r.quantity) for r in usage_rows),
-        live_events=tuple(LiveEvent(m.id, m.started_at, m.ended_at or hi) for m in meetings),
-        outages=tuple(OutageFact(o.start, o.end, o.account_id) for o in outages),
+        live_events=tuple(
+            LiveEvent(m.id, m.started_at, _event_end(m, _max_session(n), outage_facts, hi))
+            for m, n in meetings
+        ),
+        outages=outage_facts,
         settled=tuple(
             SettledInvoice(i.number or "", i.amount_due, i.due_date, i.paid_on)
             for i in settled

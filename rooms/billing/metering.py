@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 GB = Decimal(10**9)
@@ -20,6 +20,8 @@ class Stay:
     left_at: datetime | None  # None while still in the meeting
     endpoint_id: int | None = None
     meeting_id: int | None = None
+    # The latest instant the stay can count to (see stay_limit); None when nothing bounds it.
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,24 @@ class Usage:
     quantity: Decimal
 
 
+def stay_limit(
+    *, meeting_started_at: datetime, meeting_ended_at: datetime | None, max_session: timedelta | None
+) -> datetime | None:
+    """The latest instant a stay in a meeting may be billed to: the meeting's end; while the meeting has none,
+    its start plus the room's maximum session length (the server would have ended it then)."""
+    if meeting_ended_at is not None:
+        return meeting_ended_at
+    if max_session is not None:
+        return meeting_started_at + max_session
+    return None
+
+
+def counted_end(stay: Stay, now: datetime) -> datetime:
+    """Where a stay stops counting: its leave, but never past its meeting's limit nor `now`. A row left open
+    by a crash would otherwise be billed up to every later month's end."""
+    return min(t for t in (stay.left_at, stay.until, now) if t is not None)
+
+
 def _clip(
     start: datetime, end: datetime | None, lo: datetime, hi: datetime
 ) -> tuple[datetime, datetime] | None:
@@ -47,10 +67,12 @@ def _clip(
 
 
 def participant_minutes(stays: Iterable[Stay], lo: datetime, hi: datetime) -> dict[str, int]:
-    """Minutes per kind inside [lo, hi); each stay's clipped part is rounded up to a whole minute."""
+    """Minutes per kind inside [lo, hi); each stay's clipped part is rounded up to a whole minute.
+
+    Here and below `hi` is also the present for open stays: callers pass at most `now`."""
     totals: dict[str, int] = {}
     for stay in stays:
-        span = _clip(stay.joined_at, stay.left_at, lo, hi)
+        span = _clip(stay.joined_at, counted_end(stay, hi), lo, hi)
         if span is None:
             continue
         seconds = (span[1] - span[0]).total_seconds()
@@ -80,7 +102,7 @@ def peak_concurrent_endpoints(stays: Iterable[Stay], lo: datetime, hi: datetime)
     for stay in stays:
         if stay.endpoint_id is None and stay.kind != "sip":
             continue
-        span = _clip(stay.joined_at, stay.left_at, lo, hi)
+        span = _clip(stay.joined_at, counted_end(stay, hi), lo, hi)
         if span is not None:
             spans.append(span)
     return peak_concurrency(spans)

@@ -67,6 +67,8 @@ class Outage(Base):
     start: Mapped[datetime]
     end: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(20))  # monitor, admin
+    # What interrupted the service when it is known, e.g. server_crash (recorded by crash recovery).
+    cause: Mapped[str | None] = mapped_column(String(40))
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]
 

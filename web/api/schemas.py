@@ -151,6 +151,8 @@ class RoomOut(Out):
     max_session_minutes: int | None
     lobby: bool
     created_at: datetime
+    # Only the account's own users see a room (organizers and admins): entered in a meeting to become host.
+    host_key: str = Field(description="digits entered in a meeting (claim_host) to become its host")
 
 
 # bookings

@@ -85,16 +85,18 @@ export function Rooms({ user, accountId }) {
       : html`<table class="table" id="rooms-table">
           <thead><tr>
             <th scope="col">${t("admin.rooms.name")}</th><th scope="col">${t("admin.rooms.number")}</th>
-            <th scope="col">${t("admin.rooms.passcode")}</th><th scope="col">${t("admin.rooms.capacity")}</th>
+            <th scope="col">${t("admin.rooms.passcode")}</th><th scope="col">${t("admin.rooms.host_key")}</th>
+            <th scope="col">${t("admin.rooms.capacity")}</th>
             <th scope="col">${t("admin.rooms.max_minutes")}</th><th scope="col">${t("admin.rooms.lobby")}</th>
             <th scope="col"><span class="visually-hidden">${t("admin.actions")}</span></th>
           </tr></thead>
           <tbody>
-            ${(rooms || []).length === 0 ? html`<tr><td colspan="7" class="muted">${t("admin.rooms.none")}</td></tr>` : null}
+            ${(rooms || []).length === 0 ? html`<tr><td colspan="8" class="muted">${t("admin.rooms.none")}</td></tr>` : null}
             ${(rooms || []).map((room) => html`<tr key=${room.id} data-room=${room.id}>
               <td>${room.name}</td>
               <td class="mono meeting-number">${room.meeting_number}</td>
               <td class="mono">${room.passcode || "–"}</td>
+              <td class="mono host-key" title=${t("admin.rooms.host_key_hint")}>${room.host_key}</td>
               <td>${room.capacity}</td>
               <td>${room.max_session_minutes ?? t("admin.rooms.unlimited")}</td>
               <td>${room.lobby ? t("admin.yes") : t("admin.no")}</td>

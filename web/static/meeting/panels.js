@@ -12,9 +12,10 @@ function ModeratorMenu({ person, client, selfRole }) {
     setOpen(false);
   };
   if (person.role === "host" && selfRole !== "host") return null;
+  const held = person.held || [];
   const items = [
-    ["mute", t("moderate.mute")],
-    ["stop_camera", t("moderate.stop_camera")],
+    held.includes("mic") ? ["unmute", t("moderate.unmute")] : ["mute", t("moderate.mute")],
+    held.includes("camera") ? ["allow_camera", t("moderate.allow_camera")] : ["stop_camera", t("moderate.stop_camera")],
     ["remove", t("moderate.remove")],
   ];
   if (selfRole === "host") {
@@ -34,6 +35,22 @@ function ModeratorMenu({ person, client, selfRole }) {
   </div>`;
 }
 
+/** A host key from the organizer makes anyone host (a meeting joined by guests only gets one this way). */
+function ClaimHost({ client }) {
+  const [key, setKey] = useState("");
+  const submit = (e) => {
+    e.preventDefault();
+    if (key.trim()) client.claimHost(key);
+    setKey("");
+  };
+  return html`<form class="claim-host" onSubmit=${submit}>
+    <label for="host-key">${t("host_key.label")}</label>
+    <input id="host-key" inputmode="numeric" autocomplete="off" maxlength="20" title=${t("host_key.hint")}
+      value=${key} onInput=${(e) => setKey(e.target.value)} />
+    <button type="submit" class="small" id="claim-host">${t("host_key.claim")}</button>
+  </form>`;
+}
+
 export function ParticipantsPanel({ people, client, lobby, locked }) {
   const selfRole = client.self?.role;
   const moderator = client.isModerator;
@@ -46,6 +63,7 @@ export function ParticipantsPanel({ people, client, lobby, locked }) {
             onClick=${() => client.moderate(locked ? "unlock" : "lock")}>${locked ? t("moderate.unlock") : t("moderate.lock")}</button>
         </div>`
       : null}
+    ${selfRole !== "host" && client.self ? html`<${ClaimHost} client=${client} />` : null}
     ${moderator && lobby.length
       ? html`<div class="lobby-list" aria-label=${t("panel.lobby")}>
           <h3>${t("panel.lobby_count", { count: lobby.length })}</h3>

@@ -43,6 +43,8 @@ function peopleOf(client, selfName) {
         hand: p.hand_raised,
         micMuted: p.muted.includes("mic") || !p.tracks.some((x) => x.source === "mic"),
         cameraMuted: p.muted.includes("camera"),
+        held: p.held || [],
+        unmuteAsked: p.unmute_asked || [],
         camera: mine.find((e) => e.source === "camera") || null,
         screen: mine.find((e) => e.source === "screen") || null,
       };
@@ -85,7 +87,14 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       setTimeout(() => setFloating((list) => list.filter((x) => x.id !== item.id)), 4000);
     };
     const onMediaRequest = (e) => setNotice(t(`notice.moderator_${e.detail}`));
-    const onError = (e) => setNotice(t("notice.request_failed", { message: e.detail.message }));
+    const onError = (e) => {
+      const code = e.detail.code;
+      if (code === "wrong_host_key" || code === "host_key_locked") setNotice(t(`notice.${code}`));
+      else setNotice(t("notice.request_failed", { message: e.detail.message }));
+    };
+    const onAllowed = () => setNotice(t("notice.media_allowed"));
+    const onAsked = (e) => setNotice(t("notice.unmute_asked", { name: e.detail.display_name }));
+    const onHost = (e) => e.detail.participant_id === client.self?.id && setNotice(t("notice.host_claimed"));
     const onChat = () => setUnread((n) => n + 1);
     const onDeviceError = (e) => setNotice(t(`device.${e.detail.source}_${e.detail.code}`));
     const onMedia = (e) =>
@@ -102,7 +111,13 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     client.addEventListener("media-request", onMediaRequest);
     client.addEventListener("protocol-error", onError);
     client.addEventListener("chat", onChat);
+    client.addEventListener("media-allowed", onAllowed);
+    client.addEventListener("unmute-asked", onAsked);
+    client.addEventListener("host-changed", onHost);
     return () => {
+      client.removeEventListener("media-allowed", onAllowed);
+      client.removeEventListener("unmute-asked", onAsked);
+      client.removeEventListener("host-changed", onHost);
       client.removeEventListener("warning", onWarning);
       client.removeEventListener("reaction", onReaction);
       client.removeEventListener("media-request", onMediaRequest);
@@ -180,6 +195,20 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       : null}
     ${notice ? html`<div class="banner info" role="status">${notice}
       <button type="button" class="icon-button" aria-label=${t("ui.close")} onClick=${() => setNotice(null)}><${Icon} name="close" size="16" /></button></div>` : null}
+    ${(client.self?.held || []).map((source) => html`<div class="banner warning" role="status" id=${`held-${source}`} key=${source}>
+        ${t(`held.${source}`)}
+        ${(client.self?.unmuteAsked || []).includes(source)
+          ? html`<span class="pill" id=${`asked-${source}`}>${t("held.asked")}</span>`
+          : html`<button type="button" class="small" id=${`ask-unmute-${source}`} onClick=${() => client.askUnmute(source)}>${t("held.ask")}</button>`}
+      </div>`)}
+    ${moderator
+      ? people.flatMap((p) => (p.unmuteAsked || []).map((source) => html`<div class="banner info" role="status"
+          key=${`${p.id}-${source}`} data-unmute-request=${p.id}>
+          <${Icon} name="hand" size="16" /> ${t(`unmute.asks_${source}`, { name: p.name })}
+          <button type="button" class="small primary" aria-label=${t("unmute.allow_name", { name: p.name })}
+            onClick=${() => client.moderate({ mic: "unmute", camera: "allow_camera", screen: "allow_screen" }[source], p.id)}>${t("unmute.allow")}</button>
+        </div>`))
+      : null}
     ${moderator && client.lobby.length && panel !== "people"
       ? html`<div class="banner info" role="status">${t("lobby.waiting_count", { count: client.lobby.length })}
           <button type="button" class="small" onClick=${() => setPanel("people")}>${t("lobby.review")}</button></div>`

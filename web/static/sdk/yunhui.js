@@ -43,10 +43,30 @@ export function qualityLevel(rtt, loss) {
  *
  * Events (CustomEvent, payload in `detail`): state, joined, lobby, refused, participants, self, tracks,
  * local-media, active-speaker, meeting, lobby-changed, warning, ended, left, chat, reaction, media-request,
+ * media-allowed, unmute-asked,
  * media, quality, protocol-error, device-error. See docs/sdk.md.
  */
+/** The rejoin key a meeting gave this browser (docs/protocol.md, "Who a removal keeps out"). */
+function rejoinKey(slot) {
+  try {
+    return localStorage.getItem(`yunhui.rejoin.${slot}`);
+  } catch {
+    return null;
+  }
+}
+
+function rememberRejoinKey(slot, key) {
+  try {
+    localStorage.setItem(`yunhui.rejoin.${slot}`, key);
+  } catch {
+    // No storage (a private window may refuse it): a rejoin after a removal of someone on this link waits in
+    // the lobby, like any newcomer.
+  }
+}
+
 /**
- * This browser's random id for passcode joins (kept in localStorage): a moderator's removal sticks to it.
+ * This browser's random id for passcode joins (kept in localStorage). Sent for older servers; it is not an
+ * identity (bans use the rejoin key the meeting signs).
  * Without storage (private windows may refuse it) every join gets a new one.
  */
 function deviceId() {
@@ -186,6 +206,10 @@ export class MeetingClient extends EventTarget {
       publish_answer: (d) => this._publisher?.answered(d.sdp),
       subscribe_offer: (d) => this._onSubscribeOffer(d),
       media_request: (d) => this._onMediaRequest(d.source),
+      // A moderator released its hold on our source: we may unmute (we stay muted until we do).
+      media_allowed: (d) => this._emit("media-allowed", d.source),
+      // To moderators: someone asks to have a hold released (also in its ParticipantInfo.unmute_asked).
+      unmute_asked: (d) => this._emit("unmute-asked", d),
       media_failed: (d) => this._onMedia(d.pc, "failed", true),
       publish_layers: (d) => this._publisher?.setLayers(d.mid, d.rids).catch(() => {}),
       chat: (d) => {
@@ -203,10 +227,18 @@ export class MeetingClient extends EventTarget {
     if (this._reconnectToken) return { reconnect_token: this._reconnectToken };
     const c = this._credentials || {};
     const name = c.displayName || null;
-    if (c.token) return { token: c.token, display_name: name };
     if (c.accessToken) return { meeting_number: c.meetingNumber, access_token: c.accessToken, display_name: name };
+    const key = rejoinKey(this._rejoinSlot());
+    const rejoin = key ? { rejoin_key: key } : {};
+    if (c.token) return { token: c.token, display_name: name, ...rejoin };
     const guest = { meeting_number: c.meetingNumber, passcode: c.passcode || "", display_name: name };
-    return { ...guest, device_id: deviceId() };
+    return { ...guest, device_id: deviceId(), ...rejoin };
+  }
+
+  /** Where this meeting's rejoin key is kept: per join token, or per meeting number for passcode joins. */
+  _rejoinSlot() {
+    const c = this._credentials || {};
+    return c.token ? `t.${c.token.slice(-24)}` : `m.${c.meetingNumber}`;
   }
 
   _onConnectError(err) {
@@ -254,8 +286,9 @@ export class MeetingClient extends EventTarget {
     this.chat = [...d.chat];
     this.lobby = d.lobby;
     this.uploadUrl = d.upload_url;
+    if (d.rejoin_key) rememberRejoinKey(this._rejoinSlot(), d.rejoin_key);
     const own = d.participants.find((p) => p.participant_id === d.participant_id);
-    if (own) this.self.handRaised = own.hand_raised;
+    if (own) this._ownState(own);
     this._closePeerConnections();
     this._openPeerConnections();
     this._setState("joined");
@@ -275,14 +308,21 @@ export class MeetingClient extends EventTarget {
 
   _upsert(info) {
     if (this.self && info.participant_id === this.self.id) {
-      this.self.role = info.role;
-      this.self.handRaised = info.hand_raised;
+      this._ownState(info);
       this._emit("self", this.self);
       return;
     }
     this.participants.set(info.participant_id, info);
     this._subscriber?.relabel(this.participants);
     this._emit("participants", this.participants);
+  }
+
+  _ownState(info) {
+    this.self.role = info.role;
+    this.self.handRaised = info.hand_raised;
+    // Sources a moderator holds (hard mute): only a moderator's release lets them through the SFU again.
+    this.self.held = info.held || [];
+    this.self.unmuteAsked = info.unmute_asked || [];
   }
 
   _finish(state, detail) {
@@ -589,8 +629,18 @@ export class MeetingClient extends EventTarget {
     this._send("reaction", { reaction });
   }
 
-  /** A moderator action: mute, mute_all, stop_camera, stop_screen, remove, lock, unlock, admit, reject, end,
-   * make_cohost, revoke_cohost. */
+  /** Ask the moderators to release their hold on `source` (mic, camera, screen). */
+  askUnmute(source = "mic") {
+    this._send("ask_unmute", { source });
+  }
+
+  /** Become host with the room's host key; a wrong key comes back as a protocol-error (wrong_host_key). */
+  claimHost(hostKey) {
+    this._send("claim_host", { host_key: String(hostKey).trim() });
+  }
+
+  /** A moderator action: mute, mute_all, stop_camera, stop_screen, unmute, allow_camera, allow_screen, remove,
+   * lock, unlock, admit, reject, end, make_cohost, revoke_cohost. */
   moderate(action, participantId = null) {
     this._send("moderate", { action, participant_id: participantId });
   }

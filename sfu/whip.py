@@ -16,6 +16,11 @@ and returns ``(session id, meeting id)`` once the SFU peer named by the session 
 router (or raises an aiohttp HTTP error); ``end(session id, reason)`` releases it, with reason "left"
 (DELETE), "connection_lost" (the peer's connection failed or closed) or "error" (negotiation failed).
 Without them the app creates and removes the SFU peers itself.
+
+Before the body is read, ``identify(request)`` (optional) checks the bearer token's signature and returns a
+key for the token (or raises 401), so a stranger cannot make the server read an offer; offers are capped at
+``max_offer_bytes`` (413). With ``whep_sessions_per_token``, one token keys at most that many WHEP sessions
+at once (429): each takes a PeerConnection and a UDP port, and a leaked token must not take the whole range.
 """
 
 from __future__ import annotations
@@ -38,17 +43,58 @@ log = logging.getLogger(__name__)
 Authorize = Callable[[web.Request], "str | Awaitable[str]"]
 Admit = Callable[[web.Request, str], Awaitable[tuple[str, str]]]
 End = Callable[[str, str], Awaitable[None]]
+Identify = Callable[[web.Request], str]
 SDP_TYPE = "application/sdp"
+# An SDP offer with every codec, simulcast and a hundred candidates is a few kilobytes.
+MAX_OFFER_BYTES = 64 * 1024
 
 
 def whip_app(
-    sfu: Sfu, authorize: Authorize, *, admit: Admit | None = None, end: End | None = None
+    sfu: Sfu,
+    authorize: Authorize,
+    *,
+    admit: Admit | None = None,
+    end: End | None = None,
+    identify: Identify | None = None,
+    whep_sessions_per_token: int | None = None,
+    max_offer_bytes: int = MAX_OFFER_BYTES,
 ) -> web.Application:
     if (admit is None) != (end is None):
         raise ValueError("admit and end are given together")
     # session id -> (meeting id, "whip" | "whep")
     sessions: dict[str, tuple[str, str]] = {}
     releasing: set[asyncio.Task[None]] = set()
+    # WHEP sessions per token key: those open, and those being opened (counted, or parallel POSTs would pass).
+    viewers: dict[str, set[str]] = {}
+    opening: dict[str, int] = {}
+    token_of: dict[str, str] = {}  # session id -> token key
+
+    def forget(session_id: str) -> tuple[str, str] | None:
+        """Drop a session from the books (it ended one way or another); its (meeting id, kind) if known."""
+        key = token_of.pop(session_id, None)
+        if key is not None:
+            keyed = viewers.get(key, set())
+            keyed.discard(session_id)
+            if not keyed:
+                viewers.pop(key, None)
+        return sessions.pop(session_id, None)
+
+    def reserve_viewer(key: str | None) -> str | None:
+        if key is None or whep_sessions_per_token is None:
+            return None
+        if len(viewers.get(key, ())) + opening.get(key, 0) >= whep_sessions_per_token:
+            raise web.HTTPTooManyRequests(
+                text=f"too_many_sessions: at most {whep_sessions_per_token} WHEP sessions at once per join "
+                "token; end one (DELETE its Location) first"
+            )
+        opening[key] = opening.get(key, 0) + 1
+        return key
+
+    def unreserve(key: str | None) -> None:
+        if key is not None:
+            opening[key] -= 1
+            if not opening[key]:
+                del opening[key]
 
     async def meeting_of(request: web.Request) -> str:
         result = authorize(request)
@@ -60,7 +106,26 @@ def whip_app(
     async def read_offer(request: web.Request) -> str:
         if request.content_type != SDP_TYPE:
             raise web.HTTPUnsupportedMediaType(text=f"Content-Type must be {SDP_TYPE}")
-        offer = await request.text()
+        too_large = web.HTTPRequestEntityTooLarge(
+            max_size=max_offer_bytes,
+            actual_size=request.content_length or max_offer_bytes + 1,
+            text=f"too_large: an SDP offer has at most {max_offer_bytes} bytes",
+        )
+        if request.content_length is not None and request.content_length > max_offer_bytes:
+            raise too_large
+        body = bytearray()
+        # Read at most one byte past the cap (a chunked body has no Content-Length to refuse early).
+        while len(body) <= max_offer_bytes:
+            chunk = await request.content.read(max_offer_bytes + 1 - len(body))
+            if not chunk:
+                break
+            body.extend(chunk)
+        if len(body) > max_offer_bytes:
+            raise too_large
+        try:
+            offer = body.decode(request.charset or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            raise web.HTTPBadRequest(text="body: not an SDP offer") from None
         if not offer.startswith("v=0"):
             raise web.HTTPBadRequest(text="body: not an SDP offer")
         return offer
@@ -106,7 +171,7 @@ def whip_app(
         def changed() -> None:
             if pc.connectionState not in ("failed", "closed") or session_id not in sessions:
                 return
-            meeting_id, _ = sessions.pop(session_id)
+            meeting_id, _ = forget(session_id) or ("", "")
             log.info("%s session %s lost its connection", kind, session_id)
             task = asyncio.create_task(release(meeting_id, session_id, "connection_lost"))
             releasing.add(task)
@@ -114,19 +179,13 @@ def whip_app(
 
         pc.on("connectionstatechange", changed)
 
-    async def start(request: web.Request, kind: str) -> web.Response:
-        # Without ``admit`` a stranger is refused before the body is read; ``admit`` comes after the body
-        # checks, so a malformed request never takes a seat in the meeting.
-        authorized = await meeting_of(request) if admit is None else None
-        offer = await read_offer(request)
-        session_id, meeting_id, peer = await open_session(request, kind, authorized)
+    async def negotiate(session_id: str, meeting_id: str, peer: Peer, kind: str, offer: str) -> str:
         try:
             if kind == "whip":
                 sections = media_sections(offer).items()
                 sources = {mid: "mic" if media == "audio" else "camera" for mid, media in sections}
-                answer = await peer.answer_publish(offer, sources)
-            else:
-                answer = await peer.answer_playback(offer)
+                return await peer.answer_publish(offer, sources)
+            return await peer.answer_playback(offer)
         except BaseException as exc:
             await release(meeting_id, session_id, "error")
             if isinstance(exc, BadRequest):
@@ -136,7 +195,23 @@ def whip_app(
             if isinstance(exc, Unavailable):
                 raise web.HTTPServiceUnavailable(text=str(exc), headers={"Retry-After": "5"}) from exc
             raise
+
+    async def start(request: web.Request, kind: str) -> web.Response:
+        # A stranger is refused before the body is read (``identify``, or ``authorize`` without ``admit``);
+        # ``admit`` comes after the body checks, so a malformed request never takes a seat in the meeting.
+        token_key = identify(request) if identify is not None else None
+        authorized = await meeting_of(request) if admit is None else None
+        reserved = reserve_viewer(token_key) if kind == "whep" else None
+        try:
+            offer = await read_offer(request)
+            session_id, meeting_id, peer = await open_session(request, kind, authorized)
+            answer = await negotiate(session_id, meeting_id, peer, kind, offer)
+        finally:
+            unreserve(reserved)  # after negotiation: the slot is held until the session is counted
         sessions[session_id] = (meeting_id, kind)
+        if reserved is not None:
+            viewers.setdefault(reserved, set()).add(session_id)
+            token_of[session_id] = reserved
         watch(session_id, peer, kind)
         log.info("%s session %s started in meeting %s", kind, session_id, meeting_id)
         return created(request, session_id, answer)
@@ -146,7 +221,7 @@ def whip_app(
         session_id = request.match_info["session_id"]
         if sessions.get(session_id) != (meeting_id, kind):
             raise web.HTTPNotFound(text=f"no {kind} session {session_id!r}")
-        del sessions[session_id]
+        forget(session_id)
         await release(meeting_id, session_id, "left")
         return web.Response(status=200)
 

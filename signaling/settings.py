@@ -52,3 +52,13 @@ class SignalingSettings(BaseModel):
     host_key_attempts_per_participant: int = Field(default=5, ge=1)
     host_key_attempts_per_meeting: int = Field(default=10, ge=1)
     host_key_window_seconds: float = Field(default=600.0, gt=0)
+    # Quotas on shared files, counted over the files a meeting keeps (file_retention_seconds) and the uploads
+    # under way: per participant and per meeting, in files and in bytes. Over a count: 429 too_many_files;
+    # over bytes: 413 quota_exceeded (docs/protocol.md, "File sharing").
+    upload_max_files_per_participant: int = Field(default=20, ge=1)
+    upload_max_bytes_per_participant: int = Field(default=100 * 1024 * 1024, ge=1)
+    upload_max_files_per_meeting: int = Field(default=200, ge=1)
+    upload_max_bytes_per_meeting: int = Field(default=1024 * 1024 * 1024, ge=1)
+    # WHEP viewer sessions open at once on one join token (each takes a PeerConnection and a UDP port): a
+    # leaked token cannot exhaust the media port range. Over: 429.
+    whep_sessions_per_token: int = Field(default=3, ge=1)

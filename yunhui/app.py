@@ -198,6 +198,18 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
                 return str(conference.meeting_id)
         raise web.HTTPConflict(text="the meeting has not started")
 
+    def identify_media_token(request: web.Request) -> str:
+        """A WHIP/WHEP POST's join token, checked before its body is read; its id keys the viewer limit."""
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not token:
+            raise web.HTTPUnauthorized(text="bad_auth: Authorization: Bearer <join token> required")
+        try:
+            claims = verify_join_token(secret_key, token, now=clock())
+        except RoomsError as exc:
+            raise web.HTTPUnauthorized(text=f"bad_token: the join token is not valid ({exc.code})") from None
+        return claims.token_id or token
+
     async def billing_run() -> None:
         report = await run_billing(database, now=clock())
         if report.issued or report.notices or report.suspended or report.purged:
@@ -225,6 +237,14 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(
-        "/rtc", whip_app(sfu, authorize_whip, admit=MediaGate(meetings).admit, end=meetings.end_media_session)
+        "/rtc",
+        whip_app(
+            sfu,
+            authorize_whip,
+            admit=MediaGate(meetings).admit,
+            end=meetings.end_media_session,
+            identify=identify_media_token,
+            whep_sessions_per_token=signaling_settings.whep_sessions_per_token,
+        ),
     )
     return app

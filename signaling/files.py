@@ -10,6 +10,7 @@ import re
 import secrets
 import shutil
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,6 +115,85 @@ class FileTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Files and bytes: of one uploader, or of a meeting (``TOTAL``)."""
+
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.files + other.files, self.bytes + other.bytes)
+
+
+TOTAL = ""  # the usage key of the whole meeting (participant ids are never empty)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """At most ``files`` files of at most ``bytes`` bytes in all, kept at once."""
+
+    files: int
+    bytes: int
+
+
+def quota_problem(
+    usage: Mapping[str, Usage], uploader: str, *, participant: Quota, meeting: Quota, adding: Usage
+) -> tuple[str, str] | None:
+    """(code, message) if ``uploader`` adding ``adding`` would pass a quota: ``too_many_files`` (a count)
+    or ``quota_exceeded`` (bytes); None if it fits. Pure: ``usage`` is kept files plus uploads under way."""
+    mine = usage.get(uploader, Usage()) + adding
+    everyone = usage.get(TOTAL, Usage()) + adding
+    if mine.files > participant.files:
+        return "too_many_files", f"you may share at most {participant.files} files in this meeting"
+    if everyone.files > meeting.files:
+        return "too_many_files", f"this meeting already holds its {meeting.files} shared files"
+    if mine.bytes > participant.bytes:
+        return "quota_exceeded", f"your shared files may take at most {participant.bytes} bytes in all"
+    if everyone.bytes > meeting.bytes:
+        return "quota_exceeded", f"this meeting's shared files may take at most {meeting.bytes} bytes in all"
+    return None
+
+
+class UploadLedger:
+    """Uploads under way, so that parallel uploads cannot each pass a quota that together they exceed."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, dict[int, tuple[str, int]]] = {}  # meeting -> upload -> (uploader, bytes)
+        self._next = 0
+
+    def open(self, meeting_id: int, uploader: str) -> int:
+        self._next += 1
+        self._open.setdefault(meeting_id, {})[self._next] = (uploader, 0)
+        return self._next
+
+    def grow(self, meeting_id: int, upload: int, size: int) -> None:
+        uploader, _ = self._open[meeting_id][upload]
+        self._open[meeting_id][upload] = (uploader, size)
+
+    def close(self, meeting_id: int, upload: int) -> None:
+        uploads = self._open.get(meeting_id, {})
+        uploads.pop(upload, None)
+        if not uploads:
+            self._open.pop(meeting_id, None)
+
+    def usage(self, meeting_id: int, *, besides: int | None = None) -> dict[str, Usage]:
+        """Usage of the uploads under way in a meeting (each counts as a file), ``besides`` one of them."""
+        return add_usage(
+            {}, [(u, size) for n, (u, size) in self._open.get(meeting_id, {}).items() if n != besides]
+        )
+
+
+def add_usage(usage: Mapping[str, Usage], files: Iterable[tuple[str, int]]) -> dict[str, Usage]:
+    """``usage`` plus (uploader, size) files, per uploader and in ``TOTAL``."""
+    out = dict(usage)
+    for uploader, size in files:
+        one = Usage(1, size)
+        out[uploader] = out.get(uploader, Usage()) + one
+        out[TOTAL] = out.get(TOTAL, Usage()) + one
+    return out
+
+
 class FileStore:
     """Files under ``root/<meeting_id>/``: ``<file_id>`` holds the bytes, ``<file_id>.json`` the metadata.
 
@@ -169,6 +249,14 @@ class FileStore:
             datetime.fromisoformat(meta["uploaded_at"]),
             folder / file_id,
         )
+
+    def usage(self, meeting_id: int) -> dict[str, Usage]:
+        """The kept files of a meeting, per uploader and in ``TOTAL``."""
+        folder = self._root / str(meeting_id)
+        if not folder.is_dir():
+            return {}
+        kept = (self.lookup(meeting_id, meta.stem) for meta in folder.glob("*.json"))
+        return add_usage({}, ((f.uploader_id, f.size) for f in kept if f is not None))
 
     def sweep(self, now: datetime, retention: timedelta) -> int:
         """Remove files uploaded ``retention`` ago or earlier, and empty folders; returns the count."""

@@ -111,8 +111,9 @@ class Live:
 
 @asynccontextmanager
 async def start_live(
-    tmp_path: Path, sfu: SfuPort | None = None, *, lobby: bool = False
+    tmp_path: Path, sfu: SfuPort | None = None, *, lobby: bool = False, **signaling: Any
 ) -> AsyncIterator[Live]:
+    """``signaling``: SignalingSettings fields beyond the test defaults."""
     db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'yunhui.db'}")
     await db.upgrade()
     async with db.session() as session:
@@ -138,7 +139,7 @@ async def start_live(
     sio = socketio_server(engineio_logger=False)
     app = web.Application()
     sio.attach(app)
-    settings = SignalingSettings(files_dir=tmp_path / "files", upload_max_bytes=1000)
+    settings = SignalingSettings(**{"files_dir": tmp_path / "files", "upload_max_bytes": 1000, **signaling})
     server = MeetingServer(
         sio,
         sfu=sfu or FakeSfu(),

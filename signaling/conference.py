@@ -136,9 +136,14 @@ class Conference:
     ) -> Participant:
         """Admit a media session (kind WHIP or VIEWER) through the same policy; it cannot wait in a lobby."""
         self._check_entry(identity)
-        if not decide(identity, self.view(), now=self.scheduler.now(), kind=kind) or (
-            self.moderation.must_wait(identity)
-        ):
+        if self.moderation.must_wait(identity):
+            # A media session has no rejoin key and cannot wait in a lobby: its credential was a removed
+            # participant's (an encoder's token after its removal), so it stays out as that one did.
+            raise JoinRefused(
+                RefusalCode.REMOVED,
+                "a moderator removed a participant who used this join token; ask the host for a new one",
+            )
+        if not decide(identity, self.view(), now=self.scheduler.now(), kind=kind):
             raise JoinRefused(
                 RefusalCode.NOT_AUTHORISED,
                 "the meeting admits through a lobby; publish with a host's join token",

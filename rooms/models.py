@@ -38,6 +38,9 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    # The customer's details printed on invoices (billing name, tax number, address, contact); see
+    # rooms/billing/documents.py. JSON because finance asks for more fields over time, none of them queried.
+    billing: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class User(Base):

@@ -5,8 +5,26 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class SupplierSettings(BaseModel):
+    """The platform operator as the supplier printed on every invoice (YUNHUI_ROOMS__SUPPLIER__TAX_ID, …)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legal_name: str = Field(default="", max_length=200)
+    # 纳税人识别号 (the unified social credit code in China).
+    tax_id: str = Field(default="", max_length=40)
+    address: str = Field(default="", max_length=300)
+    phone: str = Field(default="", max_length=40)
+    bank: str = Field(default="", max_length=200)
+    bank_account: str = Field(default="", max_length=60)
+    # Printed under the payment instructions, e.g. "Quote the invoice number as the transfer reference".
+    payment_note: str = Field(default="", max_length=500)
+
+
 class RoomsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    supplier: SupplierSettings = SupplierSettings()
 
     # A room admits participants this many minutes before a booked occurrence starts.
     open_before_minutes: int = Field(default=10, ge=0, le=24 * 60)

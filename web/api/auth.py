@@ -174,7 +174,7 @@ async def get_account(request: web.Request) -> web.Response:
 @api.op(
     "PATCH",
     "/accounts/{account_id}",
-    summary="Rename an account (platform admin)",
+    summary="Rename an account or set its billing details (platform admin)",
     tag="accounts",
     body=AccountPatch,
     response=AccountOut,
@@ -186,6 +186,8 @@ async def patch_account(request: web.Request) -> web.Response:
         body = await parse_body(request, AccountPatch)
         if body.name is not None:
             account.name = body.name
+        if body.billing is not None:
+            account.billing = body.billing.model_dump()
         await session.commit()
     return send(AccountOut.model_validate(account))
 

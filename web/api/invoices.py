@@ -7,13 +7,16 @@ import asyncio
 from aiohttp import web
 
 from rooms.billing import ledger, reports, store
+from rooms.billing.documents import invoice_sheet
 from rooms.billing.export import describe, invoice_csv, invoices_csv
 from rooms.billing.invoice import InvoiceLine
-from rooms.billing.pdf import invoice_pdf
+from rooms.billing.pdf import InvoiceFontMissing, invoice_pdf
 from web.api.base import (
     CLOCK,
     DB,
+    SETTINGS,
     Api,
+    ApiError,
     parse_body,
     parse_query,
     path_id,
@@ -155,12 +158,20 @@ async def invoice_ascsv_response(request: web.Request) -> web.Response:
 )
 async def invoice_as_pdf(request: web.Request) -> web.Response:
     who = principal(request)
-    document = await reports.invoice_document(
-        request.app[DB], path_id(request, "invoice_id"), account_id=who.account_id
+    sheet = await invoice_sheet(
+        request.app[DB],
+        path_id(request, "invoice_id"),
+        account_id=who.account_id,
+        supplier=request.app[SETTINGS].supplier,
+        now=request.app[CLOCK](),
     )
     who.require_admin()
     lang = parse_query(request, LangQuery).lang
-    body = await asyncio.to_thread(invoice_pdf, document, lang)
+    try:
+        body = await asyncio.to_thread(invoice_pdf, sheet, lang)
+    except InvoiceFontMissing as exc:
+        raise ApiError(503, "invoice_font_missing", str(exc)) from None
+    document = sheet.document
     return web.Response(
         body=body,
         content_type="application/pdf",

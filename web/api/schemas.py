@@ -62,14 +62,25 @@ class AccountIn(Body):
     name: Name
 
 
+class BillingDetails(Body):
+    """The customer's details printed on its invoices; empty strings are left off the document."""
+
+    name: Annotated[str, StringConstraints(max_length=200)] = ""
+    tax_id: Annotated[str, StringConstraints(max_length=40)] = ""
+    address: Annotated[str, StringConstraints(max_length=300)] = ""
+    contact: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
 class AccountPatch(Body):
     name: Name | None = None
+    billing: BillingDetails | None = None
 
 
 class AccountOut(Out):
     id: int
     name: str
     created_at: datetime
+    billing: BillingDetails = BillingDetails()
 
 
 # sites

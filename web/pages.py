@@ -16,19 +16,8 @@ _HOME = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{app_name}</title>
-<style>
-body {{ font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 0; background: #f5f6f8;
-        color: #1d2330; }}
-main {{ max-width: 28rem; margin: 12vh auto; background: #fff; padding: 2rem; border-radius: 12px;
-        box-shadow: 0 2px 12px rgba(0,0,0,.08); }}
-h1 {{ margin: 0 0 .25rem; }} h2 {{ font-size: 1.1rem; }} p.tag {{ margin: 0 0 1.5rem; color: #5b6475; }}
-label {{ display: block; margin-bottom: .25rem; font-weight: 600; }}
-input {{ width: 100%; box-sizing: border-box; padding: .6rem; font-size: 1.1rem; border: 1px solid #c9ced8;
-         border-radius: 8px; }}
-button {{ margin-top: 1rem; width: 100%; padding: .7rem; font-size: 1rem; border: 0; border-radius: 8px;
-          background: #2456d6; color: #fff; cursor: pointer; }}
-nav {{ margin-top: 1.5rem; display: flex; gap: 1rem; font-size: .9rem; }}
-</style>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/css/home.css">
 </head>
 <body>
 <main>

@@ -75,6 +75,11 @@ def _json_for_script(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
+# The import map is the pages' one inline script: the Content-Security-Policy allows it by this hash
+# (web/headers.py), so it must not change per request.
+IMPORT_MAP_JSON = _json_for_script(IMPORT_MAP)
+
+
 def _shell(
     request: web.Request, *, page: str, arg: str, script: str, css: str, title_key: str
 ) -> web.Response:
@@ -84,7 +89,7 @@ def _shell(
         lang=lang,
         title=escape(f"{t[title_key]} · {t['app.name']}"),
         css=css,
-        import_map=_json_for_script(IMPORT_MAP),
+        import_map=IMPORT_MAP_JSON,
         catalogues=_json_for_script({code: catalogue(code) for code in LANGUAGES}),
         page=escape(page),
         arg=escape(arg),

@@ -28,6 +28,7 @@ from signaling.server import MeetingServer, socketio_server
 from signaling.store import RoomsMeetingStore
 from web import health, pages, proxies, ui
 from web.api import create_api
+from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
 from yunhui.jobs import PeriodicJob
@@ -96,6 +97,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app = web.Application(middlewares=[_metrics_middleware(registry)], client_max_size=8 * 1024 * 1024)
     app[CLOCK] = clock
     app[METRICS] = registry
+    app.on_response_prepare.append(add_security_headers)
     # The one client-address function (trusted proxies' X-Forwarded-For); sub-applications reach it too.
     app[CLIENT_ADDRESS] = proxies.resolver(proxies.parse_networks(settings.server.trusted_proxies))
     app[VERSION] = version("yunhui")

@@ -67,6 +67,9 @@ async def new_context(chromium: Browser, site: RunningServer) -> AsyncIterator[C
 
     async def make(locale: str = "en-US", **options: Any) -> BrowserContext:
         options.setdefault("viewport", {"width": 1280, "height": 800})
+        # Playwright's wait_for_function polls with eval, which the pages' CSP forbids; test_browser_csp.py
+        # runs the pages under the real policy (bypass_csp=False).
+        options.setdefault("bypass_csp", True)
         context = await chromium.new_context(locale=locale, **options)
         contexts.append(context)
         return context

@@ -43,6 +43,7 @@ export const api = {
   get: (path) => request("GET", path),
   post: (path, body) => request("POST", path, body ?? {}),
   patch: (path, body) => request("PATCH", path, body),
+  put: (path, body) => request("PUT", path, body),
   del: (path) => request("DELETE", path),
   raw: (path) => request("GET", path, undefined, { raw: true }),
 };

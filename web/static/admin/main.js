@@ -4,14 +4,15 @@ import { t } from "../lib/i18n.js";
 import { LanguageSwitch, html, render, useLanguage } from "../lib/ui.js";
 import { api, handleUnauthorized, setToken, token } from "./api.js";
 import { Bookings } from "./bookings.js";
+import { Billing } from "./contracts.js";
 import { errorText } from "./common.js";
 import { Live } from "./live.js";
 import { Reports } from "./reports.js";
 import { Rooms } from "./rooms.js";
 import { Sites } from "./sites.js";
 
-const SECTIONS = ["rooms", "bookings", "sites", "live", "reports"];
-const VIEWS = { rooms: Rooms, bookings: Bookings, sites: Sites, live: Live, reports: Reports };
+const SECTIONS = ["rooms", "bookings", "sites", "live", "reports", "billing"];
+const VIEWS = { rooms: Rooms, bookings: Bookings, sites: Sites, live: Live, reports: Reports, billing: Billing };
 
 function sectionFromPath() {
   const name = location.pathname.replace(/^\/admin\/?/, "").split("/")[0];

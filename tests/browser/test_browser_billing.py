@@ -1,0 +1,166 @@
+"""The billing pages in real Chromium: the platform admin accepts the seed contract in the UI, runs billing,
+sees the invoice, records a payment 45 days after issue and sees the late fee; the account admin reads the
+same invoice without any write control. Bad input shows the API's message beside the field."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from playwright.async_api import Page
+
+from rooms import users
+from tests.api.conftest import Clock
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, artifact
+from tests.conftest import SECRET_KEY, RunningServer
+from web.keys import DATABASE
+from yunhui.app import create_app
+from yunhui.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+START = datetime(2026, 3, 16, 4, tzinfo=UTC)
+OWNER_EMAIL = "owner@county.example"
+CLOCK = Clock(START)
+
+
+@pytest.fixture
+def browser_settings(tmp_path: Path) -> Settings:
+    # Tokens are checked against the test's clock, which jumps months: keep them valid across the jumps.
+    return load_settings(
+        overrides={
+            "paths": {"var_dir": str(tmp_path / "var")},
+            "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            "rooms": {
+                "access_token_ttl_seconds": 400 * 86400,
+                "supplier": {"legal_name": "云会科技有限公司", "tax_id": "91110108MA01ABCD2X"},
+            },
+        }
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def site(browser_settings: Settings) -> AsyncIterator[RunningServer]:
+    CLOCK.now = START
+    app = await create_app(browser_settings, secret_key=SECRET_KEY, clock=CLOCK)
+    await app[DATABASE].upgrade()
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield RunningServer(url=f"http://{host}:{port}", app=app, settings=browser_settings)
+    finally:
+        await runner.cleanup()
+
+
+async def call(
+    http: aiohttp.ClientSession, url: str, token: str, method: str, path: str, *, body: object = None
+) -> Any:
+    async with http.request(
+        method, f"{url}/api/v1{path}", json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as r:
+        assert r.status < 300, f"{method} {path}: {r.status} {await r.text()}"
+        return await r.json() if r.status != 204 else None
+
+
+async def sign_in(new_context: Callable[..., Any], site: RunningServer, locale: str, email: str) -> Page:
+    context = await new_context(
+        locale=locale, viewport={"width": 1280, "height": 1000}, accept_downloads=True
+    )
+    page: Page = await context.new_page()
+    await page.goto(site.url + "/admin/billing")
+    await page.fill("#login-email", email)
+    await page.fill("#login-password", ADMIN_PASSWORD)
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector(".billing")
+    return page
+
+
+@pytest.mark.parametrize(("locale", "language"), [("zh-CN", "zh-CN"), ("en-US", "en")])
+async def test_seed_contract_run_invoice_late_payment(
+    *, new_context: Callable[..., Any], site: RunningServer, locale: str, language: str
+) -> None:
+    db = site.app[DATABASE]
+    await users.create_user(
+        db, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, role="admin", account_id=None, now=START
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{site.url}/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        ) as r:
+            token = (await r.json())["token"]
+        account = (await call(http, site.url, token, "POST", "/accounts", body={"name": "某县教育局"}))["id"]
+        for name in ("县一中会场", "County B venue"):
+            s = await call(
+                http, site.url, token, "POST", "/sites", body={"name": name, "account_id": account}
+            )
+            await call(
+                http, site.url, token, "POST", "/endpoints", body={"site_id": s["id"], "display_name": "t"}
+            )
+        await users.create_user(
+            db, email=OWNER_EMAIL, password=ADMIN_PASSWORD, role="admin", account_id=account, now=START
+        )
+
+        page = await sign_in(new_context, site, locale, ADMIN_EMAIL)
+        await page.click("#billing-tab-contracts")
+        await page.wait_for_selector("#contract-form")
+        assert await page.input_value("#term-fee_per_endpoint_year") == "12850"
+        assert await page.input_value("#term-payment_due_days") == "40"
+        # A negative fee: the API's message beside the field, and no contract written.
+        await page.fill("#term-fee_per_endpoint_year", "-1")
+        await page.fill("#term-start", "2026-03-16")
+        await page.click("#contract-submit")
+        message = await page.inner_text('[data-field="fee_per_endpoint_year"]')
+        assert "at least 0" in message
+        assert await call(http, site.url, token, "GET", f"/accounts/{account}/contracts") == []
+        await page.fill("#term-fee_per_endpoint_year", "12850")
+        await page.click("#contract-submit")
+        await page.wait_for_selector("#contracts-table [data-contract]")
+
+        CLOCK.now = datetime(2026, 6, 1, 4, tzinfo=UTC)
+        await page.click("#billing-tab-run")
+        await page.click("#run-billing")
+        await page.wait_for_selector("#run-report")
+        assert (await page.inner_text("#run-issued")).strip() == "000001, 000002, 000003"
+        await page.screenshot(path=artifact(f"billing-run-{language}.png"), full_page=True)
+
+        CLOCK.now = datetime(2026, 7, 16, 4, tzinfo=UTC)  # 45 days after issue, 5 days past due
+        await page.click("#billing-tab-invoices")
+        await page.click('[data-invoice="000003"] a')
+        await page.wait_for_selector("#invoice-detail")
+        assert "2,141.66" in await page.inner_text("#invoice-total") or "2141.66" in await page.inner_text(
+            "#invoice-total"
+        )
+        assert "321.25" in await page.inner_text("#invoice-late-fee")
+        # A payment that is not the amount due is refused beside the amount and writes nothing.
+        await page.fill("#pay-amount", "100.00")
+        await page.fill("#pay-date", "2026-07-16")
+        await page.click("#pay-submit")
+        assert "2141.66" in await page.inner_text('[data-field="amount"]')
+        await page.fill("#pay-amount", "2141.66")
+        await page.fill("#pay-reference", "BANK-0716")
+        await page.click("#pay-submit")
+        await page.wait_for_selector('#invoice-detail[data-state="paid"]')
+        assert (await page.inner_text("#invoice-paid-on")).strip() == "2026-07-16"
+        assert "321.25" in await page.inner_text("#invoice-late-fee")
+        await page.screenshot(path=artifact(f"billing-invoice-paid-{language}.png"), full_page=True)
+        async with page.expect_download() as info:
+            await page.click("#pdf-zh")
+        assert (await (await info.value).path()).read_bytes().startswith(b"%PDF")
+
+        owner = await sign_in(new_context, site, locale, OWNER_EMAIL)
+        await owner.wait_for_selector("#billing-readonly")
+        assert await owner.locator("#billing-tab-run").count() == 0
+        await owner.click('[data-invoice="000003"] a')
+        await owner.wait_for_selector('#invoice-detail[data-state="paid"]')
+        assert await owner.locator("#payment-form, #credit-form").count() == 0
+        assert "321.25" in await owner.inner_text("#invoice-late-fee")
+        await owner.screenshot(path=artifact(f"billing-owner-readonly-{language}.png"), full_page=True)

@@ -180,6 +180,7 @@ class PublishConnection:
             rids=self._rids.get(mid, []),
             keyframe_min_interval=self._settings.keyframe_min_interval_ms / 1000,
             keyframe_retry=self._settings.keyframe_retry_ms / 1000,
+            keyframe_join_interval=self._settings.keyframe_join_interval_ms / 1000,
             ring_size=self._settings.nack_history,
         )
         self.tracks[mid] = track
@@ -321,7 +322,7 @@ class PublishConnection:
                     self._copy_failed(subscription)
                     continue
                 if wants_keyframe:
-                    await track.request_keyframe(layer, now)
+                    await track.request_keyframe(layer, now, join=subscription.joining)
 
     def _copy_failed(self, subscription: Any) -> None:
         METRICS.hook_errors += 1

@@ -29,6 +29,11 @@ class SfuSettings(BaseModel):
     # outstanding wait for its keyframe, and an unanswered request is repeated after keyframe_retry_ms.
     keyframe_min_interval_ms: int = Field(default=300, ge=20, le=10_000)
     keyframe_retry_ms: int = Field(default=300, ge=20, le=10_000)
+    # A subscriber's first keyframe of a track (it just joined, or the track just started) is asked for
+    # at most this often per stream instead: a join storm then waits about one publisher round trip, not
+    # keyframe_min_interval_ms. Each subscription gets one such request per track it is bound to, so it
+    # cannot be repeated to force keyframes (a re-shown tile, a layer switch or a PLI is not a join).
+    keyframe_join_interval_ms: int = Field(default=100, ge=20, le=10_000)
     # Keyframe requests a subscriber's own PLI/FIR may cause per stream per 10 s (a token bucket, full at
     # the start); the SFU's own requests (attach, layer switch) obey only keyframe_min_interval_ms.
     subscriber_keyframe_budget: int = Field(default=5, ge=1, le=100)

@@ -122,6 +122,9 @@ class Subscription(SubscriptionBase):
         self.max_width = 0  # the tile's size; 0: no limit (nothing reported)
         self.max_height = 0
         self.hidden = False  # the subscriber reported 0x0: the video is not shown, nothing is forwarded
+        # Waiting for the first keyframe of the bound track: its request may come sooner (a join storm
+        # would otherwise wait keyframe_min_interval_ms); once per binding, so it cannot be repeated.
+        self.joining = False
 
     # ------------------------------------------------------------------------------------- binding
     def configure(self, params: Any) -> None:
@@ -136,6 +139,7 @@ class Subscription(SubscriptionBase):
         if self.track is not track:
             self.unbind()
             self.track = track
+            self.joining = True
             track.subscriptions = (*track.subscriptions, self)
         self.pending = None
         self._apply()
@@ -281,7 +285,7 @@ class Subscription(SubscriptionBase):
                 return
         elif not self._admit(layer, data, h):
             if layer is self.target and self._connected():
-                await layer.track.request_keyframe(layer)
+                await layer.track.request_keyframe(layer, join=self.joining)
             return
         packet = self._rewrite(layer, data, h, abs3 if self.video else level)
         if packet is not None:
@@ -365,6 +369,7 @@ class Subscription(SubscriptionBase):
         self.vp8_resync = True
         self.current = layer
         self.target = None
+        self.joining = False
         self.switches += 1
 
     def _vp8_descriptor(self, data: bytes, h: RtpHeader) -> bytearray:

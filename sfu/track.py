@@ -92,17 +92,22 @@ class Layer:
         self._octets_mark = self.octets
         self._mark_at = now
 
-    def keyframe_request_due(self, now: float) -> bool:
-        """Whether a wish at `now` would send a request (`keyframe_request` not None)."""
+    def keyframe_request_due(self, now: float, *, join: bool = False) -> bool:
+        """Whether a wish at `now` would send a request (`keyframe_request` not None). `join`: for a
+        subscriber's first keyframe of the track (SfuSettings.keyframe_join_interval_ms)."""
         track = self.track
         if track.is_keyframe is None or not self.ssrc:
             return False
         since = now - self.last_keyframe_request
-        if since < track.keyframe_min_interval:
+        if since < (
+            min(track.keyframe_join_interval, track.keyframe_min_interval)
+            if join
+            else track.keyframe_min_interval
+        ):
             return False
         return not self.awaiting_keyframe or since >= track.keyframe_retry
 
-    def keyframe_request(self, now: float) -> bytes | None:
+    def keyframe_request(self, now: float, *, join: bool = False) -> bytes | None:
         """The RTCP packet asking the publisher for a keyframe, or None when none should be sent now.
 
         None while a request is outstanding (its keyframe will serve this wish too) unless it went
@@ -110,7 +115,7 @@ class Layer:
         (a join storm must not turn into a keyframe storm). Once the keyframe arrived the next wish is
         asked for at once: a late joiner waits one publisher round trip, not a fixed throttle.
         """
-        if not self.keyframe_request_due(now):
+        if not self.keyframe_request_due(now, join=join):
             return None
         track = self.track
         self.last_keyframe_request = now
@@ -150,6 +155,7 @@ class Track:
         rids: list[str],
         keyframe_min_interval: float,
         keyframe_retry: float,
+        keyframe_join_interval: float = 0.1,
         ring_size: int = 512,
     ) -> None:
         self.id = track_id
@@ -160,6 +166,7 @@ class Track:
         self.rtcp_ssrc = rtcp_ssrc
         self.keyframe_min_interval = keyframe_min_interval
         self.keyframe_retry = keyframe_retry
+        self.keyframe_join_interval = keyframe_join_interval
         self.ring_size = ring_size
         self._send_rtcp = send_rtcp
         main = [c for c in params.codecs if not is_rtx(c)]
@@ -221,19 +228,20 @@ class Track:
         return any(s.current is layer or s.target is layer for s in self.subscriptions)
 
     async def request_keyframe(
-        self, layer: Layer, now: float | None = None, *, budget: TokenBucket | None = None
+        self, layer: Layer, now: float | None = None, *, budget: TokenBucket | None = None, join: bool = False
     ) -> None:
         """Ask the publisher for a keyframe of `layer` (within the layer's limits).
 
         `budget`: the requester's own (a subscriber's PLI/FIR), spent only by a wish that would send a
         request: one riding on the outstanding request, or dropped within the minimum interval, costs
-        nothing, so a subscriber that repeats its PLI while it waits does not run out.
+        nothing, so a subscriber that repeats its PLI while it waits does not run out. `join`: the wish of a
+        subscription waiting for its first keyframe of this track (Subscription.joining).
         """
         now = time.monotonic() if now is None else now
         if budget is not None and layer.keyframe_request_due(now) and not budget.take(now):
             METRICS.keyframe_requests_refused += 1
             return
-        packet = layer.keyframe_request(now)
+        packet = layer.keyframe_request(now, join=join and budget is None)
         if packet is not None:
             await self._send_rtcp(packet)
 

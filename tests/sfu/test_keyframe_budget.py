@@ -104,3 +104,47 @@ async def test_wishes_that_ride_on_the_outstanding_request_cost_no_budget() -> N
     assert layer.keyframe_requests == 2 and METRICS.keyframe_requests_refused == refused + 1
     await track.request_keyframe(layer, 10.8)  # the SFU's own wish (a switch) is not budgeted
     assert layer.keyframe_requests == 3
+
+
+async def test_a_joining_subscriber_is_asked_for_sooner_once_per_track() -> None:
+    """A subscription's first keyframe of a track is asked for within keyframe_join_interval_ms of the last
+    request (a join storm waits about one round trip, not 300 ms); a re-shown tile, a layer switch or the
+    subscriber's own PLI after that obey keyframe_min_interval_ms, so the shortcut cannot be repeated."""
+    settings = SfuSettings()
+    join_interval = settings.keyframe_join_interval_ms / 1000
+    assert join_interval < settings.keyframe_min_interval_ms / 1000
+    connection = SubscribeConnection("late", settings, on_needs_offer=lambda: None)
+    try:
+        upstream = FakeSend()
+        track = make_track(upstream, settings)
+        track.keyframe_join_interval = join_interval
+        layer = track.layers[""]
+        await track.request_keyframe(layer, 10.0)  # someone else's request; its keyframe arrives at once
+        layer.awaiting_keyframe = False
+        subscription = add_subscription(connection, FakeSend())
+        subscription.bind(track)
+        assert subscription.joining
+
+        async def wish(now: float, seq: int) -> None:
+            data, h = video_packet(seq, key=False)
+            if subscription.forward_now(layer, data, h, None, b"\x00\x00\x00"):
+                await track.request_keyframe(layer, now, join=subscription.joining)
+
+        await wish(10.05, 1)
+        assert len(upstream.sent) == 1  # within the join interval of the last request
+        await wish(10.0 + join_interval + 0.001, 2)
+        assert len(upstream.sent) == 2  # not 300 ms later
+        layer.awaiting_keyframe = False
+        data, h = video_packet(3, key=True)
+        subscription.forward_now(layer, data, h, None, b"\x00\x00\x00")
+        assert subscription.current is layer and not subscription.joining
+        # The tile is hidden and shown again: waiting for a keyframe once more, but not as a join.
+        subscription.set_max_size(0, 0)
+        subscription.set_max_size(320, 240)
+        for i, now in enumerate((10.2, 10.3, 10.35)):
+            await wish(now, 4 + i)
+        assert len(upstream.sent) == 2  # within 300 ms of the request at 10.1
+        await wish(10.0 + join_interval + settings.keyframe_min_interval_ms / 1000 + 0.002, 8)
+        assert len(upstream.sent) == 3
+    finally:
+        await connection.close()

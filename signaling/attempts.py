@@ -17,102 +17,15 @@ the keys in back-off; meeting keys are made only for meeting numbers that exist.
 
 from __future__ import annotations
 
-import ipaddress
 import math
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from rooms.backoff import Backoff, FailureTable, address_key, count_pending
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """``free`` failures cost nothing; the n-th beyond them blocks for ``base·2^(n-1)``, at most ``cap``.
-    One failure is forgiven every ``forgive``, so a key left alone returns to zero."""
-
-    free: int
-    base: timedelta
-    cap: timedelta
-    forgive: timedelta
-
-    def delay(self, failures: int) -> timedelta:
-        beyond = failures - self.free
-        if beyond <= 0:
-            return timedelta(0)
-        # 2**beyond would overflow timedelta long before it mattered (40 doublings of a second: 35,000 years).
-        doubled: timedelta = self.base * (2 ** min(beyond - 1, 40))
-        return min(self.cap, doubled)
-
-
-@dataclass(slots=True)
-class _Entry:
-    failures: int
-    since: datetime  # failures are forgiven one per Backoff.forgive from here
-    blocked_until: datetime
-
-
-class _Table:
-    """Failures of one kind of key: a leaky counter with a block time, in a two-segment LRU."""
-
-    def __init__(self, backoff: Backoff, max_keys: int) -> None:
-        self.backoff = backoff
-        self._max_keys = max_keys
-        self._calm: OrderedDict[str, _Entry] = OrderedDict()  # never beyond the free failures
-        self._hot: OrderedDict[str, _Entry] = OrderedDict()  # earned a back-off at least once
-
-    def __len__(self) -> int:
-        return len(self._calm) + len(self._hot)
-
-    def _get(self, key: str, now: datetime) -> _Entry | None:
-        entry = self._calm.get(key) or self._hot.get(key)
-        if entry is None:
-            return None
-        forgiven = min(entry.failures, max(0, int((now - entry.since) / self.backoff.forgive)))
-        entry.failures -= forgiven
-        entry.since += self.backoff.forgive * forgiven
-        if entry.failures == 0 and entry.blocked_until <= now:
-            self._calm.pop(key, None)
-            self._hot.pop(key, None)
-            return None
-        return entry
-
-    def failures(self, key: str, now: datetime) -> int:
-        entry = self._get(key, now)
-        return 0 if entry is None else entry.failures
-
-    def blocked_by_pending(self, key: str, pending: int, now: datetime) -> bool:
-        """Whether ``key`` would be in back-off if its ``pending`` attempts all failed."""
-        return pending > 0 and self.failures(key, now) + pending > self.backoff.free
-
-    def blocked_for(self, key: str, now: datetime) -> timedelta:
-        entry = self._get(key, now)
-        return timedelta(0) if entry is None else max(timedelta(0), entry.blocked_until - now)
-
-    def clean_in(self, key: str, now: datetime) -> timedelta:
-        """How long until ``key`` has no failures on record (zero: it has none)."""
-        entry = self._get(key, now)
-        if entry is None:
-            return timedelta(0)
-        return max(entry.since + self.backoff.forgive * entry.failures, entry.blocked_until) - now
-
-    def failed(self, key: str, now: datetime) -> None:
-        entry = self._get(key, now)
-        if entry is None:
-            entry = _Entry(0, now, now)
-        if entry.failures == 0:
-            entry.since = now
-        entry.failures += 1
-        delay = self.backoff.delay(entry.failures)
-        if delay:
-            entry.blocked_until = max(entry.blocked_until, now + delay)
-        self._calm.pop(key, None)
-        self._hot.pop(key, None)
-        (self._hot if delay else self._calm)[key] = entry
-        while len(self) > self._max_keys:
-            # The key just written is the newest of its segment: popitem(last=False) takes it only if alone.
-            calm_others = len(self._calm) - (key in self._calm)
-            (self._calm if calm_others else self._hot).popitem(last=False)
+__all__ = ["AttemptLimiter", "Backoff", "Failure", "Verdict", "address_key", "client_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +56,8 @@ class AttemptLimiter:
     have a thousand passcodes checked before the first failure is recorded."""
 
     def __init__(self, *, per_address: Backoff, per_meeting: Backoff, max_keys: int) -> None:
-        self._addresses = _Table(per_address, max_keys)
-        self._meetings = _Table(per_meeting, max_keys)
+        self._addresses = FailureTable(per_address, max_keys)
+        self._meetings = FailureTable(per_meeting, max_keys)
         # Attempts between begin and end; bounded by the open connections, entries dropped at zero.
         self._pending_addresses: dict[str, int] = {}
         self._pending_meetings: dict[str, int] = {}
@@ -170,8 +83,8 @@ class AttemptLimiter:
             clean = PENDING_WAIT if pending else self._addresses.clean_in(key, now)
             if clean:
                 return Verdict(min(meeting, clean))
-        _count(self._pending_addresses, key, +1)
-        _count(self._pending_meetings, meeting_number, +1)
+        count_pending(self._pending_addresses, key, +1)
+        count_pending(self._pending_meetings, meeting_number, +1)
         return ALLOWED
 
     def end(self, *, address: str, meeting_number: str, failure: Failure | None, now: datetime) -> None:
@@ -181,8 +94,8 @@ class AttemptLimiter:
         A success resets nothing: otherwise joining one's own meeting would clear the failures spent guessing
         another's."""
         key = address_key(address)
-        _count(self._pending_addresses, key, -1)
-        _count(self._pending_meetings, meeting_number, -1)
+        count_pending(self._pending_addresses, key, -1)
+        count_pending(self._pending_meetings, meeting_number, -1)
         if failure is not None:
             self._addresses.failed(key, now)
             if failure is Failure.WRONG_PASSCODE:
@@ -192,28 +105,6 @@ class AttemptLimiter:
 class Failure(Enum):
     WRONG_PASSCODE = "wrong_passcode"
     NO_SUCH_MEETING = "no_such_meeting"
-
-
-def _count(counts: dict[str, int], key: str, step: int) -> None:
-    value = counts.get(key, 0) + step
-    if value > 0:
-        counts[key] = value
-    else:
-        counts.pop(key, None)
-
-
-def address_key(address: str) -> str:
-    """The key of a client address: an IPv6 client is its /64 (one subscriber's whole prefix, which it can
-    rotate through at will), an IPv4-mapped address its IPv4 address, anything unparsable as is."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 def client_address(environ: Mapping[str, object]) -> str:

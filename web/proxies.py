@@ -15,6 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import web
 
+from rooms.backoff import address_key
+
+__all__ = ["CLIENT_ADDRESS", "address_key", "client_address", "parse_networks", "resolve", "resolver"]
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 ClientAddress = Callable[[web.BaseRequest], str]
@@ -72,14 +76,3 @@ def client_address(request: web.Request) -> str:
     """The client's address of an aiohttp request, through the application's resolver if it has one."""
     found = request.config_dict.get(CLIENT_ADDRESS)
     return found(request) if found is not None else (request.remote or "")
-
-
-def address_key(address: str) -> str:
-    """The key a limit files a client under: an IPv6 client is its /64 (one subscriber's prefix, which it can
-    rotate through at will), anything unparsable is kept as it is."""
-    ip = _ip(address)
-    if ip is None:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)

@@ -19,97 +19,11 @@ whose back-off is worth keeping.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from web.proxies import address_key
+from rooms.backoff import Backoff, FailureTable, address_key, count_pending
 
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """``free`` failures cost nothing; the n-th beyond them blocks for ``base·2^(n-1)``, at most ``cap``.
-    One failure is forgiven every ``forgive``, so a key left alone returns to zero."""
-
-    free: int
-    base: timedelta
-    cap: timedelta
-    forgive: timedelta
-
-    def delay(self, failures: int) -> timedelta:
-        beyond = failures - self.free
-        if beyond <= 0:
-            return timedelta(0)
-        # Bounded exponent: 2**beyond overflows timedelta long before it would matter.
-        doubled: timedelta = self.base * (2 ** min(beyond - 1, 40))
-        return min(self.cap, doubled)
-
-
-@dataclass(slots=True)
-class _Entry:
-    failures: int
-    since: datetime  # failures are forgiven one per Backoff.forgive from here
-    blocked_until: datetime
-
-
-class _Table:
-    """Failures of one kind of key: a leaky counter with a block time, in a two-segment LRU."""
-
-    def __init__(self, backoff: Backoff, max_keys: int) -> None:
-        self.backoff = backoff
-        self._max_keys = max_keys
-        self._calm: OrderedDict[str, _Entry] = OrderedDict()  # never beyond the free failures
-        self._hot: OrderedDict[str, _Entry] = OrderedDict()  # earned a back-off at least once
-
-    def __len__(self) -> int:
-        return len(self._calm) + len(self._hot)
-
-    def _get(self, key: str, now: datetime) -> _Entry | None:
-        entry = self._calm.get(key) or self._hot.get(key)
-        if entry is None:
-            return None
-        forgiven = min(entry.failures, max(0, int((now - entry.since) / self.backoff.forgive)))
-        entry.failures -= forgiven
-        entry.since += self.backoff.forgive * forgiven
-        if entry.failures == 0 and entry.blocked_until <= now:
-            self.forget(key)
-            return None
-        return entry
-
-    def failures(self, key: str, now: datetime) -> int:
-        entry = self._get(key, now)
-        return 0 if entry is None else entry.failures
-
-    def blocked_for(self, key: str, now: datetime) -> timedelta:
-        entry = self._get(key, now)
-        return timedelta(0) if entry is None else max(timedelta(0), entry.blocked_until - now)
-
-    def clean_in(self, key: str, now: datetime) -> timedelta:
-        """How long until ``key`` has no failures on record (zero: it has none)."""
-        entry = self._get(key, now)
-        if entry is None:
-            return timedelta(0)
-        return max(entry.since + self.backoff.forgive * entry.failures, entry.blocked_until) - now
-
-    def failed(self, key: str, now: datetime) -> None:
-        entry = self._get(key, now) or _Entry(0, now, now)
-        if entry.failures == 0:
-            entry.since = now
-        entry.failures += 1
-        delay = self.backoff.delay(entry.failures)
-        if delay:
-            entry.blocked_until = max(entry.blocked_until, now + delay)
-        hot = bool(delay) or key in self._hot
-        self.forget(key)
-        (self._hot if hot else self._calm)[key] = entry
-        while len(self) > self._max_keys:
-            # The key just written is the newest of its segment: popitem(last=False) takes it only if alone.
-            calm_others = len(self._calm) - (key in self._calm)
-            (self._calm if calm_others else self._hot).popitem(last=False)
-
-    def forget(self, key: str) -> None:
-        self._calm.pop(key, None)
-        self._hot.pop(key, None)
+__all__ = ["ACCOUNT_BACKOFF", "PAIR_BACKOFF", "PENDING_WAIT", "Backoff", "LoginThrottle"]
 
 
 # How long to wait for attempts already being checked (one password hash: well under a second).
@@ -120,14 +34,6 @@ PAIR_BACKOFF = Backoff(
 ACCOUNT_BACKOFF = Backoff(
     free=20, base=timedelta(seconds=1), cap=timedelta(minutes=5), forgive=timedelta(minutes=1)
 )
-
-
-def _count(counts: dict[str, int], key: str, step: int) -> None:
-    value = counts.get(key, 0) + step
-    if value > 0:
-        counts[key] = value
-    else:
-        counts.pop(key, None)
 
 
 class LoginThrottle:
@@ -142,8 +48,8 @@ class LoginThrottle:
         per_account: Backoff = ACCOUNT_BACKOFF,
         max_keys: int = 10_000,
     ) -> None:
-        self._pairs = _Table(per_pair, max_keys)
-        self._accounts = _Table(per_account, max_keys)
+        self._pairs = FailureTable(per_pair, max_keys)
+        self._accounts = FailureTable(per_account, max_keys)
         self._pending_pairs: dict[str, int] = {}
         self._pending_accounts: dict[str, int] = {}
 
@@ -178,8 +84,8 @@ class LoginThrottle:
             clean = PENDING_WAIT if pending else self._pairs.clean_in(pair, now)
             if clean:
                 return min(wait, clean)
-        _count(self._pending_pairs, pair, +1)
-        _count(self._pending_accounts, account, +1)
+        count_pending(self._pending_pairs, pair, +1)
+        count_pending(self._pending_accounts, account, +1)
         return timedelta(0)
 
     def end(self, email: str, address: str, now: datetime, *, success: bool | None) -> None:
@@ -187,8 +93,8 @@ class LoginThrottle:
         decided, e.g. the database failed). A success clears that address's failures for the account only:
         the account's own count stays, since an attack on it from elsewhere goes on."""
         pair, account = self._keys(email, address)
-        _count(self._pending_pairs, pair, -1)
-        _count(self._pending_accounts, account, -1)
+        count_pending(self._pending_pairs, pair, -1)
+        count_pending(self._pending_accounts, account, -1)
         if success is True:
             self._pairs.forget(pair)
         elif success is False:

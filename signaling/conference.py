@@ -56,7 +56,8 @@ from signaling.messages import (
     TrackInfo,
 )
 from signaling.moderation import Moderation
-from signaling.participant import Close, ConnectionState, NeedsOffer, Participant, Transport
+from signaling.outbox import Transport
+from signaling.participant import Close, ConnectionState, NeedsOffer, Participant
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.settings import SignalingSettings
 
@@ -274,6 +275,12 @@ class Conference:
             self._on_closed(self)
 
     def broadcast(self, message: ServerMessage, *, exclude: Participant | None = None) -> None:
+        if isinstance(message, ParticipantChanged) and exclude is None:
+            # One client toggling its hand in a loop must not cost N emits per toggle: a burst of changes
+            # of one participant goes out as one participant_changed per interval, the latest state last.
+            subject = self._participants.get(message.participant.participant_id)
+            if subject is not None and subject.changed():
+                return
         for p in list(self._participants.values()):
             if p.ready and p is not exclude:
                 p.send(message)

@@ -7,7 +7,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from rooms.policy import Kind
 from sfu.errors import SfuError
@@ -17,7 +17,6 @@ from signaling.chat import RateLimiter
 from signaling.errors import ErrorCode, ProtocolError
 from signaling.messages import (
     CLIENT_EVENT_NAMES,
-    JSON,
     SYSTEM_ROLES,
     AskUnmute,
     Candidate,
@@ -31,6 +30,7 @@ from signaling.messages import (
     MediaFailed,
     MediaState,
     Moderate,
+    ParticipantChanged,
     ParticipantInfo,
     PublishAnswer,
     PublishOffer,
@@ -44,9 +44,11 @@ from signaling.messages import (
     SubscribeOffer,
     TrackInfo,
     VideoSize,
-    to_wire,
 )
+from signaling.metrics import SIGNALING_METRICS
+from signaling.outbox import Outbox, Transport
 from signaling.ports import PeerPort
+from signaling.ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from signaling.clock import Timer
@@ -55,14 +57,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 10.0  # a participant that takes longer to leave (stuck SFU or database) is cancelled
-DRAIN_TIMEOUT = 2.0  # the last messages to a leaving client get this long to go out
-
-
-class Transport(Protocol):
-    """The Socket.IO server as a participant sees it."""
-
-    async def emit(self, event: str, data: dict[str, JSON], sid: str) -> None: ...
-    async def disconnect(self, sid: str) -> None: ...
 
 
 # Inbox items besides client messages: actions from the conference, the SFU and the server.
@@ -105,18 +99,6 @@ InboxItem = ClientMessage | Admitted | NeedsOffer | Reattached | ConnectionState
 # aiortc has no "disconnected": "failed" is ICE consent or DTLS lost; "closed" without our asking is aiortc
 # shutting the connection after that.
 _DEAD_STATES = frozenset({"failed", "closed"})
-
-
-@dataclass(frozen=True, slots=True)
-class _Emit:
-    sid: str
-    event: str
-    data: dict[str, JSON]
-
-
-@dataclass(frozen=True, slots=True)
-class _Hangup:
-    sid: str
 
 
 class Participant:
@@ -175,18 +157,26 @@ class Participant:
         self.media_timer: Timer | None = None
         self._media_deadline: datetime | None = None
         self._inbox: asyncio.Queue[InboxItem] = asyncio.Queue()
-        self._outbox: asyncio.Queue[_Emit | _Hangup | None] = asyncio.Queue()
+        self._queued_events = 0  # client messages in the inbox, bounded by inbox_limit
+        self._limits = RateLimit(settings.event_rates)
+        self._change_timer: Timer | None = None
+        self._change_pending = False
         self._task: asyncio.Task[None] | None = None
-        self._sender: asyncio.Task[None] | None = None
         self._joined: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.log = logging.LoggerAdapter(
             logger, {"meeting_id": conference.meeting_id, "participant_id": self.id}
+        )
+        self._outbox = Outbox(
+            transport,
+            limit=settings.outbox_limit,
+            unsent_bytes_limit=settings.unsent_bytes_limit,
+            log=self.log,
         )
 
     # --- called by the conference and the server (synchronous: never waits on this client) ---
 
     def start(self) -> None:
-        self._sender = asyncio.create_task(self._send_loop(), name=f"participant-out:{self.id}")
+        self._outbox.start(f"participant-out:{self.id}")
         self._task = asyncio.create_task(self._run(), name=f"participant:{self.id}")
 
     def post(self, item: InboxItem) -> None:
@@ -194,18 +184,52 @@ class Participant:
             self.closing = self.closing or isinstance(item, Close)
             self._inbox.put_nowait(item)
 
+    def receive(self, message: ClientMessage) -> None:
+        """A parsed client event: into the inbox unless its class is over its rate or the inbox is full."""
+        if self.closing:
+            return  # leaving: nothing it sends matters any more
+        event = CLIENT_EVENT_NAMES.get(type(message), "")
+        settings = self.conference.settings
+        if not self._limits.allow(event, self.conference.scheduler.now()):
+            SIGNALING_METRICS.rate_limited[event] += 1
+            error = ProtocolError(ErrorCode.RATE_LIMITED, f"too many {event} events; slow down")
+            self.protocol_error(error, event)
+        elif self._queued_events >= settings.inbox_limit and not isinstance(message, Leave):
+            # The buckets bound what arrives; this bounds what waits behind a slow negotiation.
+            SIGNALING_METRICS.rate_limited[event] += 1
+            self.protocol_error(ProtocolError(ErrorCode.RATE_LIMITED, "too many events queued"), event)
+        elif not self.closed:
+            self._queued_events += 1
+            self.post(message)
+
     def send(self, message: ServerMessage) -> None:
         """Queue a message for the client; dropped while it is disconnected (it gets a snapshot back)."""
         if self.sid is None or self.closed:
             return
-        if self._outbox.qsize() >= self.conference.settings.outbox_limit:
-            if self.closing:
-                return
+        if not self._outbox.put(self.sid, message) and not self.closing:
             self.log.warning("client too slow; disconnecting")
+            SIGNALING_METRICS.slow_clients += 1
             self.post(Close(LeaveReason.SLOW_CLIENT, None))
-            return
-        event, data = to_wire(message)
-        self._outbox.put_nowait(_Emit(self.sid, event, data))
+
+    def changed(self) -> bool:
+        """A participant_changed about this participant is due: True if it is deferred (sent with the
+        latest state at the end of the interval that an earlier one started), False to send it now."""
+        if self._change_timer is not None:
+            self._change_pending = True
+            return True
+        interval = timedelta(seconds=self.conference.settings.participant_changed_interval_seconds)
+        if not interval:
+            return False
+        scheduler = self.conference.scheduler
+        self._change_timer = scheduler.call_at(scheduler.now() + interval, self._change_due)
+        return False
+
+    def _change_due(self) -> None:
+        self._change_timer = None
+        if self._change_pending:
+            self._change_pending = False
+            if self.ready and not self.closing:
+                self.conference.broadcast(ParticipantChanged(self.info()))
 
     def protocol_error(self, error: ProtocolError, event: str | None) -> None:
         self.send(Error(error.code, error.message, event))
@@ -217,7 +241,7 @@ class Participant:
     def detach(self) -> None:
         """The connection dropped; keep the seat for the reconnect grace period."""
         self.sid = None
-        self._drain_outbox()
+        self._outbox.clear()
 
     def reattach(self, sid: str) -> None:
         self.sid = sid
@@ -274,7 +298,7 @@ class Participant:
 
     async def _wait_in_lobby(self) -> Admitted | Close:
         while True:
-            item = await self._inbox.get()
+            item = await self._next()
             match item:
                 case Admitted() | Close():
                     return item
@@ -305,9 +329,15 @@ class Participant:
             self._joined.set_result(True)
         self.log.info("joined as %s", self.role.value)
 
+    async def _next(self) -> InboxItem:
+        item = await self._inbox.get()
+        if isinstance(item, ClientMessage):
+            self._queued_events -= 1
+        return item
+
     async def _loop(self) -> tuple[LeaveReason, ServerMessage | None]:
         while True:
-            item = await self._inbox.get()
+            item = await self._next()
             if isinstance(item, Close):
                 return item.reason, item.farewell
             if isinstance(item, Leave):
@@ -477,6 +507,8 @@ class Participant:
         self.ready = False  # no longer a target for broadcasts, moderation or chat
         if self.grace_timer is not None:
             self.grace_timer.cancel()
+        if self._change_timer is not None:
+            self._change_timer.cancel()
         self._cancel_media_timer()
         if reason is LeaveReason.MEDIA_FAILED:
             METRICS.media_failed += 1
@@ -499,39 +531,9 @@ class Participant:
         finally:
             # Others hear of the leave once it is recorded; this runs even if the writes were cancelled.
             conference.forget(self, reason, announce=announce)
-            if sid is not None:
-                self._outbox.put_nowait(_Hangup(sid))
-            self._outbox.put_nowait(None)
-        if self._sender is not None:
-            # A client that stopped reading is not waited for: drop what it has not taken and hang up.
-            drain = 0.0 if reason is LeaveReason.SLOW_CLIENT else DRAIN_TIMEOUT
-            done, _ = await asyncio.wait({self._sender}, timeout=drain)
-            if not done:
-                self._sender.cancel()
-                await asyncio.gather(self._sender, return_exceptions=True)
-                if sid is not None:
-                    try:
-                        await self._transport.disconnect(sid)
-                    except Exception:
-                        self.log.exception("disconnecting the client failed")
+            self._outbox.hang_up(sid)
+        await self._outbox.finish(sid, slow=reason is LeaveReason.SLOW_CLIENT)
         self.log.info("left (%s)", reason.value)
-
-    def _drain_outbox(self) -> None:
-        while not self._outbox.empty():
-            self._outbox.get_nowait()
-
-    async def _send_loop(self) -> None:
-        while True:
-            item = await self._outbox.get()
-            if item is None:
-                return
-            try:
-                if isinstance(item, _Emit):
-                    await self._transport.emit(item.event, item.data, item.sid)
-                else:
-                    await self._transport.disconnect(item.sid)
-            except Exception:
-                self.log.exception("sending to the client failed")
 
 
 def _event_of(item: InboxItem) -> str | None:

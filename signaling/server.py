@@ -59,6 +59,15 @@ class _SocketTransport:
     async def disconnect(self, sid: str) -> None:
         await self._sio.disconnect(sid)
 
+    def unsent_bytes(self, sid: str) -> int:
+        return self._sio.unsent_bytes(sid) if isinstance(self._sio, SocketIOServer) else 0
+
+    async def abort(self, sid: str) -> None:
+        if isinstance(self._sio, SocketIOServer):
+            await self._sio.abort(sid)
+        else:
+            await self._sio.disconnect(sid)
+
 
 def _refuse(
     code: RefusalCode, message: str, retry_after: int | None = None
@@ -327,7 +336,7 @@ class MeetingServer:
         except ProtocolError as exc:
             participant.protocol_error(exc, name[:40] or None)
             return
-        participant.post(message)
+        participant.receive(message)
 
     # --- registry ---
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signaling.ratelimit import EventRates
+
 
 class SignalingSettings(BaseModel):
     """Live-meeting tunables. Durations are in seconds so environment variables stay plain numbers."""
@@ -62,3 +64,13 @@ class SignalingSettings(BaseModel):
     # WHEP viewer sessions open at once on one join token (each takes a PeerConnection and a UDP port): a
     # leaked token cannot exhaust the media port range. Over: 429.
     whep_sessions_per_token: int = Field(default=3, ge=1)
+    # Every client event costs a token of its class's bucket (burst, then per_second; ratelimit.py); over it
+    # the event is refused with error rate_limited, which counts towards max_protocol_errors.
+    event_rates: EventRates = EventRates()
+    # Client events waiting in one participant's inbox (behind a slow negotiation); more are rate_limited.
+    inbox_limit: int = Field(default=256, ge=1)
+    # Bytes queued for one client at Engine.IO that its writer has not taken yet: a client that does
+    # not read is disconnected (slow_client) past this, whatever its outbox holds.
+    unsent_bytes_limit: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    # A burst of changes of one participant reaches the others as one participant_changed per interval.
+    participant_changed_interval_seconds: float = Field(default=0.1, ge=0)

@@ -34,6 +34,7 @@ from web.proxies import CLIENT_ADDRESS
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
+from yunhui.signaling_metrics import SignalingCollector
 
 BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
 HEARTBEAT_JOB = web.AppKey("heartbeat_job", PeriodicJob)
@@ -113,6 +114,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
 
     sfu = Sfu(settings.sfu)
     registry.register(SfuCollector(sfu))
+    registry.register(SignalingCollector())
     sio = socketio_server()
     sio.attach(app)
     signaling_settings = settings.signaling

@@ -139,7 +139,14 @@ async def start_live(
     sio = socketio_server(engineio_logger=False)
     app = web.Application()
     sio.attach(app)
-    settings = SignalingSettings(**{"files_dir": tmp_path / "files", "upload_max_bytes": 1000, **signaling})
+    # The fake clock stands still unless a test advances it: every participant_changed goes out unless a
+    # test asks for coalescing (test_signaling_floods.py).
+    defaults = {
+        "files_dir": tmp_path / "files",
+        "upload_max_bytes": 1000,
+        "participant_changed_interval_seconds": 0,
+    }
+    settings = SignalingSettings(**{**defaults, **signaling})
     server = MeetingServer(
         sio,
         sfu=sfu or FakeSfu(),

@@ -357,6 +357,9 @@ class Harness:
         self.sfu = FakeSfu()
         self.store = FakeStore()
         self.sio = FakeSio()
+        # The fake clock stands still unless a test advances it: every participant_changed goes out unless a
+        # test asks for coalescing (test_signaling_floods.py).
+        settings = {"participant_changed_interval_seconds": 0, **settings}
         self.settings = SignalingSettings(files_dir=tmp_path / "files", **settings)
         self.server = MeetingServer(
             self.sio,

@@ -450,6 +450,7 @@ async def test_a_client_that_stops_reading_is_disconnected_without_stalling_othe
 
         h.sio.emit = emit  # type: ignore[method-assign]
         for i in range(12):
+            h.clock.advance(1)  # one toggle a second stays within the hand's rate limit
             await ann.emit("hand", {"raised": i % 2 == 0})
             await ann.expect("participant_changed")  # Ann keeps reading; Slow does not
         left = await ann.expect("participant_left")

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 # Names python-socketio dispatches to the connection's own handlers, never to an event's.
 RESERVED_EVENTS = frozenset(socketio.AsyncServer.reserved_events)
+# An event named "*" would reach the catch-all handler without its name (python-socketio calls a handler
+# registered for the event's own name that way): it goes through the catch-all path below too.
+_NOT_BY_NAME = RESERVED_EVENTS | {"*"}
 
 
 class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]  # python-socketio is untyped
@@ -198,7 +201,7 @@ class SocketIOServer(socketio.AsyncServer):  # type: ignore[misc]  # python-sock
             logger.warning("client %s sent a malformed packet: %s; more are only counted", eio_sid, what)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: object) -> None:
-        if isinstance(data, list) and data and isinstance(data[0], str) and data[0] not in RESERVED_EVENTS:
+        if isinstance(data, list) and data and isinstance(data[0], str) and data[0] not in _NOT_BY_NAME:
             await super()._handle_event(eio_sid, namespace, id, data)
             return
         namespace = namespace or "/"

@@ -7,8 +7,9 @@ Every client event costs a token of its class; a class's bucket holds ``burst`` 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Rate(BaseModel):
@@ -37,6 +38,20 @@ class EventRates(BaseModel):
     chat: Rate = Rate(burst=20, per_second=5.0)
     # moderate, claim_host (claim_host has its attempt limits too), and any event not named here.
     other: Rate = Rate(burst=20, per_second=5.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_in(cls, data: Any) -> Any:
+        # One environment variable (…__EVENT_RATES__CANDIDATE__BURST) sets one field of a class: the
+        # other keeps the class's default.
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for name, value in data.items():
+            default = cls.model_fields[name].default if name in cls.model_fields else None
+            if isinstance(value, dict) and isinstance(default, Rate):
+                filled[name] = {**default.model_dump(), **value}
+        return filled
 
 
 _CLASSES = {

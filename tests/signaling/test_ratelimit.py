@@ -41,3 +41,8 @@ def test_the_defaults_let_a_browser_negotiate_and_trickle() -> None:
     assert all(limit.allow(event, T0) for event in negotiation)
     assert all(limit.allow("candidate", T0) for _ in range(60))  # two PeerConnections, 30 each
     assert all(limit.allow("media_state", T0) for _ in range(3))  # mic, camera, screen at the start
+
+
+def test_one_field_of_a_class_can_be_set_alone() -> None:
+    rates = EventRates.model_validate({"candidate": {"burst": 200}})
+    assert rates.candidate == Rate(burst=200, per_second=20.0)

@@ -31,7 +31,8 @@ class EventRates(BaseModel):
     # A browser trickles 10-30 candidates per negotiation, two PeerConnections at the start.
     candidate: Rate = Rate(burst=100, per_second=20.0)
     # One per shown remote video whenever the layout changes; the meeting UI reports each tile's resize.
-    video_size: Rate = Rate(burst=200, per_second=50.0)
+    # A grid of 49 tiles being resized: the SDK sends each tile's size at most twice a second (98/s).
+    video_size: Rate = Rate(burst=400, per_second=150.0)
     # media_state, hand, ask_unmute: each one reaches everyone (participant_changed).
     state: Rate = Rate(burst=10, per_second=3.0)
     # chat_send and reaction (their own sliding windows, chat_rate_count, apply after this).

@@ -175,3 +175,24 @@ async def test_a_failed_negotiation_does_not_stop_the_next_ones(page: Page) -> N
         "failed: publish_layers: rids must be an array",
         2,
     ]
+
+
+async def test_video_sizes_are_sent_at_most_twice_a_second_per_track(page: Page) -> None:
+    """A window being resized reports a size every frame; the server rate-limits video_size (and a client
+    over its limits is disconnected), so the SDK sends the first at once and the latest at the interval's
+    end, per track."""
+    sent = await call(
+        page,
+        "sdk/yunhui.js",
+        """(async () => {
+          const c = new m.MeetingClient({});
+          c.state = "joined";
+          const sent = [];
+          c._send = (event, data) => sent.push(`${data.track_id}:${data.width}x${data.height}`);
+          for (let i = 1; i <= 60; i++) { c.setVideoSize("a", 100 + i, 50); c.setVideoSize("b", 10, 10); }
+          const before = sent.length;
+          await new Promise((resolve) => setTimeout(resolve, 700));
+          return [before, ...sent];
+        })()""",
+    )
+    assert sent == [2, "a:101x50", "b:10x10", "a:160x50"]

@@ -6,6 +6,8 @@ import { HELD, Publisher, SIMULCAST_LAYERS, Subscriber, parseSections } from "./
 export { SIMULCAST_LAYERS, parseSections };
 
 const STATS_INTERVAL_MS = 2_000;
+// Each track's video_size goes out at most this often (see setVideoSize).
+const VIDEO_SIZE_INTERVAL_MS = 500;
 
 /** A join that the server refused (wrong passcode, full, locked, ...). `code` is a RefusalCode of the protocol. */
 export class JoinError extends Error {
@@ -125,6 +127,7 @@ export class MeetingClient extends EventTarget {
     this._publisher = null;
     this._subscriber = null;
     this._sentSizes = new Map();
+    this._pendingSizes = new Map(); // trackId -> { size }: a size to send when its interval ends
     this._recovering = new Set(); // "publish" | "subscribe": restarted on a new PeerConnection, not connected yet
     this._statsTimer = null;
     this._lastStats = null;
@@ -602,11 +605,28 @@ export class MeetingClient extends EventTarget {
     }
   }
 
-  /** Tell the SFU how large a video is shown so it forwards the simulcast layer that fits. */
+  /** Tell the SFU how large a video is shown so it forwards the simulcast layer that fits.
+   * At most one video_size per track every VIDEO_SIZE_INTERVAL_MS (the server rate-limits the event, and a
+   * window being resized reports every frame): the first at once, the latest size at the interval's end. */
   setVideoSize(trackId, width, height) {
     if (!trackId || this.state !== "joined") return;
     const w = Math.max(0, Math.round(width));
     const h = Math.max(0, Math.round(height));
+    const pending = this._pendingSizes.get(trackId);
+    if (pending) {
+      pending.size = [w, h];
+      return;
+    }
+    this._sendVideoSize(trackId, w, h);
+    const entry = { size: null };
+    this._pendingSizes.set(trackId, entry);
+    setTimeout(() => {
+      this._pendingSizes.delete(trackId);
+      if (entry.size && this.state === "joined") this.setVideoSize(trackId, ...entry.size);
+    }, VIDEO_SIZE_INTERVAL_MS);
+  }
+
+  _sendVideoSize(trackId, w, h) {
     const key = `${w}x${h}`;
     if (this._sentSizes.get(trackId) === key) return;
     this._sentSizes.set(trackId, key);

@@ -18,10 +18,11 @@ the keys in back-off; meeting keys are made only for meeting numbers that exist.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from rooms.backoff import Backoff, FailureTable, address_key, count_pending
 
@@ -107,12 +108,15 @@ class Failure(Enum):
     NO_SUCH_MEETING = "no_such_meeting"
 
 
-def client_address(environ: Mapping[str, object]) -> str:
+def client_address(environ: Mapping[str, object], resolve: Callable[[Any], str] | None = None) -> str:
     """The address a Socket.IO connection came from (the one place that decides it).
 
     python-engineio's aiohttp driver writes "127.0.0.1" into every environ's REMOTE_ADDR, so the peer comes
-    from the aiohttp request it keeps there; REMOTE_ADDR is the fallback for other drivers."""
+    from the aiohttp request it keeps there; REMOTE_ADDR is the fallback for other drivers. `resolve`: the
+    application's request -> address function (behind trusted proxies: X-Forwarded-For, web/proxies.py)."""
     request = environ.get("aiohttp.request")
+    if resolve is not None and request is not None:
+        return resolve(request)
     remote = getattr(request, "remote", None)
     if isinstance(remote, str) and remote:
         return remote

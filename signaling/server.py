@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import socketio
 
@@ -124,11 +124,14 @@ class MeetingServer:
         clock: Callable[[], datetime],
         scheduler: Scheduler | None = None,
         files_prefix: str = "/files",
+        client_address: Callable[[Any], str] | None = None,
     ) -> None:
         if isinstance(sio, socketio.AsyncServer) and not isinstance(sio, SocketIOServer):
             # A plain AsyncServer hands a client's "connect" event to _on_connect: ghost participants.
             raise TypeError("MeetingServer needs signaling.server.socketio_server(), not a plain AsyncServer")
         self.settings = settings
+        # The request -> client address function of the app (trusted proxies); None: the TCP peer.
+        self._client_address = client_address
         self.scheduler = scheduler or LoopScheduler(clock)
         if settings.files_dir is None:
             raise ValueError("signaling settings: files_dir must be set (the composition root fills it in)")
@@ -245,7 +248,7 @@ class MeetingServer:
 
     async def _passcode_join(self, sid: str, environ: Mapping[str, object], request: PasscodeJoin) -> None:
         # Only passcodes can be guessed: join and access tokens are signed, reconnect tokens 256 random bits.
-        address = client_address(environ)
+        address = client_address(environ, self._client_address)
         number = request.meeting_number
         verdict = self.attempts.begin(address=address, meeting_number=number, now=self.scheduler.now())
         if not verdict.allowed:

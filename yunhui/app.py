@@ -129,6 +129,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         settings=signaling_settings,
         secret_key=secret_key,
         clock=clock,
+        client_address=app[CLIENT_ADDRESS],
     )
 
     interval = settings.jobs.heartbeat_interval_seconds

@@ -7,9 +7,10 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from signaling.errors import ErrorCode, ProtocolError
+from signaling.fields import FieldParser, Items, Pattern, Range, Text, as_object, bad
 
 JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 
@@ -114,8 +115,13 @@ class LeaveReason(StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PublishOffer:
-    sdp: str
-    sources: dict[str, Source]  # mid -> source
+    sdp: Annotated[str, Text(MAX_SDP_LENGTH)]
+    sources: Annotated[  # mid -> source
+        dict[str, Source],
+        Items(
+            16, Text(MAX_ID_LENGTH), "'sources' must be an object mapping each mid to mic, camera or screen"
+        ),
+    ]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,22 +131,22 @@ class Subscribe:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubscribeAnswer:
-    sdp: str
+    sdp: Annotated[str, Text(MAX_SDP_LENGTH)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Candidate:
     pc: Literal["publish", "subscribe"]
-    candidate: str
-    sdp_mid: str | None
-    sdp_mline_index: int | None
+    candidate: Annotated[str, Text(MAX_CANDIDATE_LENGTH, allow_empty=True)]  # empty: end of candidates
+    sdp_mid: Annotated[str | None, Text(MAX_ID_LENGTH)]
+    sdp_mline_index: Annotated[int | None, Range(0, 255)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VideoSize:
-    track_id: str
-    width: int
-    height: int
+    track_id: Annotated[str, Text(MAX_ID_LENGTH)]
+    width: Annotated[int, Range(0, MAX_VIDEO_SIDE)]
+    height: Annotated[int, Range(0, MAX_VIDEO_SIDE)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,8 +157,10 @@ class MediaState:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatSend:
-    text: str
-    to: str | None
+    text: Annotated[
+        str, Text(limit="chat_max_length", too_long="a chat message has at most {limit} characters")
+    ]
+    to: Annotated[str | None, Text(MAX_ID_LENGTH)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,7 +176,7 @@ class React:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Moderate:
     action: ModerationAction
-    participant_id: str | None
+    participant_id: Annotated[str | None, Text(MAX_ID_LENGTH)]  # only for TARGETED_ACTIONS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -190,7 +198,7 @@ class AskUnmute:
 class ClaimHost:
     """Become host with the room's host key (attempt-limited)."""
 
-    host_key: str
+    host_key: Annotated[str, Text(MAX_HOST_KEY_LENGTH)]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -234,34 +242,42 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
 
 # --- join requests (Socket.IO ``auth``) ---------------------------------------------------------------
 
+REJOIN = Pattern(REJOIN_KEY, "'rejoin_key' is not one this server issued")
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TokenJoin:
-    token: str
-    display_name: str | None
-    rejoin_key: str | None = None  # from an earlier `joined` of this meeting (see Conference bans)
+    token: Annotated[str, Text(4_000)]
+    display_name: Annotated[str | None, Text(limit="display_name_max_length")]
+    rejoin_key: Annotated[str | None, Text(128), REJOIN] = (
+        None  # from an earlier `joined` of this meeting (bans)
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PasscodeJoin:
-    meeting_number: str
-    passcode: str
-    display_name: str
+    meeting_number: Annotated[str, Text(20)]
+    passcode: Annotated[str, Text(64, allow_empty=True)]
+    display_name: Annotated[str, Text(limit="display_name_max_length")]
     # A random id the browser keeps (localStorage): lets a moderator's removal stick to a passcode guest.
-    device_id: str | None = None
-    rejoin_key: str | None = None
+    device_id: Annotated[
+        str | None,
+        Text(64),
+        Pattern(DEVICE_ID, "'device_id' must be 16 to 64 characters from A-Z, a-z, 0-9, '-' and '_'"),
+    ] = None
+    rejoin_key: Annotated[str | None, Text(128), REJOIN] = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LoginJoin:
-    meeting_number: str
-    access_token: str
-    display_name: str | None
+    meeting_number: Annotated[str, Text(20)]
+    access_token: Annotated[str, Text(4_000)]
+    display_name: Annotated[str | None, Text(limit="display_name_max_length")]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reconnect:
-    reconnect_token: str
+    reconnect_token: Annotated[str, Text(200)]
 
 
 JoinRequest = TokenJoin | PasscodeJoin | LoginJoin | Reconnect
@@ -557,169 +573,42 @@ def to_wire(message: ServerMessage) -> tuple[str, dict[str, JSON]]:
 
 # --- the one parse point ---------------------------------------------------------------------------------
 
-
-def _bad(message: str) -> ProtocolError:
-    return ProtocolError(ErrorCode.BAD_PAYLOAD, message)
-
-
-def _object(data: object) -> Mapping[str, object]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise _bad("the payload must be an object")
-    return data
+# Each client event's dataclass, read once: FieldParser validates a payload against its annotated fields.
+_PARSERS: dict[str, FieldParser] = {name: FieldParser(cls) for cls, name in CLIENT_EVENT_NAMES.items()}
+_JOINS = {cls: FieldParser(cls) for cls in (TokenJoin, PasscodeJoin, LoginJoin, Reconnect)}
 
 
-def _str(data: Mapping[str, object], name: str, max_length: int, *, allow_empty: bool = False) -> str:
-    value = data.get(name)
-    if not isinstance(value, str):
-        raise _bad(f"{name!r} must be a string")
-    if len(value) > max_length:
-        raise _bad(f"{name!r} is longer than {max_length} characters")
-    if not allow_empty and not value.strip():
-        raise _bad(f"{name!r} must not be empty")
-    return value
-
-
-def _opt_str(data: Mapping[str, object], name: str, max_length: int) -> str | None:
-    return None if data.get(name) is None else _str(data, name, max_length)
-
-
-def _int(data: Mapping[str, object], name: str, low: int, high: int) -> int:
-    value = data.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _bad(f"{name!r} must be an integer from {low} to {high}")
-    return value
-
-
-def _bool(data: Mapping[str, object], name: str) -> bool:
-    value = data.get(name)
-    if not isinstance(value, bool):
-        raise _bad(f"{name!r} must be true or false")
-    return value
-
-
-E = TypeVar("E", bound=StrEnum)
-
-
-def _enum(data: Mapping[str, object], name: str, enum: type[E]) -> E:
-    value = data.get(name)
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in enum)
-        raise _bad(f"{name!r} must be one of: {choices}") from None
-
-
-def _publish_offer(d: Mapping[str, object]) -> PublishOffer:
-    raw = d.get("sources")
-    if not isinstance(raw, dict) or len(raw) > 16:
-        raise _bad("'sources' must be an object mapping each mid to mic, camera or screen")
-    sources = {
-        _str({"mid": mid}, "mid", MAX_ID_LENGTH): _enum({"s": s}, "s", Source) for mid, s in raw.items()
-    }
-    return PublishOffer(_str(d, "sdp", MAX_SDP_LENGTH), sources)
-
-
-def _pc(d: Mapping[str, object]) -> Literal["publish", "subscribe"]:
-    pc = d.get("pc")
-    if pc not in ("publish", "subscribe"):
-        raise _bad("'pc' must be publish or subscribe")
-    return "publish" if pc == "publish" else "subscribe"
-
-
-def _candidate(d: Mapping[str, object]) -> Candidate:
-    pc = _pc(d)
-    index = None if d.get("sdp_mline_index") is None else _int(d, "sdp_mline_index", 0, 255)
-    return Candidate(
-        pc,
-        _str(d, "candidate", MAX_CANDIDATE_LENGTH, allow_empty=True),
-        _opt_str(d, "sdp_mid", MAX_ID_LENGTH),
-        index,
-    )
-
-
-def _moderate(d: Mapping[str, object]) -> Moderate:
-    action = _enum(d, "action", ModerationAction)
-    target = _opt_str(d, "participant_id", MAX_ID_LENGTH)
-    if action in TARGETED_ACTIONS and target is None:
-        raise _bad(f"{action.value!r} needs 'participant_id'")
-    return Moderate(action, target if action in TARGETED_ACTIONS else None)
+def _checked(message: Any) -> ClientMessage:
+    """What the fields alone cannot say."""
+    if isinstance(message, Moderate):
+        if message.action not in TARGETED_ACTIONS:
+            return Moderate(message.action, None)
+        if message.participant_id is None:
+            raise bad(f"{message.action.value!r} needs 'participant_id'")
+    result: ClientMessage = message
+    return result
 
 
 def parse(event: str, data: object, *, chat_max_length: int) -> ClientMessage:
     """Parse one client event; raises ProtocolError with a code naming what is wrong."""
-    d = _object(data)
-    match event:
-        case "publish_offer":
-            return _publish_offer(d)
-        case "subscribe":
-            return Subscribe()
-        case "subscribe_answer":
-            return SubscribeAnswer(_str(d, "sdp", MAX_SDP_LENGTH))
-        case "candidate":
-            return _candidate(d)
-        case "video_size":
-            return VideoSize(
-                _str(d, "track_id", MAX_ID_LENGTH),
-                _int(d, "width", 0, MAX_VIDEO_SIDE),
-                _int(d, "height", 0, MAX_VIDEO_SIDE),
-            )
-        case "media_state":
-            return MediaState(_enum(d, "source", Source), _bool(d, "muted"))
-        case "chat_send":
-            text = d.get("text")
-            if isinstance(text, str) and len(text) > chat_max_length:
-                raise ProtocolError(
-                    ErrorCode.TOO_LONG, f"a chat message has at most {chat_max_length} characters"
-                )
-            return ChatSend(_str(d, "text", chat_max_length), _opt_str(d, "to", MAX_ID_LENGTH))
-        case "hand":
-            return Hand(_bool(d, "raised"))
-        case "reaction":
-            return React(_enum(d, "reaction", Reaction))
-        case "moderate":
-            return _moderate(d)
-        case "restart_media":
-            return RestartMedia(_pc(d))
-        case "ask_unmute":
-            return AskUnmute(_enum(d, "source", Source))
-        case "claim_host":
-            return ClaimHost(_str(d, "host_key", MAX_HOST_KEY_LENGTH))
-        case "leave":
-            return Leave()
-    raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}")
+    parser = _PARSERS.get(event)
+    if parser is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event {event[:40]!r}")
+    return _checked(parser.parse(as_object(data), {"chat_max_length": chat_max_length}))
 
 
 def parse_auth(auth: object, *, display_name_max_length: int) -> JoinRequest:
     """Parse the Socket.IO ``auth`` object of a connection; raises ProtocolError(BAD_PAYLOAD)."""
-    d = _object(auth)
+    d = as_object(auth)
     if "reconnect_token" in d:
-        return Reconnect(_str(d, "reconnect_token", 200))
-    name = _opt_str(d, "display_name", display_name_max_length)
-    if "token" in d:
-        return TokenJoin(_str(d, "token", 4_000), name, _rejoin_key(d))
-    number = _str(d, "meeting_number", 20)
-    if "access_token" in d:
-        return LoginJoin(number, _str(d, "access_token", 4_000), name)
-    if name is None:
-        raise _bad("'display_name' is required to join with a passcode")
-    return PasscodeJoin(
-        number, _str(d, "passcode", 64, allow_empty=True), name, _device_id(d), _rejoin_key(d)
-    )
-
-
-def _rejoin_key(d: Mapping[str, object]) -> str | None:
-    value = _opt_str(d, "rejoin_key", 128)
-    if value is not None and not REJOIN_KEY.fullmatch(value):
-        raise _bad("'rejoin_key' is not one this server issued")
-    return value
-
-
-def _device_id(d: Mapping[str, object]) -> str | None:
-    value = _opt_str(d, "device_id", 64)
-    if value is not None and not DEVICE_ID.fullmatch(value):
-        raise _bad("'device_id' must be 16 to 64 characters from A-Z, a-z, 0-9, '-' and '_'")
-    return value
+        kind: type[JoinRequest] = Reconnect
+    elif "token" in d:
+        kind = TokenJoin
+    elif "access_token" in d:
+        kind = LoginJoin
+    else:
+        kind = PasscodeJoin
+        if d.get("display_name") is None and isinstance(d.get("meeting_number"), str):
+            raise bad("'display_name' is required to join with a passcode")
+    request: JoinRequest = _JOINS[kind].parse(d, {"display_name_max_length": display_name_max_length})
+    return request

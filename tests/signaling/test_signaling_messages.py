@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from signaling.chat import RateLimiter
 from signaling.errors import ErrorCode, ProtocolError
+from signaling.fields import FieldParser, Range
 from signaling.files import FileLinks, FileStore, safe_name, sniff
 from signaling.messages import (
     Candidate,
@@ -280,3 +283,34 @@ def test_the_socketio_server_sends_json_packets_without_searching_them_for_bytes
     packet = JsonPacket(data=["joined", payload])
     assert packet.packet_type == 2  # EVENT, not BINARY_EVENT
     assert packet.encode() == '2["joined",' + json.dumps(payload, separators=(",", ":")) + "]"
+
+
+def test_the_parser_reads_every_event_from_its_dataclass_and_refuses_undeclared_fields() -> None:
+    """One parser over annotated fields (signaling/fields.py): a field it cannot read fails at import,
+    and a payload is checked field by field with the declared limits."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Unbounded:
+        count: int
+
+    with pytest.raises(TypeError, match="needs a Range"):
+        FieldParser(Unbounded)
+
+    @dataclasses.dataclass(frozen=True)
+    class Odd:
+        when: datetime
+
+    with pytest.raises(TypeError, match="not a wire field type"):
+        FieldParser(Odd)
+
+    @dataclasses.dataclass(frozen=True)
+    class Bounded:
+        count: Annotated[int | None, Range(1, 3)]
+
+    parser = FieldParser(Bounded)
+    assert parser.parse({}, {}) == Bounded(None) and parser.parse({"count": 3}, {}) == Bounded(3)
+    with pytest.raises(ProtocolError, match="from 1 to 3"):
+        parser.parse({"count": 4}, {})
+    assert p("video_size", {"track_id": "t", "width": 0, "height": 16_384}) == VideoSize("t", 0, 16_384)
+    with pytest.raises(ProtocolError, match="'track_id' is longer than 100"):
+        p("video_size", {"track_id": "t" * 101, "width": 0, "height": 0})

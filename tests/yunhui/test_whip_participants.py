@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 from sqlalchemy import select
 
 from rooms.database import Database
@@ -253,7 +255,20 @@ async def test_metrics_count_the_media_forwarded_and_the_connections(meeting: Me
     async with asyncio.timeout(15):
         for _ in range(5):  # decoded frames: the copies arrived
             await video.recv()
-    body = await scrape()
+    # A hostile viewer: one 1,200-byte NACK asking for 5,049 packets (the flood the bounds are for).
+    receiver = next(r for r in player.getReceivers() if r.track.kind == "video")
+    video_sdp = player.remoteDescription.sdp.split("m=video", 1)[1]
+    media_ssrc = int(re.search(r"a=ssrc:(\d+)", video_sdp).group(1))  # type: ignore[union-attr]
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1234, media_ssrc=media_ssrc)
+    nack.lost = list(range(1000, 1000 + 297 * 17))
+    assert len(bytes(nack)) == 1200
+    await receiver._send_rtcp(nack)
+    async with asyncio.timeout(10):
+        while _sample(body := await scrape(), "yunhui_sfu_nacks_received_total") < 1:
+            await video.recv()  # let the event loop carry the NACK to the SFU
+    asked = _sample(body, "yunhui_sfu_nack_seqs_requested_total")
+    assert asked >= 297 * 17
+    assert _sample(body, "yunhui_sfu_retransmissions_suppressed_total") >= asked - 64
     forwarded = "yunhui_sfu_forwarded_packets_total"
     assert _sample(body, forwarded) > _sample(before, forwarded)
     assert _sample(body, "yunhui_sfu_forwarded_bytes_total") > 0

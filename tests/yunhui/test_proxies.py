@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +10,10 @@ import socketio
 from aiohttp import web
 
 from rooms.models import Account, Room
-from tests.conftest import SECRET_KEY
+from tests.conftest import RunningServer
 from tests.signaling.live_server import Client
 from web.keys import DATABASE
 from web.proxies import address_key, parse_networks, resolve
-from yunhui.app import create_app
 from yunhui.settings import SettingsError, load_settings
 
 NGINX = parse_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
@@ -63,54 +60,44 @@ def test_trusted_proxies_setting_is_validated() -> None:
         load_settings(overrides={"server": {"trusted_proxies": ["nginx"]}})
 
 
-async def test_passcode_back_off_behind_a_trusted_proxy_is_per_client(tmp_path: Any) -> None:
-    """Through the whole app behind nginx (trusted 127.0.0.1), the meeting server's passcode limit files
-    each guest under its X-Forwarded-For address: one guesser is stopped, the others are not slowed (before,
-    every guest behind the proxy shared the proxy's address and one attacker slowed them all)."""
-    settings = load_settings(
+@pytest.fixture
+def settings(tmp_path: Any) -> Any:
+    """The test server (tests/conftest.py ``server``) behind a trusted nginx on 127.0.0.1."""
+    return load_settings(
         overrides={
             "paths": {"var_dir": str(tmp_path / "var")},
             "server": {"host": "127.0.0.1", "port": 0, "tls_port": None, "trusted_proxies": ["127.0.0.1"]},
         }
     )
-    async with running(settings) as (url, app):
-        await room(app, "912345678", "246810")
-
-        async def attempt(address: str, passcode: str) -> str:
-            client = Client()
-            try:
-                await client.sio.connect(
-                    url,
-                    auth={"meeting_number": "912345678", "passcode": passcode, "display_name": address},
-                    headers={"X-Forwarded-For": address},
-                    transports=["websocket"],
-                    wait_timeout=5,
-                )
-            except socketio.exceptions.ConnectionError:
-                return str(client.refusal["data"]["code"])
-            finally:
-                await client.close()
-            return "joined"
-
-        codes = [await attempt("198.51.100.7", "000000") for _ in range(7)]
-        assert codes[:5] == ["wrong_passcode"] * 5 and codes[-1] == "too_many_attempts"
-        assert await attempt("198.51.100.8", "246810") == "joined"
-        assert await attempt("198.51.100.7", "246810") == "too_many_attempts"  # unchecked while blocked
 
 
-@contextlib.asynccontextmanager
-async def running(settings: Any) -> AsyncIterator[tuple[str, web.Application]]:
-    app = await create_app(settings, secret_key=SECRET_KEY)
-    await app[DATABASE].upgrade()
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", app
-    finally:
-        await runner.cleanup()
+async def test_passcode_back_off_behind_a_trusted_proxy_is_per_client(server: RunningServer) -> None:
+    """Through the whole app behind nginx (trusted 127.0.0.1), the meeting server's passcode limit files
+    each guest under its X-Forwarded-For address: one guesser is stopped, the others are not slowed (before,
+    every guest behind the proxy shared the proxy's address and one attacker slowed them all)."""
+    url, app = server.url, server.app
+    await room(app, "912345678", "246810")
+
+    async def attempt(address: str, passcode: str) -> str:
+        client = Client()
+        try:
+            await client.sio.connect(
+                url,
+                auth={"meeting_number": "912345678", "passcode": passcode, "display_name": address},
+                headers={"X-Forwarded-For": address},
+                transports=["websocket"],
+                wait_timeout=5,
+            )
+        except socketio.exceptions.ConnectionError:
+            return str(client.refusal["data"]["code"])
+        finally:
+            await client.close()
+        return "joined"
+
+    codes = [await attempt("198.51.100.7", "000000") for _ in range(7)]
+    assert codes[:5] == ["wrong_passcode"] * 5 and codes[-1] == "too_many_attempts"
+    assert await attempt("198.51.100.8", "246810") == "joined"
+    assert await attempt("198.51.100.7", "246810") == "too_many_attempts"  # unchecked while blocked
 
 
 async def room(app: web.Application, number: str, passcode: str) -> None:

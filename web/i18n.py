@@ -12,11 +12,27 @@ DEFAULT_LANGUAGE = "en"
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
-    """The catalogue for one of :data:`LANGUAGES`."""
+    """The catalogue for one of :data:`LANGUAGES`.
+
+    It is ``i18n/<language>.json`` and every ``i18n/<part>.<language>.json``: a part per feature keeps each
+    feature's texts in its own file. A key defined twice is an error.
+    """
     if language not in LANGUAGES:
         raise KeyError(language)
-    text = resources.files("web").joinpath("i18n", f"{language}.json").read_text("utf-8")
-    data: dict[str, str] = json.loads(text)
+    folder = resources.files("web").joinpath("i18n")
+    parts = sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.name.endswith(f".{language}.json") and entry.name != f"{language}.json"
+    )
+    names = [f"{language}.json", *parts]
+    data: dict[str, str] = {}
+    for name in names:
+        part: dict[str, str] = json.loads(folder.joinpath(name).read_text("utf-8"))
+        duplicated = data.keys() & part.keys()
+        if duplicated:
+            raise ValueError(f"i18n/{name} defines {sorted(duplicated)[0]!r} again")
+        data.update(part)
     return data
 
 

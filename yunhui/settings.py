@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from notify.settings import NotifySettings
+from recording.settings import RecordingSettings
 from rooms.settings import RoomsSettings
 from sfu.settings import SfuSettings
 from signaling.settings import SignalingSettings
@@ -126,6 +128,18 @@ class JobSettings(_Section):
     heartbeat_interval_seconds: float = Field(default=60.0, ge=0.1, le=3600.0)
 
 
+class MonitorSettings(_Section):
+    """The health monitor that measures availability and records outages (issue #21)."""
+
+
+class BackupSettings(_Section):
+    """Scheduled backups and their retention (issue #21)."""
+
+
+class WebhookSettings(_Section):
+    """Webhook deliveries: timeouts and retries (issue #21)."""
+
+
 class Settings(BaseSettings):
     """The whole tree. Build it with :func:`load_settings`, never directly from library code."""
 
@@ -145,6 +159,11 @@ class Settings(BaseSettings):
     rooms: RoomsSettings = RoomsSettings()
     sfu: SfuSettings = SfuSettings()
     signaling: SignalingSettings = SignalingSettings()
+    notify: NotifySettings = NotifySettings()
+    recording: RecordingSettings = RecordingSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    backup: BackupSettings = BackupSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 
 from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rooms.models import Base
+from rooms.schema import load_models
 
-# Billing's tables live in rooms/billing/; load them so autogenerate sees the whole schema.
-with contextlib.suppress(ModuleNotFoundError):
-    importlib.import_module("rooms.billing.models")
+# Tables live in several packages (billing, outbox, …); load them all so autogenerate sees the whole schema.
+load_models()
 
 target_metadata = Base.metadata
 

@@ -3,7 +3,6 @@ no untranslated literal text."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from signaling.errors import RefusalCode
 from signaling.messages import EndReason, Reaction, Role, Source
 from web.i18n import LANGUAGES
+from web.i18n import catalogue as web_catalogue
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 STATIC = WEB / "static"
@@ -24,8 +24,8 @@ VISIBLE_CALLS = re.compile(r"\b(confirm|alert|prompt|setNotice|setError|ErrorBox
 
 
 def catalogue(language: str) -> dict[str, str]:
-    data: dict[str, str] = json.loads((WEB / "i18n" / f"{language}.json").read_text("utf-8"))
-    return data
+    # The catalogue as served: the base file and every feature's part (web/i18n/<part>.<language>.json).
+    return web_catalogue(language)
 
 
 def ui_modules() -> list[Path]:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import importlib
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from sqlalchemy import Connection, select, text
 from rooms.database import Database
 from rooms.errors import Conflict, InvalidInput
 from rooms.models import Account, Base, User
+from rooms.schema import load_models
 from rooms.users import authenticate, create_user, has_platform_admin
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -106,8 +105,7 @@ async def test_sqlite_writer_takes_the_write_lock(tmp_path: Path) -> None:
 
 
 async def test_migrations_match_the_models(db: Database) -> None:
-    with suppress(ModuleNotFoundError):
-        importlib.import_module("rooms.billing.models")
+    load_models()
 
     def diff(connection: Connection) -> list[object]:
         context = MigrationContext.configure(connection, opts={"compare_type": False})

@@ -1,0 +1,25 @@
+"""Reserved for issue #22: first use: onboarding state.
+
+Empty until that work lands; rename the file then, keeping the revision.
+
+Revision ID: 0111
+Revises: 0110
+Create Date: 2026-12-03 09:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0111"
+down_revision: str | Sequence[str] | None = "0110"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -3,20 +3,14 @@ import { useEffect, useState } from "preact/hooks";
 import { t } from "../lib/i18n.js";
 import { LanguageSwitch, html, render, useLanguage } from "../lib/ui.js";
 import { api, handleUnauthorized, setToken, token } from "./api.js";
-import { Bookings } from "./bookings.js";
-import { Billing } from "./contracts.js";
 import { errorText } from "./common.js";
-import { Live } from "./live.js";
-import { Reports } from "./reports.js";
-import { Rooms } from "./rooms.js";
-import { Sites } from "./sites.js";
+import { SECTIONS } from "./sections.js";
 
-const SECTIONS = ["rooms", "bookings", "sites", "live", "reports", "billing"];
-const VIEWS = { rooms: Rooms, bookings: Bookings, sites: Sites, live: Live, reports: Reports, billing: Billing };
+const VIEWS = Object.fromEntries(SECTIONS.map((s) => [s.name, s.view]));
 
 function sectionFromPath() {
   const name = location.pathname.replace(/^\/admin\/?/, "").split("/")[0];
-  return SECTIONS.includes(name) ? name : "rooms";
+  return name in VIEWS ? name : "rooms";
 }
 
 function Login({ onLogin }) {
@@ -162,7 +156,7 @@ function App() {
     <header class="topbar">
       <a class="brand" href="/admin">${t("app.name")} · ${t("admin.title")}</a>
       <nav aria-label=${t("admin.nav")}>
-        ${SECTIONS.map((name) => html`<a href=${`/admin/${name}`} id=${`nav-${name}`} aria-current=${section === name ? "page" : undefined}
+        ${SECTIONS.filter((s) => !s.platform || user.account_id === null).map(({ name }) => html`<a href=${`/admin/${name}`} id=${`nav-${name}`} aria-current=${section === name ? "page" : undefined}
           onClick=${(e) => go(e, name)}>${t(`admin.nav.${name}`)}</a>`)}
       </nav>
       <div class="topbar-tools">

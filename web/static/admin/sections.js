@@ -1,0 +1,18 @@
+// The admin UI's sections, one line each: the navigation and the router are built from this list.
+// group: the navigation groups them (meetings, sites, billing, operations); platform: only the platform
+// admin sees it (an account admin's user has account_id set).
+import { Bookings } from "./bookings.js";
+import { Billing } from "./contracts.js";
+import { Live } from "./live.js";
+import { Reports } from "./reports.js";
+import { Rooms } from "./rooms.js";
+import { Sites } from "./sites.js";
+
+export const SECTIONS = [
+  { name: "rooms", group: "meetings", view: Rooms },
+  { name: "bookings", group: "meetings", view: Bookings },
+  { name: "live", group: "meetings", view: Live },
+  { name: "sites", group: "sites", view: Sites },
+  { name: "reports", group: "operations", view: Reports },
+  { name: "billing", group: "billing", view: Billing },
+];

@@ -102,6 +102,8 @@ class Room(Base):
     created_at: Mapped[datetime]
     # Entered in a meeting (claim_host) to become its host: a meeting joined by guests only still gets one.
     host_key: Mapped[str] = mapped_column(String(12), default=host_key)
+    # Start recording as soon as the meeting starts (the recording notice tells everyone who joins).
+    auto_record: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Booking(Base):

@@ -1,0 +1,1 @@
+"""Recordings in the product: the Recording model, its states, retention, signed download links."""

@@ -56,6 +56,8 @@ class User(Base):
     created_at: Mapped[datetime]
     # Set for a generated one-time password (the first admin): the API refuses everything else until changed.
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The language of the mail the user gets (zh-CN or en); None: the platform's default (notify settings).
+    locale: Mapped[str | None] = mapped_column(String(10))
 
     @property
     def is_platform_admin(self) -> bool:

@@ -1,0 +1,1 @@
+"""The notification outbox: rows written in the transaction that causes them, sent later by the dispatcher."""

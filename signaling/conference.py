@@ -61,6 +61,7 @@ from signaling.participant import Close, ConnectionState, NeedsOffer, Participan
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.settings import SignalingSettings
 
+from signaling.turn import client_ice_servers
 logger = logging.getLogger(__name__)
 
 
@@ -505,3 +506,4 @@ class Conference:
             ),
             rejoin_key=self.moderation.rejoin_key(participant),
         )
+            ice_servers=client_ice_servers(self.settings.turn, participant.id, self.scheduler.now()),

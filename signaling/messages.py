@@ -335,6 +335,15 @@ class ChatEntry:
     message_id: str
     sender_id: str
     sender_name: str
+@dataclasses.dataclass(frozen=True, slots=True)
+class IceServer:
+    """One STUN or TURN server for the client's PeerConnections (RTCIceServer's fields)."""
+
+    urls: tuple[str, ...]
+    username: str | None
+    credential: str | None
+
+
     to: str | None
     text: str
     sent_at: datetime
@@ -369,6 +378,8 @@ class LobbyRejected:
     message: str
 
 
+    # STUN/TURN servers with this participant's time-limited TURN credential (signaling/turn.py).
+    ice_servers: tuple[IceServer, ...] = ()
 @dataclasses.dataclass(frozen=True, slots=True)
 class LobbyChanged:
     waiting: tuple[LobbyEntry, ...]

@@ -4,9 +4,45 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from signaling.ratelimit import EventRates
+
+
+class TurnSettings(BaseModel):
+    """STUN and TURN servers handed to clients in ``joined`` (docs/operations.md, "TURN").
+
+    Browsers behind a firewall that blocks UDP reach the SFU through TURN over TCP or TLS on 443. Each
+    participant gets its own time-limited credential, minted from ``secret`` (coturn's static-auth-secret
+    with use-auth-secret), so nothing else has to be shared with coturn.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # e.g. ["turn:turn.example.org:3478?transport=udp", "turn:turn.example.org:3478?transport=tcp",
+    #       "turns:turn.example.org:443?transport=tcp"]; without a secret, no TURN server is handed out.
+    urls: tuple[str, ...] = ()
+    secret: SecretStr | None = None
+    # coturn checks the expiry on every refresh of an allocation: longer than the longest stay.
+    ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    # e.g. ["stun:turn.example.org:3478"]: given to clients as is (no credential).
+    stun_urls: tuple[str, ...] = ()
+
+    @field_validator("urls")
+    @classmethod
+    def _turn_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"{url!r} is not a turn: or turns: URI")
+        return value
+
+    @field_validator("stun_urls")
+    @classmethod
+    def _stun_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("stun:", "stuns:")):
+                raise ValueError(f"{url!r} is not a stun: URI")
+        return value
 
 
 class SignalingSettings(BaseModel):
@@ -14,6 +50,7 @@ class SignalingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    turn: TurnSettings = TurnSettings()
     # A participant whose connection drops keeps its identity, role and hand this long.
     reconnect_grace_seconds: float = Field(default=30.0, gt=0)
     # A meeting with nobody in it (recorders and viewers do not count) ends after this long.

@@ -289,6 +289,9 @@ export class MeetingClient extends EventTarget {
     this.chat = [...d.chat];
     this.lobby = d.lobby;
     this.uploadUrl = d.upload_url;
+    // The server's STUN/TURN servers (a TURN credential per participant, time-limited) after the app's own.
+    this._joinedIceServers = (d.ice_servers || []).map(({ urls, username, credential }) =>
+      username ? { urls, username, credential } : { urls });
     if (d.rejoin_key) rememberRejoinKey(this._rejoinSlot(), d.rejoin_key);
     const own = d.participants.find((p) => p.participant_id === d.participant_id);
     if (own) this._ownState(own);
@@ -358,14 +361,15 @@ export class MeetingClient extends EventTarget {
 
   _openPeerConnections() {
     const send = (event, data) => this._send(event, data);
+    const iceServers = [...this.iceServers, ...(this._joinedIceServers || [])];
     this._publisher = new Publisher({
-      iceServers: this.iceServers,
+      iceServers,
       simulcast: this.simulcast,
       send,
       onMedia: (state) => this._onMedia("publish", state, false),
     });
     this._subscriber = new Subscriber({
-      iceServers: this.iceServers,
+      iceServers,
       send,
       onMedia: (state) => this._onMedia("subscribe", state, false),
       onChange: (tracks) => {

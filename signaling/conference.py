@@ -55,7 +55,7 @@ from signaling.messages import (
     Source,
     TrackInfo,
 )
-from signaling.moderation import Moderation
+from signaling.moderation import Moderation, forwarded
 from signaling.outbox import Transport
 from signaling.participant import Close, ConnectionState, NeedsOffer, Participant
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
@@ -434,7 +434,7 @@ class Conference:
                     self.log.warning("track %s has an unknown source %r", tid, source)
                     return
                 owner.tracks[tid] = track
-                if track.source in owner.held and owner.peer is not None:
+                if not forwarded(owner, track.source) and owner.peer is not None:
                     owner.peer.set_forwarding(tid, False)
                 if owner.ready:
                     self.broadcast(ParticipantChanged(owner.info()))

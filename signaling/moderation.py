@@ -54,6 +54,15 @@ if TYPE_CHECKING:
     from signaling.conference import Conference
 
 
+def forwarded(participant: Participant, source: Source) -> bool:
+    """Whether the SFU forwards ``source``: not while a moderator holds it, nor a microphone its owner muted.
+
+    A muted microphone of an older client (or any client that keeps sending) is 50 packets a second of
+    silence: in a large meeting those copies would be most of what the SFU forwards.
+    """
+    return source not in participant.held and not (source is Source.MIC and source in participant.self_muted)
+
+
 class Moderation:
     """The moderation state of one conference; the conference calls it for every moderation event."""
 
@@ -186,7 +195,7 @@ class Moderation:
             return
         target.held.discard(source)
         target.unmute_asked.discard(source)
-        self.conference.set_forwarding(target, source, enabled=True)
+        self.conference.set_forwarding(target, source, enabled=forwarded(target, source))
         target.send(MediaAllowed(source))
         self.conference.participant_changed(target)
 
@@ -198,6 +207,10 @@ class Moderation:
             if message.source in participant.held:
                 # Held: the SFU keeps not forwarding it; remind the client so its controls show the truth.
                 participant.send(MediaRequest(message.source))
+        if message.source is Source.MIC:
+            self.conference.set_forwarding(
+                participant, Source.MIC, enabled=forwarded(participant, Source.MIC)
+            )
         self.conference.participant_changed(participant)
 
     def ask_unmute(self, participant: Participant, source: Source) -> None:

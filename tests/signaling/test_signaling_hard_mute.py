@@ -81,3 +81,40 @@ async def test_a_hard_mute_holds_the_track_until_a_moderator_unmutes(tmp_path: P
             assert ann.seen.count("unmute_asked") == 1
     finally:
         await sfu.close()
+
+
+async def test_a_self_muted_microphone_is_not_forwarded(tmp_path: Path) -> None:
+    """Whatever a client keeps sending while its microphone is muted (older clients send silence), the SFU
+    copies none of it; a moderator's release of a hold does not open a microphone its owner muted."""
+    sfu = Sfu(SfuSettings())
+    try:
+        async with start_live(tmp_path, sfu) as live:
+            ann, _ = await live.join("host", "Ann")
+            gus, g = await live.join("participant", "Gus", MediaClient())
+            gid = g["participant_id"]
+            assert isinstance(gus, MediaClient)
+            await gus.publish()
+            await _tracks_of(ann, gid, 2)
+            assert _mic_forwarding(live, sfu, gid)
+
+            await gus.sio.emit("media_state", {"source": "mic", "muted": True})
+            await _info_of(ann, gid, muted=["mic"])
+            assert not _mic_forwarding(live, sfu, gid)
+            await gus.sio.emit("media_state", {"source": "mic", "muted": False})
+            await _info_of(ann, gid, muted=[])
+            assert _mic_forwarding(live, sfu, gid)
+
+            # Muted by its owner, then held and released: still muted, still not forwarded.
+            await gus.sio.emit("media_state", {"source": "mic", "muted": True})
+            await _info_of(ann, gid, muted=["mic"])
+            await ann.sio.emit("moderate", {"action": "mute", "participant_id": gid})
+            await _info_of(ann, gid, held=["mic"])
+            await ann.sio.emit("moderate", {"action": "unmute", "participant_id": gid})
+            await _info_of(ann, gid, held=[], muted=["mic"])
+            assert not _mic_forwarding(live, sfu, gid)
+            # The camera is the client's to stop (it sends nothing while off): its mute changes no forwarding.
+            await gus.sio.emit("media_state", {"source": "camera", "muted": True})
+            await _info_of(ann, gid, muted=["mic", "camera"])
+            assert not _mic_forwarding(live, sfu, gid)
+    finally:
+        await sfu.close()

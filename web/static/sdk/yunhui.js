@@ -450,8 +450,9 @@ export class MeetingClient extends EventTarget {
 
   /**
    * Mute or unmute the microphone ("mic") or the camera ("camera"). The microphone keeps its device and only
-   * stops sending (instant). The camera is released (its light goes off) and reopened on the same device when
-   * turned on again; if that fails it stays off, a device-error event fires and the promise rejects.
+   * stops sending (instant: its sender's track is swapped out, nothing is renegotiated). The camera is
+   * released (its light goes off) and reopened on the same device when turned on again; if that fails it
+   * stays off, a device-error event fires and the promise rejects.
    */
   setMuted(source, muted) {
     if (source !== "camera") {
@@ -459,7 +460,8 @@ export class MeetingClient extends EventTarget {
       if (this.local[source]) this.local[source].enabled = !muted;
       if (this.state === "joined") this._send("media_state", { source, muted });
       this._emit("local-media", this.local);
-      return Promise.resolve();
+      // Swapping the sender's track to and from none needs no renegotiation (media.js, HELD).
+      return this.state === "joined" ? this._publish() : Promise.resolve();
     }
     return this._queue(async () => {
       if (!muted && !this.local.camera && this._constraints.camera) {
@@ -546,10 +548,15 @@ export class MeetingClient extends EventTarget {
     track.stop();
   }
 
-  /** What the Publisher sends: the camera stays published (HELD) while it is off, so turning it on is instant. */
+  /**
+   * What the Publisher sends: the camera stays published (HELD) while it is off, so turning it on is instant.
+   * A muted microphone is HELD too: the sender has no track, so the browser sends no packets at all (with
+   * track.enabled = false it would send 50 packets a second of silence, which the SFU would have to drop).
+   */
   _wanted() {
     const heldCamera = this.muted.camera && this._constraints.camera ? HELD : null;
-    return { mic: this.local.mic, camera: this.local.camera || heldCamera, screen: this.local.screen };
+    const mic = this.local.mic && this.muted.mic ? HELD : this.local.mic;
+    return { mic, camera: this.local.camera || heldCamera, screen: this.local.screen };
   }
 
   /** Share a screen: `track` from getDisplayMedia (asked for here when omitted). */

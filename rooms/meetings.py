@@ -14,6 +14,7 @@ from rooms.errors import InvalidInput, NotFound
 from rooms.models import Attendance, Booking, Endpoint, Meeting, Room, Site
 from rooms.policy import Kind, Terms, Window, window
 from rooms.recurrence import Occurrence
+from rooms.webhooks.events import emit
 
 
 def device_class(user_agent: str, kind: Kind) -> str:
@@ -87,8 +88,37 @@ async def start_meeting(
             worker_id=worker_id,
         )
         session.add(meeting)
+        await session.flush()
+        data = _meeting_data(meeting)
+        await emit(session, "meeting.started", account_id=meeting.account_id, data=data, now=now)
         await session.commit()
     return meeting
+
+
+def _meeting_data(meeting: Meeting) -> dict[str, object]:
+    return {
+        "meeting_id": meeting.id,
+        "room_id": meeting.room_id,
+        "booking_id": meeting.booking_id,
+        "started_at": meeting.started_at,
+        "ended_at": meeting.ended_at,
+        "end_reason": meeting.end_reason,
+    }
+
+
+def _attendance_data(attendance: Attendance) -> dict[str, object]:
+    return {
+        "meeting_id": attendance.meeting_id,
+        "participant_id": attendance.participant_id,
+        "display_name": attendance.display_name,
+        "kind": attendance.kind,
+        "device_class": attendance.device_class,
+        "endpoint_id": attendance.endpoint_id,
+        "site_id": attendance.site_id,
+        "joined_at": attendance.joined_at,
+        "left_at": attendance.left_at,
+        "leave_reason": attendance.leave_reason,
+    }
 
 
 async def end_meeting(db: Database, meeting_id: int, *, reason: str, now: datetime) -> Meeting:
@@ -106,6 +136,10 @@ async def end_meeting(db: Database, meeting_id: int, *, reason: str, now: dateti
             for attendance in (await session.scalars(query)).all():
                 attendance.left_at = now
                 attendance.leave_reason = "meeting_ended"
+                data = _attendance_data(attendance)
+                await emit(session, "participant.left", account_id=meeting.account_id, data=data, now=now)
+            data = _meeting_data(meeting)
+            await emit(session, "meeting.ended", account_id=meeting.account_id, data=data, now=now)
             await session.commit()
     return meeting
 
@@ -148,6 +182,8 @@ async def record_join(
             joined_at=now,
         )
         session.add(attendance)
+        data = _attendance_data(attendance)
+        await emit(session, "participant.joined", account_id=meeting.account_id, data=data, now=now)
         await session.commit()
     return attendance
 
@@ -171,6 +207,8 @@ async def record_leave(
             return None
         attendance.left_at = now
         attendance.leave_reason = reason
+        data = _attendance_data(attendance)
+        await emit(session, "participant.left", account_id=attendance.account_id, data=data, now=now)
         await session.commit()
     return attendance
 

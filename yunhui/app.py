@@ -31,6 +31,7 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
+from yunhui import backup_jobs, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
@@ -239,6 +240,8 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     api = create_api(
         database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings)
     )
+    webhooks.install(app, api, settings.webhooks, database, clock)
+    backup_jobs.install(app, settings, clock)
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

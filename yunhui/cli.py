@@ -1,4 +1,4 @@
-"""The ``yunhui`` command: ``serve``, ``db upgrade``, ``admin create``, ``version``."""
+"""The ``yunhui`` command: serve, db upgrade, backup, restore, admin create, version."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from aiohttp import web
 from rooms.database import Database
 from rooms.errors import RoomsError
 from rooms.users import create_user, has_platform_admin
+from yunhui import backup, backup_jobs
 from yunhui.app import create_app, utc_now
 from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
 from yunhui.logs import configure_logging
@@ -91,15 +92,53 @@ def db_upgrade(obj: _Context) -> None:
     settings = obj.settings()
     settings.paths.var_dir.mkdir(parents=True, exist_ok=True)
 
-    async def upgrade() -> None:
+    async def upgrade() -> Path | None:
         database = await Database.connect(settings.database_url)
         try:
-            await database.upgrade()
+            return await backup_jobs.upgrade_with_backup(database, settings, now=utc_now())
         finally:
             await database.close()
 
-    _run(upgrade)
+    try:
+        saved = _run(upgrade)
+    except backup.BackupError as exc:
+        raise click.ClickException(f"not upgraded: the backup before the migration failed: {exc}") from None
+    if saved is not None:
+        click.echo(f"backed up to {saved} before migrating")
     click.echo("database is at the latest migration")
+
+
+@main.command("backup")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory for the archive (backup.directory).",
+)
+@click.pass_obj
+def backup_command(obj: _Context, output: Path | None) -> None:
+    """Back up the database, meeting files and recordings into one archive (safe while serving)."""
+    settings = obj.settings()
+    directory = output or backup_jobs.backup_directory(settings)
+    try:
+        path = backup.create_backup(backup.Target.of(settings), directory, now=utc_now())
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite a database and directories that are not empty.")
+@click.pass_obj
+def restore_command(obj: _Context, archive: Path, force: bool) -> None:
+    """Restore an archive made by `yunhui backup` (stop the server first)."""
+    settings = obj.settings()
+    try:
+        manifest = backup.restore_backup(archive, backup.Target.of(settings), force=force)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {archive.name}: schema {manifest.schema_revision}, made {manifest.created_at}")
 
 
 @main.group("admin")
@@ -204,7 +243,11 @@ async def _serve(settings: Settings) -> int:
 
     database = await Database.connect(settings.database_url)
     try:
-        await database.upgrade()
+        try:
+            await backup_jobs.upgrade_with_backup(database, settings, now=utc_now())
+        except backup.BackupError as exc:
+            click.echo(f"yunhui: not started: the backup before the migration failed: {exc}", err=True)
+            return 1
         await _first_admin(database, settings)
     finally:
         await database.close()

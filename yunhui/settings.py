@@ -135,9 +135,34 @@ class MonitorSettings(_Section):
 class BackupSettings(_Section):
     """Scheduled backups and their retention (issue #21)."""
 
+    enabled: bool = True
+    # None: <var_dir>/backups. Put it on another disk (or copy the archives off the machine) in production.
+    directory: Path | None = None
+    interval_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    # How many scheduled archives are kept; the backups taken before migrations are not pruned.
+    keep: int = Field(default=7, ge=1, le=1000)
+    # A first start waits this long before its first backup, so a short-lived run does not make one.
+    first_after_seconds: float = Field(default=600.0, ge=0)
+    # How often the schedule is looked at; a backup is made only when one is due.
+    check_interval_seconds: float = Field(default=60.0, ge=1.0)
+    # `yunhui db upgrade` and the start-up upgrade back an existing database up before migrating it.
+    before_upgrade: bool = True
+
 
 class WebhookSettings(_Section):
     """Webhook deliveries: timeouts and retries (issue #21)."""
+
+    enabled: bool = True
+    # How often the outbox is looked at for due deliveries.
+    poll_interval_seconds: float = Field(default=2.0, ge=0.05, le=600.0)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120.0)
+    # Seconds to wait after the 1st, 2nd, ... failed attempt; when the list is spent the delivery has failed
+    # (about 10 hours and 9 attempts with the defaults). A failed delivery can be redelivered from the API.
+    retry_after_seconds: tuple[float, ...] = (10, 30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
+    # Deliveries sent at once (each to a different webhook; one webhook's events go out one at a time).
+    concurrency: int = Field(default=8, ge=1, le=100)
+    # Private, loopback and link-local targets are refused unless this is set (tests; an intranet receiver).
+    allow_private_addresses: bool = False
 
 
 class Settings(BaseSettings):

@@ -45,6 +45,7 @@ from rooms.billing.periods import Period, local_date, local_midnight, month_peri
 from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
 from rooms.models import Endpoint
+from rooms.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +245,17 @@ async def _issue(
         ).all():
             row.late_fee_billed_in = invoice.id
     await session.flush()
+    data = {
+        "invoice_id": invoice.id,
+        "number": number,
+        "period_start": invoice.period_start.isoformat(),
+        "period_end": invoice.period_end.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+        "currency": invoice.currency,
+        "total": str(invoice.total),
+        "state": invoice.state,
+    }
+    await emit(session, "invoice.issued", account_id=invoice.account_id, data=data, now=now)
     return number
 
 

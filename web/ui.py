@@ -8,15 +8,32 @@ through an explicit list so that only the files the pages import are reachable.
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Mapping
+from datetime import datetime
 from html import escape
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
 from web.i18n import LANGUAGES, catalogue, negotiate
+from web.keys import CLOCK
+from web.proxies import CLIENT_ADDRESS
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
+
+
+class PasscodeLookup(Protocol):
+    """Whether a meeting number needs a passcode: signaling.prejoin.PasscodeProbe (rate-limited)."""
+
+    async def needs_passcode(self, meeting_number: str, *, address: str, now: datetime) -> bool: ...
+
+
+# Set by the composition root; without it the meeting page asks for a passcode only after a refusal.
+PASSCODE_PROBE: web.AppKey[PasscodeLookup] = web.AppKey("passcode_probe")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 NODE_MODULES = STATIC_DIR / "node_modules"
@@ -63,7 +80,7 @@ _SHELL = """<!doctype html>
 <script type="application/json" id="yunhui-i18n">{catalogues}</script>
 </head>
 <body>
-<div id="app" data-page="{page}" data-arg="{arg}"><noscript>{noscript}</noscript></div>
+<div id="app" data-page="{page}" data-arg="{arg}"{data}><noscript>{noscript}</noscript></div>
 <script type="module" src="/static/{script}"></script>
 </body>
 </html>
@@ -81,7 +98,14 @@ IMPORT_MAP_JSON = _json_for_script(IMPORT_MAP)
 
 
 def _shell(
-    request: web.Request, *, page: str, arg: str, script: str, css: str, title_key: str
+    request: web.Request,
+    *,
+    page: str,
+    arg: str,
+    script: str,
+    css: str,
+    title_key: str,
+    data: Mapping[str, str] | None = None,
 ) -> web.Response:
     lang = negotiate(request.headers.get("Accept-Language"), request.query.get("lang"))
     t = catalogue(lang)
@@ -93,6 +117,7 @@ def _shell(
         catalogues=_json_for_script({code: catalogue(code) for code in LANGUAGES}),
         page=escape(page),
         arg=escape(arg),
+        data="".join(f' data-{name}="{escape(value)}"' for name, value in (data or {}).items()),
         noscript=escape(t["ui.noscript"]),
         script=script,
     )
@@ -114,7 +139,22 @@ async def meeting_page(request: web.Request) -> web.Response:
         script="meeting/main.js",
         css="meeting",
         title_key="meeting.title",
+        data={"passcode": await _passcode(request, number)},
     )
+
+
+async def _passcode(request: web.Request, number: str) -> str:
+    """ "required", "none" or "unknown": whether the pre-join page shows the passcode field at once."""
+    probe = request.app.get(PASSCODE_PROBE)
+    if probe is None:
+        return "unknown"
+    address = request.app[CLIENT_ADDRESS](request)
+    try:
+        needed = await probe.needs_passcode(number, address=address, now=request.app[CLOCK]())
+    except Exception:  # the page must open anyway; the join itself reports what is wrong
+        log.warning("passcode lookup for the pre-join page failed", exc_info=True)
+        return "unknown"
+    return "required" if needed else "none"
 
 
 @routes.get("/admin")

@@ -24,6 +24,7 @@ from sfu.whip import whip_app
 from signaling.files_app import files_app
 from signaling.media_gate import MediaGate
 from signaling.messages import EndReason
+from signaling.prejoin import PasscodeProbe
 from signaling.server import MeetingServer, socketio_server
 from signaling.store import RoomsMeetingStore
 from web import health, pages, proxies, ui
@@ -132,6 +133,8 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         clock=clock,
         client_address=app[CLIENT_ADDRESS],
     )
+
+    app[ui.PASSCODE_PROBE] = PasscodeProbe(RoomsMeetingStore(database, settings.rooms), meetings.attempts)
 
     interval = settings.jobs.heartbeat_interval_seconds
     worker_id: int | None = None

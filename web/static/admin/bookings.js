@@ -4,19 +4,14 @@ import { currentLanguage, formatDateTime, t } from "../lib/i18n.js";
 import { copyText, html } from "../lib/ui.js";
 import { api, download, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, errorText, useLoad } from "./common.js";
+import { invitationLines } from "./rooms.js";
+import { addWallDays, coveringRange, formatInZone, formatWall, myZone, toWall, wallWeekStart, zoneLabel, zoneOffset } from "./zones.js";
 
 const DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
 const HOUR_PX = 40;
 
 function pad(n) {
   return String(n).padStart(2, "0");
-}
-
-/** Monday 00:00 (local) of the week containing `date`. */
-export function weekStart(date) {
-  const d = new Date(date.getFullYear(), date.getMonth(), date.getDate());
-  d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
-  return d;
 }
 
 function addDays(date, days) {
@@ -56,17 +51,7 @@ function describeRrule(rrule) {
 /** The invitation text: join link, meeting number, passcode and the SIP dial string for room terminals. */
 export function invitationText(booking, room, when) {
   const passcode = booking.passcode || room.passcode;
-  const link = `${location.origin}/m/${room.meeting_number}${passcode ? `?pwd=${passcode}` : ""}`;
-  const sip = `${room.meeting_number}${passcode ? `.${passcode}` : ""}@${location.hostname}`;
-  const lines = [
-    t("admin.invite.line_title", { title: booking.title }),
-    t("admin.invite.line_time", { time: when }),
-    t("admin.invite.line_link", { link }),
-    t("admin.invite.line_number", { number: room.meeting_number }),
-  ];
-  if (passcode) lines.push(t("admin.invite.line_passcode", { passcode }));
-  lines.push(t("admin.invite.line_sip", { sip }));
-  return lines.join("\n");
+  return invitationLines({ title: booking.title, when, room, passcode, embed: true });
 }
 
 function Invitation({ booking, room, onClose }) {
@@ -229,46 +214,55 @@ function BookingForm({ rooms, user, accountId, onSaved, onCancel }) {
   </form>`;
 }
 
-function WeekCalendar({ bookings, rooms, start, onPick }) {
+/** The week of wall days from `start` (a wall value, see zones.js) in `zone`; each event also says the time
+ * in its booking's own zone when that is another. */
+function WeekCalendar({ bookings, rooms, start, zone, onPick }) {
   const [occurrences, setOccurrences] = useState(null);
-  const end = addDays(start, 7);
+  const end = addWallDays(start, 7);
   useEffect(() => {
     let cancelled = false;
-    const range = qs({ from: start.toISOString(), to: end.toISOString() });
+    const covering = coveringRange(start, end);
+    const range = qs({ from: covering.from.toISOString(), to: covering.to.toISOString() });
     Promise.all(bookings.map((b) => api.get(`/bookings/${b.id}/occurrences${range}`).catch(() => [])))
       .then((lists) => !cancelled && setOccurrences(lists.flat()))
       .catch(() => !cancelled && setOccurrences([]));
     return () => {
       cancelled = true;
     };
-  }, [bookings, start.getTime()]);
+  }, [bookings, start.getTime(), zone]);
   if (occurrences === null) return html`<${Loading} />`;
   const byId = new Map(bookings.map((b) => [b.id, b]));
   const roomName = (id) => rooms.find((r) => r.id === id)?.name || "";
-  const days = [...Array(7).keys()].map((i) => addDays(start, i));
-  const dayFormat = new Intl.DateTimeFormat(currentLanguage(), { weekday: "short", month: "numeric", day: "numeric" });
-  const timeFormat = new Intl.DateTimeFormat(currentLanguage(), { hour: "2-digit", minute: "2-digit" });
+  const days = [...Array(7).keys()].map((i) => addWallDays(start, i));
+  const dayOptions = { weekday: "short", month: "numeric", day: "numeric" };
+  // 24-hour, like the hour labels of the grid.
+  const timeOptions = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  const placed = occurrences.map((o) => ({ ...o, wallStart: toWall(new Date(o.start), zone), wallEnd: toWall(new Date(o.end), zone) }));
   return html`<div class="week" id="week-calendar" role="grid" aria-label=${t("admin.bookings.week")}>
     <div class="week-hours" aria-hidden="true">
       <div class="week-day-head"></div>
       ${[...Array(24).keys()].map((h) => html`<div class="hour-label" style=${`height:${HOUR_PX}px`}>${pad(h)}:00</div>`)}
     </div>
     ${days.map((day) => {
-      const next = addDays(day, 1);
-      const items = occurrences.filter((o) => new Date(o.start) < next && new Date(o.end) > day);
+      const next = addWallDays(day, 1);
+      const items = placed.filter((o) => o.wallStart < next && o.wallEnd > day);
       return html`<div class="week-day" role="gridcell" key=${day.getTime()}>
-        <div class="week-day-head">${dayFormat.format(day)}</div>
+        <div class="week-day-head">${formatWall(day, dayOptions)}</div>
         <div class="week-day-body" style=${`height:${24 * HOUR_PX}px`}>
           ${items.map((o) => {
-            const s = Math.max(new Date(o.start).getTime(), day.getTime());
-            const e = Math.min(new Date(o.end).getTime(), next.getTime());
+            const s = Math.max(o.wallStart.getTime(), day.getTime());
+            const e = Math.min(o.wallEnd.getTime(), next.getTime());
             const top = ((s - day.getTime()) / 3600_000) * HOUR_PX;
             const height = Math.max(18, ((e - s) / 3600_000) * HOUR_PX);
             const booking = byId.get(o.booking_id);
-            return html`<button type="button" class="event" style=${`top:${top}px;height:${height}px`} data-booking=${o.booking_id}
-              onClick=${() => onPick(booking)}
-              aria-label=${t("admin.bookings.event_label", { title: booking?.title || "", time: timeFormat.format(new Date(o.start)) })}>
-              <span class="event-time">${timeFormat.format(new Date(o.start))}</span>
+            const time = formatWall(o.wallStart, timeOptions);
+            const own = booking && booking.time_zone !== zone
+              ? `${new Intl.DateTimeFormat(currentLanguage(), { ...timeOptions, timeZone: booking.time_zone }).format(new Date(o.start))} ${booking.time_zone}`
+              : null;
+            return html`<button type="button" class="event" style=${`top:${top}px;height:${Math.max(height, 18)}px`}
+              data-booking=${o.booking_id} onClick=${() => onPick(booking)}
+              aria-label=${t("admin.bookings.event_label", { title: booking?.title || "", time: `${time} ${zoneOffset(zone, new Date(o.start))}` })}>
+              <span class="event-time">${time}${own ? html` · <span class="event-zone">${t("tz.booking_time", { time: own })}</span>` : null}</span>
               <span class="event-title">${booking?.title}</span>
               <span class="event-room">${roomName(booking?.room_id)}</span>
             </button>`;
@@ -279,12 +273,25 @@ function WeekCalendar({ bookings, rooms, start, onPick }) {
   </div>`;
 }
 
+/** Which zone the booking views show times in: mine (the browser's) or one of the bookings' own zones. */
+function ZoneSwitch({ zone, zones, onChange }) {
+  const mine = myZone();
+  return html`<div class="inline zone-switch">
+    <label for="zone-switch">${t("tz.shown_in")}</label>
+    <select id="zone-switch" value=${zone} onChange=${(e) => onChange(e.target.value)}>
+      <option value=${mine} selected=${zone === mine}>${t("tz.mine", { zone: zoneLabel(mine) })}</option>
+      ${zones.filter((z) => z !== mine).map((z) => html`<option value=${z} selected=${zone === z}>${t("tz.booking", { zone: zoneLabel(z) })}</option>`)}
+    </select>
+  </div>`;
+}
+
 export function Bookings({ user, accountId }) {
   const account = accountParam(user, accountId);
   const [rooms] = useLoad(() => api.get(`/rooms${qs({ account_id: account, limit: 500 })}`), [accountId]);
   const [bookings, error, reload] = useLoad(() => api.get(`/bookings${qs({ limit: 500 })}`), [accountId]);
   const [view, setView] = useState("week");
-  const [week, setWeek] = useState(weekStart(new Date()));
+  const [zone, setZoneState] = useState(myZone());
+  const [week, setWeek] = useState(() => wallWeekStart(new Date(), myZone()));
   const [creating, setCreating] = useState(false);
   const [inviting, setInviting] = useState(null);
   const [actionError, setActionError] = useState(null);
@@ -293,6 +300,13 @@ export function Bookings({ user, accountId }) {
   const roomIds = new Set(rooms.map((r) => r.id));
   const visible = (bookings || []).filter((b) => roomIds.has(b.room_id) && !b.cancelled && b.parent_id === null);
   const roomOf = (b) => rooms.find((r) => r.id === b.room_id);
+  const zones = [...new Set(visible.map((b) => b.time_zone))].sort();
+  function setZone(next) {
+    // The same week, seen on the other zone's calendar.
+    // Mid-week in the old zone's wall time is within a day of the same instant: the same week, re-cut.
+    setWeek(wallWeekStart(addWallDays(week, 3.5), next));
+    setZoneState(next);
+  }
 
   async function cancel(booking) {
     if (!confirm(t("admin.bookings.cancel_confirm", { title: booking.title }))) return;
@@ -334,24 +348,29 @@ export function Bookings({ user, accountId }) {
     <${ErrorBox} error=${error || actionError} />
     ${view === "week"
       ? html`<div class="week-nav">
-            <button type="button" onClick=${() => setWeek(addDays(week, -7))} aria-label=${t("admin.bookings.prev_week")}>‹</button>
-            <button type="button" onClick=${() => setWeek(weekStart(new Date()))}>${t("admin.bookings.this_week")}</button>
-            <button type="button" onClick=${() => setWeek(addDays(week, 7))} aria-label=${t("admin.bookings.next_week")}>›</button>
-            <span class="muted">${formatDateTime(week, { dateStyle: "long" })}</span>
+            <button type="button" onClick=${() => setWeek(addWallDays(week, -7))} aria-label=${t("admin.bookings.prev_week")}>‹</button>
+            <button type="button" onClick=${() => setWeek(wallWeekStart(new Date(), zone))}>${t("admin.bookings.this_week")}</button>
+            <button type="button" onClick=${() => setWeek(addWallDays(week, 7))} aria-label=${t("admin.bookings.next_week")}>›</button>
+            <span class="muted">${formatWall(week, { dateStyle: "long" })}</span>
+            <${ZoneSwitch} zone=${zone} zones=${zones} onChange=${setZone} />
           </div>
-          <${WeekCalendar} bookings=${visible} rooms=${rooms} start=${week} onPick=${setInviting} />`
-      : html`<table class="table" id="bookings-table">
+          <p class="zone-note muted" id="zone-note">${t("tz.note", { zone: zoneLabel(zone, week) })}</p>
+          <${WeekCalendar} bookings=${visible} rooms=${rooms} start=${week} zone=${zone} onPick=${setInviting} />`
+      : html`<${ZoneSwitch} zone=${zone} zones=${zones} onChange=${setZone} />
+        <table class="table" id="bookings-table">
           <thead><tr>
             <th scope="col">${t("admin.bookings.title_field")}</th><th scope="col">${t("admin.bookings.room")}</th>
-            <th scope="col">${t("admin.bookings.first")}</th><th scope="col">${t("admin.bookings.repeat")}</th>
+            <th scope="col">${t("admin.bookings.first")}</th><th scope="col">${t("admin.bookings.time_zone")}</th>
+            <th scope="col">${t("admin.bookings.repeat")}</th>
             <th scope="col"><span class="visually-hidden">${t("admin.actions")}</span></th>
           </tr></thead>
           <tbody>
-            ${visible.length === 0 ? html`<tr><td colspan="5" class="muted">${t("admin.bookings.none")}</td></tr>` : null}
+            ${visible.length === 0 ? html`<tr><td colspan="6" class="muted">${t("admin.bookings.none")}</td></tr>` : null}
             ${visible.map((b) => html`<tr key=${b.id} data-booking=${b.id}>
               <td>${b.title}</td>
               <td>${roomOf(b)?.name}</td>
-              <td>${formatDateTime(b.first_start)}</td>
+              <td class="first-start">${formatInZone(b.first_start, zone)}</td>
+              <td>${b.time_zone}</td>
               <td>${describeRrule(b.rrule)}</td>
               <td class="row-actions">
                 <button type="button" class="small ics" onClick=${() => ics(b)} aria-label=${t("admin.bookings.ics_for", { title: b.title })}>${t("admin.bookings.ics")}</button>

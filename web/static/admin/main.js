@@ -1,12 +1,17 @@
-// The admin UI at /admin: login, then rooms, bookings, sites and endpoints, live meetings, reports.
+// The admin UI at /admin: login, the password change, the guided start, then the sections of sections.js
+// under a one-row top bar and a grouped side navigation.
 import { useEffect, useState } from "preact/hooks";
 import { t } from "../lib/i18n.js";
 import { LanguageSwitch, html, render, useLanguage } from "../lib/ui.js";
 import { api, handleUnauthorized, setToken, token } from "./api.js";
 import { errorText } from "./common.js";
+import { GuidedStart } from "./firstrun.js";
 import { SECTIONS } from "./sections.js";
 
 const VIEWS = Object.fromEntries(SECTIONS.map((s) => [s.name, s.view]));
+// The navigation's groups, in this order; a section of another group goes last, under its own heading.
+const GROUPS = ["meetings", "sites", "billing", "operations"];
+const ACCOUNT_KEY = "yunhui.admin.account";
 
 function sectionFromPath() {
   const name = location.pathname.replace(/^\/admin\/?/, "").split("/")[0];
@@ -80,38 +85,39 @@ function ChangePassword({ user, onChanged }) {
   </main>`;
 }
 
-/** A platform admin works inside one account at a time; other users are bound to theirs. */
-function AccountPicker({ user, accountId, setAccountId }) {
-  const [accounts, setAccounts] = useState([]);
-  const [name, setName] = useState("");
-  useEffect(() => {
-    if (user.account_id !== null) return;
-    api.get("/accounts?limit=500").then((list) => {
-      setAccounts(list);
-      if (accountId === null && list.length) setAccountId(list[0].id);
-    });
-  }, [user]);
-  if (user.account_id !== null) return null;
-  async function create(e) {
-    e.preventDefault();
-    const account = await api.post("/accounts", { name });
-    setAccounts([...accounts, account]);
-    setAccountId(account.id);
-    setName("");
-  }
+/** A platform admin works inside one account at a time; "New account" opens the guided start. */
+function AccountPicker({ accounts, accountId, setAccountId, onNew }) {
   return html`<div class="account-picker">
     <label for="account">${t("admin.account")}</label>
-    <select id="account" value=${accountId ?? ""} onChange=${(e) => setAccountId(Number(e.target.value))}>
+    <select id="account" value=${accountId ?? ""} disabled=${accounts.length === 0}
+      onChange=${(e) => setAccountId(Number(e.target.value))}>
+      ${accounts.length === 0 ? html`<option value="">${t("firstrun.no_account")}</option>` : null}
       ${accounts.map((a) => html`<option value=${a.id} selected=${a.id === accountId}>${a.name}</option>`)}
     </select>
-    ${accounts.length === 0
-      ? html`<form onSubmit=${create} class="inline">
-          <input aria-label=${t("admin.account_new")} placeholder=${t("admin.account_new")} value=${name} required
-            onInput=${(e) => setName(e.target.value)} />
-          <button type="submit">${t("admin.create")}</button>
-        </form>`
-      : null}
+    <button type="button" class="small" onClick=${onNew}>${t("firstrun.new_account")}</button>
   </div>`;
+}
+
+/** The sections of sections.js under their group headings; platform-only ones for the platform admin. */
+function SideNav({ user, section, go, onGuide }) {
+  const visible = SECTIONS.filter((s) => !s.platform || user.account_id === null);
+  const groups = [...GROUPS, ...new Set(visible.map((s) => s.group).filter((g) => !GROUPS.includes(g)))];
+  return html`<nav class="sidenav" aria-label=${t("admin.nav")}>
+    ${groups.map((group) => {
+      const items = visible.filter((s) => s.group === group);
+      if (!items.length) return null;
+      return html`<div class="nav-group" key=${group}>
+        <h2 class="nav-group-title" id=${`nav-group-${group}`}>${t(`admin.group.${group}`)}</h2>
+        <ul aria-labelledby=${`nav-group-${group}`}>
+          ${items.map(({ name }) => html`<li key=${name}><a href=${`/admin/${name}`} id=${`nav-${name}`}
+            aria-current=${section === name ? "page" : undefined} onClick=${(e) => go(e, name)}>${t(`admin.nav.${name}`)}</a></li>`)}
+        </ul>
+      </div>`;
+    })}
+    <div class="nav-group nav-help">
+      <button type="button" class="link" onClick=${onGuide}>${t("firstrun.open_guide")}</button>
+    </div>
+  </nav>`;
 }
 
 function App() {
@@ -119,7 +125,16 @@ function App() {
   const [user, setUser] = useState(null);
   const [checked, setChecked] = useState(false);
   const [section, setSection] = useState(sectionFromPath());
-  const [accountId, setAccountId] = useState(null);
+  const [accountId, setAccountIdState] = useState(null);
+  // Platform admin: the accounts to pick from (null until loaded). Account users have exactly one.
+  const [accounts, setAccounts] = useState(null);
+  // The guided start: "auto" until it is known whether there is anything yet; then true or false.
+  const [guide, setGuide] = useState("auto");
+
+  function setAccountId(id) {
+    setAccountIdState(id);
+    if (id !== null) localStorage.setItem(ACCOUNT_KEY, String(id));
+  }
 
   useEffect(() => {
     handleUnauthorized(() => {
@@ -135,7 +150,20 @@ function App() {
   }, []);
 
   useEffect(() => {
-    if (user && user.account_id !== null) setAccountId(user.account_id);
+    if (!user || user.must_change_password) return;
+    if (user.account_id !== null) {
+      setAccountId(user.account_id);
+      // An account with no room yet starts with the guide (its account exists already).
+      api.get("/rooms?limit=1").then((rooms) => setGuide((g) => (g === "auto" ? rooms.length === 0 : g))).catch(() => setGuide(false));
+      return;
+    }
+    api.get("/accounts?limit=500").then((list) => {
+      setAccounts(list);
+      const saved = Number(localStorage.getItem(ACCOUNT_KEY));
+      const pick = list.find((a) => a.id === saved) || list[0];
+      if (pick) setAccountId(pick.id);
+      setGuide((g) => (g === "auto" ? list.length === 0 : g));
+    }).catch(() => setGuide(false));
   }, [user]);
 
   if (!checked) return null;
@@ -145,32 +173,51 @@ function App() {
   function go(e, name) {
     e.preventDefault();
     history.pushState(null, "", `/admin/${name}`);
+    setGuide(false);
     setSection(name);
   }
   function logout() {
     setToken(null);
     setUser(null);
+    setGuide("auto");
   }
+  function guided(result) {
+    // The guide made an account (platform admin) and a room: show them in the Rooms section.
+    if (result?.account) {
+      setAccounts((list) => [...(list || []).filter((a) => a.id !== result.account.id), result.account]);
+      setAccountId(result.account.id);
+    }
+    setGuide(false);
+    history.pushState(null, "", "/admin/rooms");
+    setSection("rooms");
+  }
+  const platform = user.account_id === null;
   const View = VIEWS[section];
+  let content;
+  if (guide === "auto") content = null;
+  else if (guide) content = html`<${GuidedStart} user=${user} accountId=${accountId} accounts=${accounts || []}
+    onDone=${guided} onSkip=${() => setGuide(false)} />`;
+  else if (accountId === null) {
+    content = html`<div class="notice">${t("admin.pick_account")}
+      <button type="button" class="small primary" onClick=${() => setGuide(true)}>${t("firstrun.open_guide")}</button></div>`;
+  } else content = html`<${View} key=${`${section}-${accountId}`} user=${user} accountId=${accountId} />`;
   return html`<div class="admin">
     <header class="topbar">
       <a class="brand" href="/admin">${t("app.name")} · ${t("admin.title")}</a>
-      <nav aria-label=${t("admin.nav")}>
-        ${SECTIONS.filter((s) => !s.platform || user.account_id === null).map(({ name }) => html`<a href=${`/admin/${name}`} id=${`nav-${name}`} aria-current=${section === name ? "page" : undefined}
-          onClick=${(e) => go(e, name)}>${t(`admin.nav.${name}`)}</a>`)}
-      </nav>
+      ${platform
+        ? html`<${AccountPicker} accounts=${accounts || []} accountId=${accountId} setAccountId=${setAccountId}
+            onNew=${() => setGuide(true)} />`
+        : null}
       <div class="topbar-tools">
-        <${AccountPicker} user=${user} accountId=${accountId} setAccountId=${setAccountId} />
-        <span class="muted">${user.email}</span>
+        <span class="muted user-email" title=${user.email}>${user.email}</span>
         <${LanguageSwitch} />
         <button type="button" onClick=${logout}>${t("admin.logout")}</button>
       </div>
     </header>
-    <main class="content">
-      ${accountId === null && user.account_id === null
-        ? html`<p class="notice">${t("admin.pick_account")}</p>`
-        : html`<${View} key=${`${section}-${accountId}`} user=${user} accountId=${accountId} />`}
-    </main>
+    <div class="admin-body">
+      <${SideNav} user=${user} section=${guide === false ? section : null} go=${go} onGuide=${() => setGuide(true)} />
+      <main class="content">${content}</main>
+    </div>
   </div>`;
 }
 

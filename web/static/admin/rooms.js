@@ -1,9 +1,77 @@
-// Rooms: list, create, edit (name, passcode, capacity, max length, lobby), delete.
+// Rooms: list, create, edit (name, passcode, capacity, max length, lobby), delete; join links and invitations.
 import { useState } from "preact/hooks";
 import { t } from "../lib/i18n.js";
-import { html } from "../lib/ui.js";
+import { copyText, html } from "../lib/ui.js";
 import { api, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, useLoad } from "./common.js";
+
+/** The browser join link of a room; `passcode` (when given) is embedded so a guest need not type it. */
+export function joinLink(room, passcode) {
+  const base = `${location.origin}/m/${room.meeting_number}`;
+  return passcode ? `${base}?pwd=${encodeURIComponent(passcode)}` : base;
+}
+
+/** The SIP dial string for room terminals: number.passcode@host, or number@host for the keypad prompt. */
+export function dialString(room, passcode) {
+  return `${room.meeting_number}${passcode ? `.${passcode}` : ""}@${location.hostname}`;
+}
+
+/**
+ * An invitation to a room: title, optional time, join link, meeting number, passcode, SIP dial string.
+ * `embed` false leaves the passcode out of the link, the dial string and the text (sent another way).
+ */
+export function invitationLines({ title, when, room, passcode, embed }) {
+  const shown = embed ? passcode : null;
+  const lines = [t("admin.invite.line_title", { title })];
+  if (when) lines.push(t("admin.invite.line_time", { time: when }));
+  lines.push(t("admin.invite.line_link", { link: joinLink(room, shown) }), t("admin.invite.line_number", { number: room.meeting_number }));
+  if (shown) lines.push(t("admin.invite.line_passcode", { passcode: shown }));
+  lines.push(t("admin.invite.line_sip", { sip: dialString(room, shown) }));
+  return lines.join("\n");
+}
+
+/** A button that copies `text` and says so for a moment (role=status: read out by screen readers). */
+export function CopyButton({ text, label, copiedLabel, id, primary, small, name }) {
+  const [copied, setCopied] = useState(false);
+  async function copy() {
+    await copyText(text);
+    setCopied(true);
+    setTimeout(() => setCopied(false), 2500);
+  }
+  return html`<button type="button" id=${id} class=${[primary ? "primary" : "", small ? "small" : ""].join(" ")} onClick=${copy} aria-label=${name || label}>
+    ${copied ? copiedLabel : label}</button>${copied ? html`<span class="visually-hidden" role="status">${copiedLabel}</span>` : null}`;
+}
+
+/**
+ * The join link and the invitation of one room, ready to copy. `booking` (optional) adds its title and time
+ * and its own passcode; the organiser chooses whether the passcode goes into the link.
+ */
+export function RoomShare({ room, booking, when, onClose }) {
+  const passcode = booking?.passcode || room.passcode || null;
+  const [embed, setEmbed] = useState(true);
+  const link = joinLink(room, embed ? passcode : null);
+  const text = invitationLines({ title: booking?.title || room.name, when, room, passcode, embed });
+  const id = `share-${booking ? `b${booking.id}` : room.id}`;
+  return html`<section class="card invitation share" aria-label=${t("share.title_for", { name: booking?.title || room.name })}>
+    <h2>${t("share.title_for", { name: booking?.title || room.name })}</h2>
+    ${passcode
+      ? html`<label class="check"><input type="checkbox" checked=${embed} onChange=${(e) => setEmbed(e.target.checked)} />
+          ${t("share.embed_passcode")}</label>`
+      : null}
+    <label for=${`${id}-link`}>${t("share.link")}</label>
+    <div class="inline copy-row">
+      <input id=${`${id}-link`} class="mono link-field" readonly value=${link} onFocus=${(e) => e.target.select()} />
+      <${CopyButton} text=${link} label=${t("share.copy_link")} copiedLabel=${t("share.copied")} primary />
+      <a href=${link} target="_blank" rel="noopener">${t("admin.rooms.open")}</a>
+    </div>
+    <label for=${`${id}-text`}>${t("admin.invite.title")}</label>
+    <textarea id=${`${id}-text`} readonly rows="6">${text}</textarea>
+    <div class="actions">
+      <${CopyButton} text=${text} label=${t("admin.invite.copy")} copiedLabel=${t("admin.invite.copied")} />
+      ${onClose ? html`<button type="button" onClick=${onClose}>${t("ui.close")}</button>` : null}
+    </div>
+  </section>`;
+}
 
 const EMPTY = { name: "", passcode: "", capacity: "", max_session_minutes: "", lobby: false };
 
@@ -56,6 +124,7 @@ export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
 export function Rooms({ user, accountId }) {
   const [rooms, error, reload] = useLoad(() => api.get(`/rooms${qs({ account_id: accountParam(user, accountId), limit: 500 })}`), [accountId]);
   const [editing, setEditing] = useState(null); // null | "new" | room
+  const [sharing, setSharing] = useState(null); // the room whose link and invitation are shown
   const [actionError, setActionError] = useState(null);
   async function remove(room) {
     if (!confirm(t("admin.rooms.delete_confirm", { name: room.name }))) return;
@@ -79,6 +148,7 @@ export function Rooms({ user, accountId }) {
       ? html`<${RoomForm} room=${editing === "new" ? null : editing} user=${user} accountId=${accountId} onSaved=${saved}
           onCancel=${() => setEditing(null)} />`
       : null}
+    ${sharing ? html`<${RoomShare} key=${sharing.id} room=${sharing} onClose=${() => setSharing(null)} />` : null}
     <${ErrorBox} error=${error || actionError} />
     ${rooms === null && !error
       ? html`<${Loading} />`
@@ -102,6 +172,10 @@ export function Rooms({ user, accountId }) {
               <td>${room.lobby ? t("admin.yes") : t("admin.no")}</td>
               <td class="row-actions">
                 <a href=${`/m/${room.meeting_number}`} target="_blank" rel="noopener">${t("admin.rooms.open")}</a>
+                <${CopyButton} text=${joinLink(room, room.passcode)} label=${t("share.copy_link")} copiedLabel=${t("share.copied")} small
+                  name=${t("share.copy_link_of", { name: room.name })} />
+                <button type="button" class="small" onClick=${() => setSharing(room)}
+                  aria-label=${t("share.invite_to", { name: room.name })}>${t("share.invite")}</button>
                 <button type="button" class="small" onClick=${() => setEditing(room)}
                   aria-label=${t("admin.rooms.edit_name", { name: room.name })}>${t("admin.edit")}</button>
                 <button type="button" class="small danger" onClick=${() => remove(room)}

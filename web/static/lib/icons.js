@@ -30,3 +30,54 @@ export function Icon({ name, size = 20 }) {
   return html`<svg class="svg-icon" width=${size} height=${size} viewBox="0 0 24 24" aria-hidden="true" focusable="false">
     <path fill="currentColor" d=${PATHS[name] || ""} /></svg>`;
 }
+
+// The reactions (signaling.messages.Reaction) as colour SVG drawings: a viewer without a colour emoji font
+// sees the same pictures as everyone else, never an empty box. Each is a list of [element, attributes].
+const SKIN = "#FFC83D";
+const SKIN_DARK = "#E39B00";
+const FACE = [["circle", { cx: 12, cy: 12, r: 10, fill: SKIN, stroke: SKIN_DARK, "stroke-width": 0.8 }]];
+const REACTION_SHAPES = {
+  thumbs_up: [
+    ["rect", { x: 1.5, y: 9.5, width: 4.5, height: 12, rx: 1, fill: "#3B7CFF" }],
+    ["path", { d: "M7 10.2 12.6 3.4c.9-1.1 2.7-.5 2.7 1 0 .3 0 .5-.1.8L14.3 9H20c1.2 0 2.1 1.1 1.9 2.3l-1.3 7.6c-.2 1.2-1.2 2.1-2.4 2.1H9c-1.1 0-2-.9-2-2z", fill: SKIN, stroke: SKIN_DARK, "stroke-width": 0.8 }],
+  ],
+  clap: [
+    ["path", { d: "M2.6 3.2 4 5.1M5.8 1.6l.4 2.3M1.2 6.9l2.2.5", stroke: "#F5A524", "stroke-width": 1.3, "stroke-linecap": "round" }],
+    ["rect", { x: 5.5, y: 5, width: 8, height: 14, rx: 4, transform: "rotate(-28 9.5 12)", fill: SKIN_DARK }],
+    ["rect", { x: 10, y: 5.5, width: 8, height: 15, rx: 4, transform: "rotate(22 14 13)", fill: SKIN, stroke: SKIN_DARK, "stroke-width": 0.8 }],
+  ],
+  heart: [
+    ["path", { d: "M12 21.35l-1.45-1.32C5.4 15.36 2 12.28 2 8.5 2 5.42 4.42 3 7.5 3c1.74 0 3.41.81 4.5 2.09C13.09 3.81 14.76 3 16.5 3 19.58 3 22 5.42 22 8.5c0 3.78-3.4 6.86-8.55 11.54L12 21.35z", fill: "#E5484D" }],
+    ["ellipse", { cx: 7.2, cy: 7.6, rx: 2, ry: 1.3, transform: "rotate(-35 7.2 7.6)", fill: "#FF9EA1" }],
+  ],
+  laugh: [
+    ...FACE,
+    ["path", { d: "M6.5 9.5q1.6-2 3.2 0M14.3 9.5q1.6-2 3.2 0", fill: "none", stroke: "#5B3A00", "stroke-width": 1.3, "stroke-linecap": "round" }],
+    ["path", { d: "M6 13h12c0 3.3-2.7 6-6 6s-6-2.7-6-6z", fill: "#7A2E0E" }],
+    ["path", { d: "M8 13h8v1.4H8z", fill: "#FFFFFF" }],
+    ["path", { d: "M3.2 11.3c-1 1.4-1.3 2.6-.6 3.3.7.7 1.8.3 2.2-.7.3-.8-.3-1.8-1.6-2.6zM20.8 11.3c1 1.4 1.3 2.6.6 3.3-.7.7-1.8.3-2.2-.7-.3-.8.3-1.8 1.6-2.6z", fill: "#4FB3FF" }],
+  ],
+  surprised: [
+    ...FACE,
+    ["ellipse", { cx: 8.5, cy: 9.5, rx: 1.3, ry: 1.8, fill: "#5B3A00" }],
+    ["ellipse", { cx: 15.5, cy: 9.5, rx: 1.3, ry: 1.8, fill: "#5B3A00" }],
+    ["ellipse", { cx: 12, cy: 16, rx: 2.4, ry: 3, fill: "#7A2E0E" }],
+  ],
+  party: [
+    ["path", { d: "M2.5 21.5 7.2 8.3l8.5 8.5z", fill: "#F5A524", stroke: "#C26A00", "stroke-width": 0.8, "stroke-linejoin": "round" }],
+    ["path", { d: "M4.3 16.4l3.3 3.3M5.8 12.2l6 6", stroke: "#E5484D", "stroke-width": 1.4 }],
+    ["circle", { cx: 15.5, cy: 4, r: 1.3, fill: "#3B7CFF" }],
+    ["circle", { cx: 20, cy: 9, r: 1.3, fill: "#30A46C" }],
+    ["circle", { cx: 19.5, cy: 3.5, r: 1, fill: "#E5484D" }],
+    ["path", { d: "M11.5 6.5c.8-1.6.2-3-.8-4M17.5 12.5c1.6-.8 3-.2 4 .8", fill: "none", stroke: "#9B5DE5", "stroke-width": 1.4, "stroke-linecap": "round" }],
+  ],
+};
+
+/** The names of the reactions, in the picker's order. */
+export const REACTION_NAMES = Object.keys(REACTION_SHAPES);
+
+export function ReactionIcon({ name, size = 24 }) {
+  const shapes = REACTION_SHAPES[name] || [];
+  return html`<svg class="reaction-icon" width=${size} height=${size} viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+    ${shapes.map(([tag, attributes]) => h(tag, attributes))}</svg>`;
+}

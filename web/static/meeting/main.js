@@ -33,7 +33,8 @@ function App() {
   const [state, setState] = useState(client.state);
   const [media, setMedia] = useState({ mic: null, camera: null });
   const [error, setError] = useState(null);
-  const [needsPasscode, setNeedsPasscode] = useState(query.has("pwd"));
+  // The server says beforehand whether the room needs a passcode (web/ui.py): "required", "none", "unknown".
+  const [needsPasscode, setNeedsPasscode] = useState(query.has("pwd") || root.dataset.passcode === "required");
   const [choices, setChoices] = useState(null);
   const [ended, setEnded] = useState(null);
   const joinToken = query.get("token");

@@ -174,7 +174,9 @@ export function PreJoin({ meetingNumber, media, setMedia, onJoin, busy, error, n
         ${needsPasscode && !host
           ? html`<div class="field">
               <label for="passcode">${t("prejoin.passcode")}</label>
-              <input id="passcode" value=${passcode} maxlength="20" autocomplete="off" onInput=${(e) => setPasscode(e.target.value)} />
+              <input id="passcode" value=${passcode} maxlength="20" autocomplete="off" inputmode="numeric" required
+                aria-describedby="passcode-hint" onInput=${(e) => setPasscode(e.target.value)} />
+              <p class="muted hint" id="passcode-hint">${t("share.passcode_needed")}</p>
             </div>`
           : null}
         <${DevicePicker} id="pick-mic" label=${t("prejoin.microphone")} kind="audioinput" devices=${devices} value=${chosen.mic}

@@ -1,12 +1,13 @@
 // The meeting view: layout, toolbar, panels, banners (time left, recording, quality), reactions, overlays.
 import { useEffect, useState } from "preact/hooks";
-import { Icon } from "../lib/icons.js";
+import { Icon, REACTION_NAMES, ReactionIcon } from "../lib/icons.js";
 import { t } from "../lib/i18n.js";
 import { LanguageSwitch, ToolButton, html, useLanguage } from "../lib/ui.js";
 import { ChatPanel, DevicesPanel, ParticipantsPanel } from "./panels.js";
 import { Layout, RemoteAudio } from "./tiles.js";
 
-export const REACTIONS = { thumbs_up: "👍", clap: "👏", heart: "❤️", laugh: "😂", surprised: "😮", party: "🎉" };
+// Drawn as SVG (lib/icons.js), not as emoji characters: they must not depend on the viewer's fonts.
+export const REACTIONS = REACTION_NAMES;
 
 /** Re-render on any of the client's events. */
 function useClient(client, events) {
@@ -218,7 +219,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       <${Layout} people=${people} client=${client} activeSpeaker=${client.activeSpeaker} view=${view} />
       <div class="reactions-overlay" aria-live="polite">
         ${floating.map((r) => html`<div class="floating-reaction" key=${r.id}>
-          <span aria-hidden="true">${REACTIONS[r.reaction] || ""}</span>
+          <${ReactionIcon} name=${r.reaction} size=${28} />
           <span class="who">${r.participant_id === client.self?.id ? t("chat.me") : nameOf(r.participant_id)}</span></div>`)}
       </div>
     </main>
@@ -241,9 +242,9 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         ${reactionsOpen
           ? html`<div class="reaction-picker" role="group" aria-label=${t("controls.reactions")}
               onKeyDown=${(e) => e.key === "Escape" && setReactionsOpen(false)}>
-              ${Object.entries(REACTIONS).map(([name, emoji]) => html`<button type="button" class="reaction" data-reaction=${name}
+              ${REACTIONS.map((name) => html`<button type="button" class="reaction" data-reaction=${name}
                 aria-label=${t(`reaction.${name}`)} title=${t(`reaction.${name}`)}
-                onClick=${() => { client.react(name); setReactionsOpen(false); }}>${emoji}</button>`)}
+                onClick=${() => { client.react(name); setReactionsOpen(false); }}><${ReactionIcon} name=${name} size=${26} /></button>`)}
             </div>`
           : null}
       </div>

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from notify.smpp_settings import SmppSettings
+
 LOCALES = ("zh-CN", "en")
 
 
@@ -51,7 +53,8 @@ class NotifySettings(_Section):
     dispatch_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     # The purge of sent history and the monthly statement run this often.
     purge_interval_seconds: float = Field(default=3600.0, ge=1)
-    # The SMS channel's section (smpp: ...) is added by the SMS work beside this one.
+    # The SMS channel's SMSC bind (notify/smpp_settings.py).
+    smpp: SmppSettings = SmppSettings()
 
     @field_validator("default_locale")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from notify.smpp_settings import SmppSettings
@@ -43,6 +45,10 @@ class NotifySettings(_Section):
     domain: str = "localhost"
     # The language of mail to recipients with none of their own.
     default_locale: str = "zh-CN"
+    # Times in maintenance notices are written in this zone (invitations use each booking's own).
+    time_zone: str = "Asia/Shanghai"
+    # The domain of the SIP dial string number@domain in invitations; empty: the public URL's host.
+    sip_domain: str = ""
     smtp: SmtpSettings = SmtpSettings()
     # Reminders before each booked occurrence, in minutes (the brief's defaults: e-mail a day ahead).
     email_reminder_minutes: tuple[int, ...] = (24 * 60,)
@@ -51,6 +57,8 @@ class NotifySettings(_Section):
     expiry_hours: float = Field(default=48.0, gt=0, le=24 * 30)
     # The dispatcher looks for due rows this often (seconds); it also wakes at once after a local enqueue.
     dispatch_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The scheduler queues the reminders due within the next interval this often (idempotent).
+    reminder_interval_seconds: float = Field(default=300.0, ge=1, le=3600)
     # The purge of sent history and the monthly statement run this often.
     purge_interval_seconds: float = Field(default=3600.0, ge=1)
     # The SMS channel's SMSC bind (notify/smpp_settings.py).
@@ -69,6 +77,15 @@ class NotifySettings(_Section):
         if any(lead <= 0 or lead > 30 * 24 * 60 for lead in value):
             raise ValueError("each reminder lead time is 1 minute to 30 days")
         return tuple(sorted(set(value), reverse=True))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
 
     @field_validator("domain")
     @classmethod

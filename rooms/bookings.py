@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,11 @@ from rooms.models import Booking, Room
 from rooms.policy import Terms
 from rooms.recurrence import Limits, Occurrence, Schedule, expand, first_overlap, span, validate
 from rooms.settings import RoomsSettings
+
+# Called with the changed booking ("created", "updated" or "cancelled") inside the write's transaction, just
+# before it commits: the outbox (rooms/outbox/invitations.py) writes the invitations there, so a rollback
+# sends nothing and a crash after the commit still sends.
+ChangeHook = Callable[[AsyncSession, Booking, str, datetime], Awaitable[None]]
 
 SCHEDULE_FIELDS = frozenset({"start_local", "end_local", "time_zone", "rrule", "exdates"})
 PLAIN_FIELDS = frozenset({"title", "description", "invitees", "capacity", "passcode", "lobby"})
@@ -141,7 +146,13 @@ async def _get(
 
 
 async def create_booking(
-    db: Database, *, account_id: int | None, draft: BookingDraft, now: datetime, settings: RoomsSettings
+    db: Database,
+    *,
+    account_id: int | None,
+    draft: BookingDraft,
+    now: datetime,
+    settings: RoomsSettings,
+    on_change: ChangeHook | None = None,
 ) -> Booking:
     """Create a booking, or raise InvalidInput / NotFound / Conflict without writing anything."""
     schedule = validate(draft.schedule, now=now, limits=limits(settings))
@@ -166,6 +177,9 @@ async def create_booking(
         )
         _apply_schedule(booking, schedule)
         session.add(booking)
+        if on_change is not None:
+            await session.flush()
+            await on_change(session, booking, "created", now)
         await session.commit()
     return booking
 
@@ -212,6 +226,7 @@ async def update_booking(
     changes: Mapping[str, Any],
     now: datetime,
     settings: RoomsSettings,
+    on_change: ChangeHook | None = None,
 ) -> Booking:
     """Change a whole booking (a series: every occurrence). Keys of `changes`: the Booking's columns."""
     unknown = set(changes) - SCHEDULE_FIELDS - PLAIN_FIELDS
@@ -240,6 +255,8 @@ async def update_booking(
             setattr(booking, key, [dict(i) for i in value] if key == "invitees" else value)
         booking.sequence += 1
         booking.updated_at = now
+        if on_change is not None:
+            await on_change(session, booking, "updated", now)
         await session.commit()
     return booking
 
@@ -249,7 +266,14 @@ async def _children(session: AsyncSession, parent: Booking) -> list[Booking]:
     return list((await session.scalars(query)).all())
 
 
-async def cancel_booking(db: Database, booking_id: int, *, account_id: int | None, now: datetime) -> Booking:
+async def cancel_booking(
+    db: Database,
+    booking_id: int,
+    *,
+    account_id: int | None,
+    now: datetime,
+    on_change: ChangeHook | None = None,
+) -> Booking:
     """Cancel a booking; for a series, every occurrence including detached ones."""
     async with db.writer() as session:
         booking = await _get(session, booking_id, account_id)
@@ -261,6 +285,8 @@ async def cancel_booking(db: Database, booking_id: int, *, account_id: int | Non
             booking.cancelled_at = now
             booking.sequence += 1
             booking.updated_at = now
+            if on_change is not None:
+                await on_change(session, booking, "cancelled", now)
             await session.commit()
     return booking
 
@@ -281,6 +307,7 @@ async def update_occurrence(
     changes: Mapping[str, Any],
     now: datetime,
     settings: RoomsSettings,
+    on_change: ChangeHook | None = None,
 ) -> Booking:
     """Detach one occurrence of a series into its own booking with `changes` applied; return that booking."""
     unknown = set(changes) - {"start_local", "end_local", "time_zone"} - PLAIN_FIELDS
@@ -334,12 +361,21 @@ async def update_occurrence(
         )
         _apply_schedule(child, child_schedule)
         session.add(child)
+        if on_change is not None:
+            await session.flush()
+            await on_change(session, child, "updated", now)
         await session.commit()
     return child
 
 
 async def cancel_occurrence(
-    db: Database, booking_id: int, recurrence_id: datetime, *, account_id: int | None, now: datetime
+    db: Database,
+    booking_id: int,
+    recurrence_id: datetime,
+    *,
+    account_id: int | None,
+    now: datetime,
+    on_change: ChangeHook | None = None,
 ) -> Booking:
     """Cancel one occurrence of a series (an EXDATE); the last remaining one cancels the series."""
     async with db.writer() as session:
@@ -355,6 +391,8 @@ async def cancel_occurrence(
             parent.cancelled_at = now
         parent.sequence += 1
         parent.updated_at = now
+        if on_change is not None:
+            await on_change(session, parent, "cancelled" if parent.cancelled_at else "updated", now)
         await session.commit()
     return parent
 

@@ -426,6 +426,18 @@ class MeetingWarning:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Announcement:
+    """A platform notice shown over the meeting (a maintenance window ahead); texts by locale (zh-CN, en)."""
+
+    id: int
+    kind: str
+    title: dict[str, str]
+    text: dict[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MeetingEnded:
     reason: EndReason
 
@@ -518,6 +530,7 @@ ServerMessage = (
     | ActiveSpeaker
     | MeetingChanged
     | MeetingWarning
+    | Announcement
     | MeetingEnded
     | Removed
     | PublishAnswer
@@ -544,6 +557,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     ActiveSpeaker: "active_speaker",
     MeetingChanged: "meeting_changed",
     MeetingWarning: "meeting_warning",
+    Announcement: "announcement",
     MeetingEnded: "meeting_ended",
     Removed: "removed",
     PublishAnswer: "publish_answer",

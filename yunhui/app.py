@@ -34,6 +34,7 @@ from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
 from yunhui import backup_jobs, webhooks
 from yunhui.jobs import PeriodicJob
+from yunhui.notifications import install as install_notifications
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
 from yunhui.signaling_metrics import SignalingCollector
@@ -245,6 +246,9 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     )
     webhooks.install(app, api, settings.webhooks, database, clock)
     backup_jobs.install(app, settings, clock)
+    install_notifications(
+        app, api, settings=settings, database=database, clock=clock, meetings=meetings, secret_key=secret_key
+    )
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

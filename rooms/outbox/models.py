@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rooms.models import Base
@@ -167,3 +167,22 @@ class MaintenanceNotice(Base):
     queued_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="queued")
+
+
+class NotificationStatement(Base):
+    """A month's sent history of one account and channel as CSV, made before those rows may be purged."""
+
+    __tablename__ = "notification_statements"
+    __table_args__ = (
+        UniqueConstraint("account_key", "channel", "month", name="uq_notification_statements_account_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The account's id, 0 for platform mail; no foreign key: the statement outlives a deleted account.
+    account_key: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    month: Mapped[date] = mapped_column(Date)
+    messages: Mapped[int] = mapped_column(Integer)
+    parts: Mapped[int] = mapped_column(Integer)
+    csv: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import String, and_, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -158,7 +158,13 @@ async def cancel_queued(
             Notification.kind.in_(list(kinds)),
             Notification.status == "queued",
         )
-        .values(status="cancelled", last_error="the booking changed", retain_until=retain_until(now))
+        .values(
+            status="cancelled",
+            last_error="the booking changed",
+            retain_until=retain_until(now),
+            # Frees the key, so the fresh plan of an unchanged occurrence can queue its reminder again.
+            idempotency_key=Notification.idempotency_key + ":cancelled:" + cast(Notification.id, String),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

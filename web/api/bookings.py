@@ -25,6 +25,7 @@ from web.api.base import (
     principal,
     send,
 )
+from web.api.notifications import BOOKING_CHANGES, wake
 from web.api.schemas import (
     BookingIn,
     BookingOut,
@@ -135,7 +136,9 @@ async def create_booking(request: web.Request) -> web.Response:
         draft=draft,
         now=request.app[CLOCK](),
         settings=request.app[SETTINGS],
+        on_change=request.app.get(BOOKING_CHANGES),
     )
+    wake(request)
     return send(booking_out(booking), 201)
 
 
@@ -192,7 +195,9 @@ async def patch_booking(request: web.Request) -> web.Response:
         changes=_changes(body, booking),
         now=request.app[CLOCK](),
         settings=request.app[SETTINGS],
+        on_change=request.app.get(BOOKING_CHANGES),
     )
+    wake(request)
     return send(booking_out(updated))
 
 
@@ -209,8 +214,13 @@ async def delete_booking(request: web.Request) -> web.Response:
     booking = await store.get_booking(db, path_id(request, "booking_id"), account_id=who.account_id)
     _require_editor(who, booking)
     cancelled = await store.cancel_booking(
-        db, booking.id, account_id=who.account_id, now=request.app[CLOCK]()
+        db,
+        booking.id,
+        account_id=who.account_id,
+        now=request.app[CLOCK](),
+        on_change=request.app.get(BOOKING_CHANGES),
     )
+    wake(request)
     return send(booking_out(cancelled))
 
 
@@ -280,7 +290,9 @@ async def patch_occurrence(request: web.Request) -> web.Response:
         changes=_changes(body, booking),
         now=request.app[CLOCK](),
         settings=request.app[SETTINGS],
+        on_change=request.app.get(BOOKING_CHANGES),
     )
+    wake(request)
     return send(booking_out(child))
 
 
@@ -298,8 +310,14 @@ async def delete_occurrence(request: web.Request) -> web.Response:
     recurrence_id = _recurrence_id(request)
     _require_editor(who, booking)
     parent = await store.cancel_occurrence(
-        db, booking.id, recurrence_id, account_id=who.account_id, now=request.app[CLOCK]()
+        db,
+        booking.id,
+        recurrence_id,
+        account_id=who.account_id,
+        now=request.app[CLOCK](),
+        on_change=request.app.get(BOOKING_CHANGES),
     )
+    wake(request)
     return send(booking_out(parent))
 
 

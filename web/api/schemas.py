@@ -171,6 +171,8 @@ class Invitee(Body):
     email: Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{3,30}$")] | None = None
     name: Annotated[str, StringConstraints(max_length=200)] = ""
+    # The language of the invitation e-mail; None: the user's with that address, else the platform default.
+    locale: Literal["zh-CN", "en"] | None = None
 
 
 LOCAL_TIME_PATTERN = (

@@ -1,4 +1,4 @@
-"""notification outbox, parts, suppressions, templates; maintenance windows and notices; users.locale (#19)
+"""notification outbox, parts, suppressions, templates, statements; maintenance windows, notices; users.locale
 
 Revision ID: 0105
 Revises: 0104
@@ -200,6 +200,19 @@ def upgrade() -> None:
         batch.create_index(
             batch.f("ix_notification_parts_provider_message_id"), ["provider_message_id"], unique=False
         )
+    op.create_table(
+        "notification_statements",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_key", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("messages", sa.Integer(), nullable=False),
+        sa.Column("parts", sa.Integer(), nullable=False),
+        sa.Column("csv", sa.Text(), nullable=False),
+        sa.Column("created_at", UTC, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_statements")),
+        sa.UniqueConstraint("account_key", "channel", "month", name="uq_notification_statements_account_key"),
+    )
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("locale", sa.String(length=10), nullable=True))
 
@@ -207,6 +220,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_column("locale")
+    op.drop_table("notification_statements")
     op.drop_table("notification_parts")
     op.drop_table("maintenance_notices")
     op.drop_table("notification_outbox")

@@ -32,7 +32,7 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, webhooks
+from yunhui import backup_jobs, monitor, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.notifications import install as install_notifications
 from yunhui.settings import Settings
@@ -237,6 +237,9 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         await billing.close()
 
     app.cleanup_ctx.extend([database_ctx, worker_ctx, sfu_ctx, conferences_ctx, socketio_ctx, jobs_ctx])
+    monitor.install(
+        app, settings.monitor, database, sfu, clock, http_url=monitor.listener_url(settings.server)
+    )
     app.add_routes(health.routes)
     app.add_routes(pages.routes)
     app.add_routes(ui.routes)

@@ -25,6 +25,7 @@ from yunhui import backup, backup_jobs
 from yunhui.app import create_app, utc_now
 from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
 from yunhui.logs import configure_logging
+from yunhui.monitor import serving_at
 from yunhui.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ async def _serve(settings: Settings) -> int:
     try:
         await web.TCPSite(runner, settings.server.host, settings.server.port).start()
         urls = [_url("http", runner.addresses[-1])]
+        serving_at(app, urls[0])
         if tls is not None and settings.server.tls_port:
             await web.TCPSite(runner, settings.server.host, settings.server.tls_port, ssl_context=tls).start()
             urls.append(_url("https", runner.addresses[-1]))

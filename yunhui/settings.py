@@ -131,6 +131,21 @@ class JobSettings(_Section):
 class MonitorSettings(_Section):
     """The health monitor that measures availability and records outages (issue #21)."""
 
+    enabled: bool = True
+    # Seconds between check rounds; the first round runs one interval after start.
+    interval_seconds: float = Field(default=10.0, ge=0.5, le=3600.0)
+    # Consecutive failing rounds that open an outage (dated at the first of them), and passing rounds that
+    # close it (dated at the first of those).
+    failures_to_open: int = Field(default=2, ge=1, le=100)
+    successes_to_close: int = Field(default=2, ge=1, le=100)
+    http_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    database_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    # The media check negotiates two PeerConnections through the SFU each round (ICE and DTLS on loopback).
+    media: bool = True
+    media_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The HTTP check's base URL; None: the app's own listener (http://server.host:server.port).
+    http_url: str | None = None
+
 
 class BackupSettings(_Section):
     """Scheduled backups and their retention (issue #21)."""

@@ -85,6 +85,13 @@ class ContractTerms:
     renewal_notice_days: int = 30
     availability_target: Decimal = Decimal("99.5")  # percent per calendar quarter
     live_event_fee: Decimal | None = None
+    # The operations (management platform) availability per quarter and the incident clocks (issue #21):
+    # a response within response_hours, a solution within resolution_hours, a major fault within
+    # major_resolution_hours.
+    operations_availability_target: Decimal = Decimal("99.9")
+    response_hours: int = 2
+    resolution_hours: int = 4
+    major_resolution_hours: int = 24
     fixed_fees: tuple[FixedFee, ...] = field(default=())
     usage_prices: tuple[UsagePrice, ...] = field(default=())
 
@@ -172,6 +179,14 @@ def parse_terms(data: Mapping[str, Any]) -> ContractTerms:
             data.get("availability_target", default.availability_target), "availability_target"
         ),
         live_event_fee=None if live_fee is None else parse_decimal(live_fee, "live_event_fee"),
+        operations_availability_target=parse_decimal(
+            data.get("operations_availability_target", default.operations_availability_target),
+            "operations_availability_target",
+            maximum=Decimal(100),
+        ),
+        response_hours=_int(data, "response_hours", default.response_hours, 1, 720),
+        resolution_hours=_int(data, "resolution_hours", default.resolution_hours, 1, 720),
+        major_resolution_hours=_int(data, "major_resolution_hours", default.major_resolution_hours, 1, 720),
         fixed_fees=tuple(_parse_fixed_fee(item, i) for i, item in enumerate(_list(data, "fixed_fees"))),
         usage_prices=tuple(_parse_usage_price(item, i) for i, item in enumerate(_list(data, "usage_prices"))),
     )
@@ -207,6 +222,10 @@ def terms_to_json(terms: ContractTerms) -> dict[str, Any]:
         "renewal_notice_days": terms.renewal_notice_days,
         "availability_target": str(terms.availability_target),
         "live_event_fee": None if terms.live_event_fee is None else str(terms.live_event_fee),
+        "operations_availability_target": str(terms.operations_availability_target),
+        "response_hours": terms.response_hours,
+        "resolution_hours": terms.resolution_hours,
+        "major_resolution_hours": terms.major_resolution_hours,
         "fixed_fees": [{"name": f.name, "monthly_amount": str(f.monthly_amount)} for f in terms.fixed_fees],
         "usage_prices": [
             {"kind": p.kind, "unit_price": str(p.unit_price), "included_per_year": str(p.included_per_year)}

@@ -16,6 +16,8 @@ from aiohttp import web
 from rooms.database import Database
 from rooms.settings import RoomsSettings
 from web.api import auth, bookings, contracts, invoices, meetings, openapi, rooms, sites, webhooks
+from web.api import availability as availability_api
+from web.api import incidents as incidents_api
 from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
@@ -23,6 +25,8 @@ from web.api.throttle import LoginThrottle
 
 ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contracts, invoices]
 ROUTE_MODULES.extend([maintenance_api, notifications_api])
+# Operations (issue #21): measured availability and incidents.
+ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.
 ROUTE_MODULES.extend([webhooks])
 

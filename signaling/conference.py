@@ -59,6 +59,7 @@ from signaling.moderation import Moderation, forwarded
 from signaling.outbox import Transport
 from signaling.participant import Close, ConnectionState, NeedsOffer, Participant
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
+from signaling.recording import NoTransport, RecordingControl, RecordingPort
 from signaling.settings import SignalingSettings
 
 from signaling.turn import client_ice_servers
@@ -78,6 +79,7 @@ class Conference:
         scheduler: Scheduler,
         links: FileLinks,
         on_closed: Callable[[Conference], None],
+        recordings: RecordingPort | None = None,
     ) -> None:
         self.room = room
         self.sfu = sfu
@@ -95,6 +97,7 @@ class Conference:
         self._participants: dict[str, Participant] = {}  # admitted: joining, joined or reconnecting
         self._lobby: dict[str, Participant] = {}
         self.moderation = Moderation(self)  # holds, bans, host keys (signaling/moderation.py)
+        self.recording = RecordingControl(self, recordings)  # start/stop rules (signaling/recording.py)
         self._active_speaker: str | None = None
         self._history = ChatHistory(settings.chat_history_size)
         self._start_lock = asyncio.Lock()
@@ -167,6 +170,25 @@ class Conference:
         participant.start()
         return participant
 
+    def join_recorder(self, display_name: str) -> Participant:
+        """Seat the server's own recorder (signaling/recording.py): no connection, no lobby, not counted."""
+        if self.ending:
+            raise JoinRefused(RefusalCode.MEETING_ENDING, "the meeting is ending")
+        identity = Identity(self.room, Role.RECORDER, display_name, None, authorised=True)
+        participant = Participant(
+            identity,
+            conference=self,
+            transport=NoTransport(),
+            sid=None,
+            user_agent="yunhui-recorder",
+            in_lobby=False,
+            kind=policy.Kind.RECORDER,
+            id_prefix="rec-",
+        )
+        self._participants[participant.id] = participant
+        participant.start()
+        return participant
+
     def participant(self, participant_id: str) -> Participant | None:
         return self._participants.get(participant_id)
 
@@ -235,6 +257,7 @@ class Conference:
             self.log.info("meeting started; deadline %s", self.deadline)
             # A meeting opened by a recorder or a viewer alone has nobody to keep it alive.
             self._liveness_changed()
+            self.recording.meeting_started(auto_record=self.room.auto_record)
 
     def participant_ready(self, participant: Participant, *, reconnected: bool) -> None:
         participant.send(self._joined(participant, reconnected))
@@ -267,6 +290,8 @@ class Conference:
                 self.broadcast(ParticipantLeft(participant.id, reason))
                 if participant.role is Role.RECORDER:
                     self._meeting_changed()
+            if participant.role is Role.RECORDER:
+                self.recording.recorder_left()
             if self._active_speaker == participant.id:
                 self._active_speaker = None
             if participant.role is Role.HOST:
@@ -343,6 +368,7 @@ class Conference:
 
     async def _end(self, reason: EndReason) -> None:
         try:
+            await self.recording.close()  # an automatic start under way finishes first, then leaves
             people = [*self._participants.values(), *self._lobby.values()]
             await asyncio.gather(*(p.close(LeaveReason.MEETING_ENDED, MeetingEnded(reason)) for p in people))
             if self.meeting_id is not None:

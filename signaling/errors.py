@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     WRONG_HOST_KEY = "wrong_host_key"  # claim_host with a key that is not the room's
     HOST_KEY_LOCKED = "host_key_locked"  # too many wrong host keys: claim_host is refused for a while
+    RECORDING_FAILED = "recording_failed"  # the server could not start or stop recording (message: why)
 
 
 class RefusalCode(StrEnum):

@@ -202,6 +202,16 @@ class ClaimHost:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StartRecording:
+    """A host or co-host starts recording the meeting (everyone sees meeting.recording turn true)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopRecording:
+    """A host or co-host stops recording; the composite is rendered after."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -220,6 +230,8 @@ ClientMessage = (
     | RestartMedia
     | AskUnmute
     | ClaimHost
+    | StartRecording
+    | StopRecording
     | Leave
 )
 
@@ -237,6 +249,8 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
     RestartMedia: "restart_media",
     AskUnmute: "ask_unmute",
     ClaimHost: "claim_host",
+    StartRecording: "start_recording",
+    StopRecording: "stop_recording",
     Leave: "leave",
 }
 

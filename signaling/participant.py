@@ -39,6 +39,8 @@ from signaling.messages import (
     RestartMedia,
     ServerMessage,
     Source,
+    StartRecording,
+    StopRecording,
     Subscribe,
     SubscribeAnswer,
     SubscribeOffer,
@@ -414,6 +416,10 @@ class Participant:
                 conference.moderation.ask_unmute(self, item.source)
             case ClaimHost():
                 conference.moderation.claim_host(self, item.host_key)
+            case StartRecording():
+                await conference.recording.start(self)
+            case StopRecording():
+                await conference.recording.stop(self)
             case Admitted():
                 pass  # a late duplicate; already in
             case _:

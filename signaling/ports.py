@@ -59,6 +59,7 @@ class RoomView:
     booking_id: int | None = None
     occurrence_start: datetime | None = None
     host_key: str | None = None  # entered in the meeting (claim_host) to become host
+    auto_record: bool = False  # the room records its meetings from the start
 
 
 @dataclass(frozen=True, slots=True)

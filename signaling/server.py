@@ -31,6 +31,7 @@ from signaling.messages import (
 )
 from signaling.participant import CLOSE_TIMEOUT, Close, Participant
 from signaling.ports import MeetingStore, RoomView, SfuPort
+from signaling.recording import RecordingPort
 from signaling.settings import SignalingSettings
 from signaling.socketio_server import RESERVED_EVENTS, JsonPacket, SocketIOServer, socketio_server
 
@@ -149,6 +150,8 @@ class MeetingServer:
         self.attempts = _attempt_limiter(settings)
         self._closing = False
         self._sweeper: asyncio.Task[None] | None = None
+        # Recording in meetings (yunhui/recordings.py sets it); None: start_recording is refused.
+        self.recordings: RecordingPort | None = None
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
@@ -354,6 +357,7 @@ class MeetingServer:
                 scheduler=self.scheduler,
                 links=self.links,
                 on_closed=self._forget,
+                recordings=self.recordings,
             )
             self._conferences[room.room_id] = conference
         return conference

@@ -48,6 +48,7 @@ class RoomsMeetingStore:
             booking_id=None if found.booking is None else found.booking.id,
             occurrence_start=None if found.occurrence is None else found.occurrence.start,
             host_key=room.host_key,
+            auto_record=room.auto_record,
         )
 
     async def room_by_number(self, meeting_number: str, *, now: datetime) -> RoomView | None:

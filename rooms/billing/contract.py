@@ -81,6 +81,8 @@ class ContractTerms:
     late_fee_cap: Decimal | None = None  # a fraction of the overdue amount; None = uncapped
     suspension_after_notice_days: int = 20
     retention_months: int = MIN_RETENTION_MONTHS
+    # Days a finished recording is kept before the scheduler purges it; None: the recording settings' default.
+    recording_retention_days: int | None = None
     term_months: int = 12
     renewal_notice_days: int = 30
     availability_target: Decimal = Decimal("99.5")  # percent per calendar quarter
@@ -173,6 +175,11 @@ def parse_terms(data: Mapping[str, Any]) -> ContractTerms:
             data, "suspension_after_notice_days", default.suspension_after_notice_days, 0
         ),
         retention_months=_int(data, "retention_months", default.retention_months, MIN_RETENTION_MONTHS, 240),
+        recording_retention_days=(
+            None
+            if data.get("recording_retention_days") is None
+            else _int(data, "recording_retention_days", 0, 1, 3660)
+        ),
         term_months=_int(data, "term_months", default.term_months, 1, 120),
         renewal_notice_days=_int(data, "renewal_notice_days", default.renewal_notice_days, 0),
         availability_target=parse_decimal(
@@ -218,6 +225,7 @@ def terms_to_json(terms: ContractTerms) -> dict[str, Any]:
         "late_fee_cap": None if terms.late_fee_cap is None else str(terms.late_fee_cap),
         "suspension_after_notice_days": terms.suspension_after_notice_days,
         "retention_months": terms.retention_months,
+        "recording_retention_days": terms.recording_retention_days,
         "term_months": terms.term_months,
         "renewal_notice_days": terms.renewal_notice_days,
         "availability_target": str(terms.availability_target),

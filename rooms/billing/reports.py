@@ -20,6 +20,7 @@ from rooms.billing.periods import Period, billing_period, local_date, local_midn
 from rooms.billing.store import InvoiceView, get_invoice, list_invoices, terms_of
 from rooms.database import Database
 from rooms.models import Account
+from rooms.recordings.store import stored_of
 
 
 def summary(invoice: Invoice) -> InvoiceSummary:
@@ -103,7 +104,9 @@ async def preview_invoice(db: Database, *, account_id: int, now: datetime) -> In
                 break
             lo = local_midnight(month, terms.timezone)
             hi = min(now, local_midnight(month_period(month).end, terms.timezone))
-            metered.extend(meter_month(month, lo, hi, await stays_of(session, account_id, lo, hi)))
+            stays = await stays_of(session, account_id, lo, hi)
+            kept = await stored_of(session, account_id, lo, hi)
+            metered.extend(meter_month(month, lo, hi, stays, kept))
     stored = {(u.kind, u.month) for u in inputs.usage}
     usage = inputs.usage + tuple(u for u in metered if (u.kind, u.month) not in stored)
     return build_invoice(terms, replace(inputs, usage=usage), period)

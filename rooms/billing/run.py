@@ -45,6 +45,7 @@ from rooms.billing.periods import Period, local_date, local_midnight, month_peri
 from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
 from rooms.models import Endpoint
+from rooms.recordings.store import stored_of
 from rooms.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ async def _meter(
                 )
             ).all()
         }
-        for usage in meter_month(month, lo, hi, stays):
+        for usage in meter_month(month, lo, hi, stays, await stored_of(session, account_id, lo, hi)):
             if usage.kind not in existing:
                 session.add(
                     UsageRecord(

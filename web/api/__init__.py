@@ -20,10 +20,14 @@ from web.api import availability as availability_api
 from web.api import incidents as incidents_api
 from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
+from web.api import recordings as recordings_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
+from web.api.recordings import RECORDINGS, RecordingService
 from web.api.throttle import LoginThrottle
 
 ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contracts, invoices]
+# Recordings (issue #17).
+ROUTE_MODULES.append(recordings_api)
 ROUTE_MODULES.extend([maintenance_api, notifications_api])
 # Operations (issue #21): measured availability and incidents.
 ROUTE_MODULES.extend([availability_api, incidents_api])
@@ -39,6 +43,7 @@ def create_api(
     settings: RoomsSettings | None = None,
     modules: list[ModuleType] | None = None,
     live: LiveMeetings | None = None,
+    recordings: RecordingService | None = None,
 ) -> web.Application:
     """The API application; mount it with `app.add_subapp("/api/v1", api)`."""
     app = web.Application(middlewares=[error_middleware])
@@ -49,6 +54,8 @@ def create_api(
     app[THROTTLE] = LoginThrottle()
     if live is not None:
         app[LIVE] = live
+    if recordings is not None:
+        app[RECORDINGS] = recordings
     operations = []
     for module in modules if modules is not None else ROUTE_MODULES:
         app.router.add_routes(module.api.routes)

@@ -82,6 +82,7 @@ async def create_room(request: web.Request) -> web.Response:
                 capacity=body.capacity or request.app[SETTINGS].default_capacity,
                 max_session_minutes=body.max_session_minutes,
                 lobby=body.lobby,
+                auto_record=body.auto_record,
                 created_at=request.app[CLOCK](),
             )
             session.add(room)
@@ -124,6 +125,8 @@ async def patch_room(request: web.Request) -> web.Response:
             room.capacity = request.app[SETTINGS].default_capacity
         if room.lobby is None:
             room.lobby = False
+        if room.auto_record is None:
+            room.auto_record = False
         await session.commit()
     return send(RoomOut.model_validate(room))
 

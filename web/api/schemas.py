@@ -141,6 +141,7 @@ class RoomIn(Body):
     capacity: Annotated[int, Field(ge=1, le=10_000)] | None = None
     max_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
     lobby: bool = False
+    auto_record: bool = False
     account_id: Id | None = None
 
 
@@ -150,6 +151,7 @@ class RoomPatch(Body):
     capacity: Annotated[int, Field(ge=1, le=10_000)] | None = None
     max_session_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
     lobby: bool | None = None
+    auto_record: bool | None = None
 
 
 class RoomOut(Out):
@@ -161,6 +163,7 @@ class RoomOut(Out):
     capacity: int
     max_session_minutes: int | None
     lobby: bool
+    auto_record: bool = Field(default=False, description="its meetings are recorded from the start")
     created_at: datetime
     # Only the account's own users see a room (organizers and admins): entered in a meeting to become host.
     host_key: str = Field(description="digits entered in a meeting (claim_host) to become its host")

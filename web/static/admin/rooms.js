@@ -73,7 +73,7 @@ export function RoomShare({ room, booking, when, onClose }) {
   </section>`;
 }
 
-const EMPTY = { name: "", passcode: "", capacity: "", max_session_minutes: "", lobby: false };
+const EMPTY = { name: "", passcode: "", capacity: "", max_session_minutes: "", lobby: false, auto_record: false };
 
 export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
   const [form, setForm] = useState(room ? { ...EMPTY, ...room, passcode: room.passcode || "", capacity: room.capacity ?? "",
@@ -89,6 +89,7 @@ export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
       capacity: form.capacity === "" ? null : Number(form.capacity),
       max_session_minutes: form.max_session_minutes === "" ? null : Number(form.max_session_minutes),
       lobby: form.lobby,
+      auto_record: form.auto_record,
     };
     try {
       if (room) await api.patch(`/rooms/${room.id}`, body);
@@ -113,6 +114,8 @@ export function RoomForm({ room, user, accountId, onSaved, onCancel }) {
       placeholder=${t("admin.rooms.unlimited")} />
     <label for="room-lobby">${t("admin.rooms.lobby")}</label>
     <input id="room-lobby" type="checkbox" checked=${form.lobby} onChange=${set("lobby")} />
+    <label for="room-auto-record">${t("recording.auto_record")}</label>
+    <input id="room-auto-record" type="checkbox" checked=${form.auto_record} onChange=${set("auto_record")} />
     <${ErrorBox} error=${error} />
     <div class="actions">
       <button type="submit" class="primary" id="room-save">${t("admin.save")}</button>

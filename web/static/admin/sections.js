@@ -4,6 +4,7 @@
 import { Bookings } from "./bookings.js";
 import { Billing } from "./contracts.js";
 import { Live } from "./live.js";
+import { Recordings } from "./recordings.js";
 import { Reports } from "./reports.js";
 import { Rooms } from "./rooms.js";
 import { Sites } from "./sites.js";
@@ -12,6 +13,7 @@ export const SECTIONS = [
   { name: "rooms", group: "meetings", view: Rooms },
   { name: "bookings", group: "meetings", view: Bookings },
   { name: "live", group: "meetings", view: Live },
+  { name: "recordings", group: "meetings", view: Recordings },
   { name: "sites", group: "sites", view: Sites },
   { name: "reports", group: "operations", view: Reports },
   { name: "billing", group: "billing", view: Billing },

@@ -79,6 +79,9 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
   const [speakerId, setSpeakerId] = useState(speaker);
   // PeerConnections the SDK is replacing after a failure ("media" events): the meeting goes on meanwhile.
   const [recovering, setRecovering] = useState(() => new Set());
+  // Recording: the consent notice (everyone, also late joiners) and, after a stop, the host's link.
+  const [recordingNotice, setRecordingNotice] = useState(false);
+  const [recordingLink, setRecordingLink] = useState(null);
 
   useEffect(() => {
     const onWarning = (e) => setWarning(e.detail);
@@ -105,6 +108,13 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         else next.delete(e.detail.pc);
         return next;
       });
+    const onRecording = (e) => {
+      setRecordingNotice(e.detail.recording);
+      if (!e.detail.recording && client.isModerator && client.meeting?.meeting_id) {
+        setRecordingLink(`/admin/recordings?meeting=${encodeURIComponent(client.meeting.meeting_id)}`);
+      }
+    };
+    client.addEventListener("recording", onRecording);
     client.addEventListener("media", onMedia);
     client.addEventListener("device-error", onDeviceError);
     client.addEventListener("warning", onWarning);
@@ -126,6 +136,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       client.removeEventListener("chat", onChat);
       client.removeEventListener("device-error", onDeviceError);
       client.removeEventListener("media", onMedia);
+      client.removeEventListener("recording", onRecording);
     };
   }, [client]);
 
@@ -194,6 +205,15 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
     ${recovering.size
       ? html`<div class="banner warning" role="status" id="media-reconnecting">${t("meeting.media_reconnecting")}</div>`
       : null}
+    ${recordingNotice && meeting.recording
+      ? html`<div class="banner info" role="status" id="recording-notice"><${Icon} name="record" size="16" /> ${t("recording.consent")}
+          <button type="button" class="icon-button" aria-label=${t("ui.close")} onClick=${() => setRecordingNotice(false)}><${Icon} name="close" size="16" /></button></div>`
+      : null}
+    ${recordingLink && !meeting.recording
+      ? html`<div class="banner info" role="status" id="recording-link">${t("recording.stopped_notice")}
+          <a href=${recordingLink} target="_blank" rel="noopener">${t("recording.open_list")}</a>
+          <button type="button" class="icon-button" aria-label=${t("ui.close")} onClick=${() => setRecordingLink(null)}><${Icon} name="close" size="16" /></button></div>`
+      : null}
     ${notice ? html`<div class="banner info" role="status">${notice}
       <button type="button" class="icon-button" aria-label=${t("ui.close")} onClick=${() => setNotice(null)}><${Icon} name="close" size="16" /></button></div>` : null}
     ${(client.self?.held || []).map((source) => html`<div class="banner warning" role="status" id=${`held-${source}`} key=${source}>
@@ -254,6 +274,11 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         label=${unread ? t("controls.chat_unread", { count: unread }) : t("controls.chat")} onClick=${() => togglePanel("chat")} />
       <${ToolButton} id="toggle-devices" icon="settings" pressed=${panel === "devices"}
         label=${t("controls.devices")} onClick=${() => togglePanel("devices")} />
+      ${moderator
+        ? html`<${ToolButton} id="toggle-recording" icon="record" pressed=${Boolean(meeting.recording)}
+            label=${meeting.recording ? t("recording.stop") : t("recording.start")}
+            onClick=${() => (meeting.recording ? client.stopRecording() : client.startRecording())} />`
+        : null}
       ${moderator
         ? html`<${ToolButton} id="end-meeting" icon="stop" danger label=${t("moderate.end")}
             onClick=${() => confirm(t("moderate.end_confirm")) && client.moderate("end")} />`

@@ -196,8 +196,10 @@ export class MeetingClient extends EventTarget {
         this._emit("active-speaker", this.activeSpeaker);
       },
       meeting_changed: (d) => {
+        const wasRecording = Boolean(this.meeting?.recording);
         this.meeting = d.meeting;
         this._emit("meeting", this.meeting);
+        if (wasRecording !== Boolean(d.meeting.recording)) this._emit("recording", { recording: d.meeting.recording });
       },
       meeting_warning: (d) => this._emit("warning", d),
       // Roles themselves change through the participant_changed that follows.
@@ -301,6 +303,8 @@ export class MeetingClient extends EventTarget {
     this._emit("joined", d);
     this._emit("participants", this.participants);
     this._emit("meeting", this.meeting);
+    // A late joiner of a meeting being recorded is told at once (the UI shows the consent notice).
+    if (d.meeting.recording) this._emit("recording", { recording: true });
     this._emit("lobby-changed", this.lobby);
     this._startStats();
     this._send("subscribe", {}); // offers follow now and whenever the tracks change
@@ -668,6 +672,17 @@ export class MeetingClient extends EventTarget {
   /** Become host with the room's host key; a wrong key comes back as a protocol-error (wrong_host_key). */
   claimHost(hostKey) {
     this._send("claim_host", { host_key: String(hostKey).trim() });
+  }
+
+  /** Start recording the meeting (host and co-hosts). Everyone gets a `recording` event; a refusal comes back
+   * as a protocol-error (not_allowed, bad_state, recording_failed). */
+  startRecording() {
+    this._send("start_recording", {});
+  }
+
+  /** Stop recording; the server finalises the files and renders the composite afterwards. */
+  stopRecording() {
+    this._send("stop_recording", {});
   }
 
   /** A moderator action: mute, mute_all, stop_camera, stop_screen, unmute, allow_camera, allow_screen, remove,

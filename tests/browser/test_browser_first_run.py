@@ -183,6 +183,9 @@ async def test_first_run_from_the_one_time_password_to_two_guests_in_the_room(
     await page.screenshot(path=shot(f"{language}-06-rooms-1280x800.png"))
     await page.set_viewport_size({"width": 1024, "height": 768})
     await assert_top_bar_on_one_row(page)
+    # Every section is in reach at 1024x768: the navigation needs no scrolling.
+    navigation = page.get_by_role("navigation", name=tr(language, "admin.nav"))
+    assert await navigation.evaluate("(nav) => nav.scrollHeight <= nav.clientHeight")
     await page.screenshot(path=shot(f"{language}-07-rooms-1024x768.png"))
 
     # Two guests open the copied link in their own browsers and meet in the room.

@@ -261,9 +261,12 @@ function WeekCalendar({ bookings, rooms, start, zone, onPick }) {
               : null;
             return html`<button type="button" class="event" style=${`top:${top}px;height:${Math.max(height, 18)}px`}
               data-booking=${o.booking_id} onClick=${() => onPick(booking)}
-              aria-label=${t("admin.bookings.event_label", { title: booking?.title || "", time: `${time} ${zoneOffset(zone, new Date(o.start))}` })}>
-              <span class="event-time">${time}${own ? html` · <span class="event-zone">${t("tz.booking_time", { time: own })}</span>` : null}</span>
-              <span class="event-title">${booking?.title}</span>
+              aria-label=${t("admin.bookings.event_label", {
+                title: booking?.title || "",
+                time: `${time} ${zoneOffset(zone, new Date(o.start))}${own ? `, ${t("tz.booking_time", { time: own })}` : ""}`,
+              })}>
+              <span class="event-head"><span class="event-time">${time}</span> <span class="event-title">${booking?.title}</span></span>
+              ${own ? html`<span class="event-zone" title=${t("tz.booking_time", { time: own })}>${own}</span>` : null}
               <span class="event-room">${roomName(booking?.room_id)}</span>
             </button>`;
           })}

@@ -83,8 +83,8 @@ function RoomStep({ account, platform, onRoom }) {
   </form>`;
 }
 
-/** props: user, accountId, accounts, onDone({account, room}), onSkip. */
-export function GuidedStart({ user, accountId, accounts, onDone, onSkip }) {
+/** props: user, accountId, accounts, onAccount(account) (made or chosen), onDone({account, room}), onSkip. */
+export function GuidedStart({ user, accountId, accounts, onAccount, onDone, onSkip }) {
   const platform = user.account_id === null;
   const steps = platform ? ["account", "room", "invite"] : ["room", "invite"];
   const [step, setStep] = useState(steps[0]);
@@ -102,6 +102,7 @@ export function GuidedStart({ user, accountId, accounts, onDone, onSkip }) {
       ? html`<${AccountStep} accounts=${accounts} accountId=${accountId} onAccount=${(a, isNew) => {
           setAccount(a);
           setCreated(isNew);
+          onAccount(a);
           setStep("room");
         }} />`
       : null}

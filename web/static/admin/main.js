@@ -181,12 +181,14 @@ function App() {
     setUser(null);
     setGuide("auto");
   }
+  function pickAccount(account) {
+    // The guide made (or chose) an account: the top bar's picker shows it at once.
+    setAccounts((list) => [...(list || []).filter((a) => a.id !== account.id), account]);
+    setAccountId(account.id);
+  }
   function guided(result) {
-    // The guide made an account (platform admin) and a room: show them in the Rooms section.
-    if (result?.account) {
-      setAccounts((list) => [...(list || []).filter((a) => a.id !== result.account.id), result.account]);
-      setAccountId(result.account.id);
-    }
+    // The guide made a room (and for a platform admin an account): show them in the Rooms section.
+    if (result?.account) pickAccount(result.account);
     setGuide(false);
     history.pushState(null, "", "/admin/rooms");
     setSection("rooms");
@@ -196,7 +198,7 @@ function App() {
   let content;
   if (guide === "auto") content = null;
   else if (guide) content = html`<${GuidedStart} user=${user} accountId=${accountId} accounts=${accounts || []}
-    onDone=${guided} onSkip=${() => setGuide(false)} />`;
+    onAccount=${pickAccount} onDone=${guided} onSkip=${() => setGuide(false)} />`;
   else if (accountId === null) {
     content = html`<div class="notice">${t("admin.pick_account")}
       <button type="button" class="small primary" onClick=${() => setGuide(true)}>${t("firstrun.open_guide")}</button></div>`;

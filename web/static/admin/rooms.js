@@ -65,7 +65,7 @@ export function RoomShare({ room, booking, when, onClose }) {
       <a href=${link} target="_blank" rel="noopener">${t("admin.rooms.open")}</a>
     </div>
     <label for=${`${id}-text`}>${t("admin.invite.title")}</label>
-    <textarea id=${`${id}-text`} readonly rows="6">${text}</textarea>
+    <textarea id=${`${id}-text`} readonly rows="7">${text}</textarea>
     <div class="actions">
       <${CopyButton} text=${text} label=${t("admin.invite.copy")} copiedLabel=${t("admin.invite.copied")} />
       ${onClose ? html`<button type="button" onClick=${onClose}>${t("ui.close")}</button>` : null}

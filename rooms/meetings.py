@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from rooms.audit.recorder import Actor, record
 from rooms.bookings import room_occurrences, terms
 from rooms.database import Database
 from rooms.errors import InvalidInput, NotFound
@@ -15,6 +16,9 @@ from rooms.models import Attendance, Booking, Endpoint, Meeting, Room, Site
 from rooms.policy import Kind, Terms, Window, window
 from rooms.recurrence import Occurrence
 from rooms.webhooks.events import emit
+
+# The meeting server knows which moderator acted but does not pass it down yet: the log says "moderator".
+MODERATOR = Actor(None, "moderator", None, "")
 
 
 def device_class(user_agent: str, kind: Kind) -> str:
@@ -140,6 +144,9 @@ async def end_meeting(db: Database, meeting_id: int, *, reason: str, now: dateti
                 await emit(session, "participant.left", account_id=meeting.account_id, data=data, now=now)
             data = _meeting_data(meeting)
             await emit(session, "meeting.ended", account_id=meeting.account_id, data=data, now=now)
+            if reason == "host_ended":
+                record(session, "end", "meeting", meeting.id, account_id=meeting.account_id,
+                       changes={"reason": reason}, now=now, actor=MODERATOR)  # fmt: skip
             await session.commit()
     return meeting
 
@@ -209,6 +216,10 @@ async def record_leave(
         attendance.leave_reason = reason
         data = _attendance_data(attendance)
         await emit(session, "participant.left", account_id=attendance.account_id, data=data, now=now)
+        if reason == "removed":
+            changes = {"meeting_id": meeting_id, "display_name": attendance.display_name}
+            record(session, "remove", "participant", participant_id, account_id=attendance.account_id,
+                   changes=changes, now=now, actor=MODERATOR)  # fmt: skip
         await session.commit()
     return attendance
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from rooms.database import Database
 from rooms.settings import RoomsSettings
-from web.api import auth, bookings, contracts, invoices, meetings, openapi, rooms, sites, webhooks
+from web.api import audit, auth, bookings, contracts, invoices, meetings, openapi, rooms, sites, webhooks
 from web.api import availability as availability_api
 from web.api import incidents as incidents_api
 from web.api import maintenance as maintenance_api
@@ -32,7 +32,7 @@ ROUTE_MODULES.extend([maintenance_api, notifications_api])
 # Operations (issue #21): measured availability and incidents.
 ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.
-ROUTE_MODULES.extend([webhooks])
+ROUTE_MODULES.extend([webhooks, audit])
 
 
 def create_api(
@@ -46,7 +46,7 @@ def create_api(
     recordings: RecordingService | None = None,
 ) -> web.Application:
     """The API application; mount it with `app.add_subapp("/api/v1", api)`."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, audit.audit_middleware])
     app[DB] = db
     app[SECRET_KEY] = secret_key
     app[CLOCK] = clock

@@ -26,7 +26,8 @@ def install_global_patches() -> None:
 
     * Accept the dynamic payload types 35..63 that recent browsers use once 96..127 run out; otherwise aiortc
       answers with its own PT and drops the matching RTX.
-    * Answer Opus with the browser's usual fmtp (aiortc copies its local parameters into the answer).
+    * Answer Opus with the browser's usual fmtp plus usedtx=1 (aiortc copies its local parameters into the
+      answer): a publisher then sends almost nothing while it is silent (Opus DTX: one frame per 400 ms).
     * Negotiate rtp-stream-id / repaired-rtp-stream-id so browsers can send simulcast.
     * Offer and accept VP9 (profile 0) and AV1 besides aiortc's VP8 and H.264: the SFU forwards them without
       a codec (aiortc has no VP9/AV1 encoder or decoder, and the SFU's connections never use one). An answer
@@ -53,7 +54,7 @@ def install_global_patches() -> None:
     aiortc_rtp.DYNAMIC_PAYLOAD_TYPES = range(35, 128)
     for codec in CODECS["audio"]:
         if codec.mimeType.lower() == "audio/opus":
-            codec.parameters = {"minptime": 10, "useinbandfec": 1}
+            codec.parameters = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
     uris = {x.uri for x in HEADER_EXTENSIONS["video"]}
     if URI_RID not in uris:
         HEADER_EXTENSIONS["video"].append(RTCRtpHeaderExtensionParameters(id=RID_EXTENSION_ID, uri=URI_RID))

@@ -21,3 +21,39 @@ class RecordingSettings(BaseModel):
     # The composite after the meeting ("grid" or "speaker"); False: per-track files only.
     composite: bool = True
     composite_layout: Literal["grid", "speaker"] = "grid"
+
+    # How long a hole in a video stream waits for its NACK repair before the frames behind it are given up
+    # (the SFU repeats NACKs for up to 1.5 s; LiveKit waits 2 s).
+    max_wait_ms: int = Field(default=1600, ge=50, le=10_000)
+    # A hole still open this long asks for a keyframe (once per hole): when it comes first, the recording
+    # continues from it, so decoding resumes this soon after an unrepaired loss instead of after max_wait_ms.
+    hole_keyframe_ms: int = Field(default=400, ge=20, le=10_000)
+    # Audio is not repaired (no NACK for Opus): a missing packet is skipped after this reordering wait.
+    audio_wait_ms: int = Field(default=100, ge=0, le=2_000)
+    # A track's frames are held until its first RTCP sender report (the only source of timestamps) for at
+    # most this long; then arrival times stand in.
+    sender_report_wait_ms: int = Field(default=3000, ge=0, le=30_000)
+    # Frames wait this long before they are written, so that the least network delay (the participant's
+    # clock offset) is known from everything that arrived by then: a burst at the start (a sender catching
+    # up) must not place the first frames late. A kill -9 loses about this much plus ~0.2 s.
+    settle_ms: int = Field(default=500, ge=0, le=5_000)
+    # Packets queued per track between the event loop and the writer thread; past it packets are dropped
+    # and counted (a stalled disk must never stall forwarding) and the recording restarts from a keyframe.
+    queue_packets: int = Field(default=4000, ge=16, le=1_000_000)
+    # How often the writer thread wakes up to drain the queues, time out holes and fsync the timeline.
+    tick_ms: int = Field(default=20, ge=1, le=1000)
+    # Matroska written live: a cluster at least every cluster_ms, flushed at once (a kill -9 loses ~0.2 s).
+    cluster_ms: int = Field(default=1000, ge=100, le=10_000)
+    # Executables of Debian's ffmpeg (composite, remux on close and after a crash, probes).
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    # The composite: output size and rate, x264 preset and quality, nice level and threads (it must not take
+    # the CPU live meetings need).
+    composite_width: int = Field(default=1280, ge=160, le=3840)
+    composite_height: int = Field(default=720, ge=90, le=2160)
+    composite_fps: int = Field(default=30, ge=1, le=60)
+    composite_preset: str = "veryfast"
+    composite_crf: int = Field(default=23, ge=0, le=51)
+    composite_audio_bitrate_k: int = Field(default=128, ge=16, le=512)
+    composite_nice: int = Field(default=19, ge=0, le=19)
+    composite_threads: int = Field(default=1, ge=1, le=64)

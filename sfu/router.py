@@ -22,6 +22,7 @@ from sfu.events import (
 from sfu.peer import Peer
 from sfu.settings import SfuSettings
 from sfu.speaker import SpeakerDetector
+from sfu.tap import TappedTrack, TapSink, TapSubscription
 from sfu.track import Track
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,19 @@ class Router:
         if self._speaker.remove(participant_id) is None:
             self._emit(ActiveSpeakerChanged(None))
             self._follow_speaker()
+
+    def tap(self, track_id: str, sink_for: Callable[[TappedTrack], TapSink]) -> TapSubscription:
+        """Feed a published Track's packets to an in-process sink (a recorder), made by `sink_for` for it.
+
+        Nobody renegotiates; the tap waits for a keyframe of the best layer and asks for one. Close the
+        returned TapSubscription to stop; it ends by itself (the sink is told) when the Track is unpublished.
+        """
+        track = self.tracks.get(track_id)
+        if track is None or track.closed:
+            raise BadRequest(f"track_id: {track_id!r} is not published in this meeting")
+        tap = TapSubscription(track, sink_for(TapSubscription.describe_track(track)))
+        log.info("router %s: %s is tapped", self.meeting_id, track_id)
+        return tap
 
     async def close(self) -> None:
         """Close every peer and stop the speaker task (idempotent)."""

@@ -18,6 +18,7 @@ from sfu.simulcast import LayerActivity, LayerInfo, LayerPauser, layer_order
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
+    from sfu.tap import TapSubscription
 
 SendRtcp = Callable[[bytes], Awaitable[bool]]
 
@@ -190,8 +191,10 @@ class Track:
         self.layers: dict[str, Layer] = {rid: Layer(self, rid) for rid in (rids or [""])}
         self.pauser = LayerPauser(rids)
         # Replaced, never mutated: the hot path iterates it across awaits.
-        self.subscriptions: tuple[Subscription, ...] = ()
+        self.subscriptions: tuple[Subscription | TapSubscription, ...] = ()
         self.forwarding = True
+        # Audio last-N (Router, sfu/audio_selection.py): False while subscribers do not get this microphone.
+        self.selected = True
         self.closed = False
         if not rids and params.encodings:
             encoding = params.encodings[0]
@@ -244,6 +247,15 @@ class Track:
         packet = layer.keyframe_request(now, join=join and budget is None)
         if packet is not None:
             await self._send_rtcp(packet)
+
+    def set_selected(self, selected: bool) -> None:
+        """Audio last-N: whether subscribers get this track (taps, which record everyone, always do)."""
+        if selected == self.selected:
+            return
+        self.selected = selected
+        for subscription in self.subscriptions:
+            if getattr(subscription, "follows_selection", False):
+                subscription.source_changed()
 
     def set_forwarding(self, enabled: bool) -> None:
         if enabled == self.forwarding:

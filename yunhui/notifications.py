@@ -35,6 +35,7 @@ from yunhui.settings import Settings
 log = logging.getLogger(__name__)
 
 DISPATCHER = web.AppKey("outbox_dispatcher", Dispatcher)
+INVITATIONS = web.AppKey("invitations", Invitations)
 REMINDER_JOB = web.AppKey("reminder_job", PeriodicJob)
 PURGE_JOB = web.AppKey("outbox_purge_job", PeriodicJob)
 Clock = Callable[[], datetime]
@@ -125,6 +126,7 @@ def install(
     dispatcher = Dispatcher(database, clock=clock, interval=notify.dispatch_interval_seconds)
     app[DISPATCHER] = dispatcher
     invitations = Invitations(notices)
+    app[INVITATIONS] = invitations
     hook: ChangeHook = invitations
     api[BOOKING_CHANGES] = hook
     api[WAKE] = dispatcher.wake

@@ -136,6 +136,35 @@ def contract_end(terms: ContractTerms, notice_on: date | None) -> date | None:
         k += 1
 
 
+@dataclass(frozen=True)
+class Renewal:
+    """Where a running contract stands in its term, as the contract page shows it."""
+
+    # The next renewal date (the current term's end).
+    renews_on: date
+    # The last day notice can be given to end the contract at the earliest renewal it is still in time for,
+    # and that renewal date.
+    notice_deadline: date
+    notice_ends_on: date
+
+
+def renewal(terms: ContractTerms, today: date) -> Renewal:
+    k = 1
+    while terms.start + relativedelta(months=terms.term_months * k) <= today:
+        k += 1
+    renews_on = terms.start + relativedelta(months=terms.term_months * k)
+    ends_on = renews_on
+    while ends_on - timedelta(days=terms.renewal_notice_days) < today:
+        k += 1
+        ends_on = terms.start + relativedelta(months=terms.term_months * k)
+    return Renewal(renews_on, ends_on - timedelta(days=terms.renewal_notice_days), ends_on)
+
+
+def accepted(terms: ContractTerms, today: date) -> bool:
+    """A contract is accepted on its start date (the acceptance date); until then its terms may change."""
+    return today >= terms.start
+
+
 def parse_terms(data: Mapping[str, Any]) -> ContractTerms:
     """The one parse point for terms from JSON-like data; raises BillingInputError naming the field."""
     known = set(ContractTerms.__dataclass_fields__)

@@ -1,4 +1,5 @@
-"""The invoice as a finance office reads it: supplier and customer, what is due now and why, how to pay.
+"""The documents as a finance office reads them: invoice, statement of account and credit note, with the
+supplier and customer, what is due now and why, how to pay.
 
 `InvoiceDocument` (export.py) is the bill's lines; `InvoiceSheet` adds the parties and the running figures
 (amount due after credit notes, late fee accrued so far, credit carried in and out) that pdf.py prints.
@@ -6,18 +7,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+
 from rooms.billing import reports
+from rooms.billing.errors import BillingInputError, BillingNotFound
 from rooms.billing.export import InvoiceDocument
 from rooms.billing.invoice import LineKind
-from rooms.billing.models import Contract
+from rooms.billing.models import Contract, CreditNote, Invoice, Payment
 from rooms.billing.money import ZERO
-from rooms.billing.periods import local_date
+from rooms.billing.periods import local_date, month_period, month_start
+from rooms.billing.statement import EntryKind, LedgerEntry, Statement, build_statement
 from rooms.billing.store import get_invoice, terms_of
 from rooms.database import Database
 from rooms.models import Account
@@ -114,4 +120,160 @@ async def invoice_sheet(
         payment_note=supplier.payment_note,
         as_of=local_date(now, timezone),
         late_fee_rate_per_day=terms.late_fee_rate_per_day if terms is not None else ZERO,
+    )
+
+
+@dataclass(frozen=True)
+class StatementSheet:
+    statement: Statement
+    supplier: Party
+    customer: Party
+    payment_note: str
+
+
+def _month(value: str) -> date:
+    try:
+        if len(value) != 7:
+            raise ValueError(value)
+        return date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise BillingInputError("month", f"{value!r} is not a month (YYYY-MM)") from None
+
+
+async def statement_sheet(
+    db: Database, account_id: int, month: str, *, supplier: SupplierSettings, now: datetime
+) -> StatementSheet:
+    """The statement of account of `month` (YYYY-MM) as it stands at `now`: the current month up to today."""
+    first = _month(month)
+    period = month_period(first)
+    async with db.session() as session:
+        account = await session.get(Account, account_id)
+        if account is None:
+            raise BillingNotFound("no such account", field="account_id")
+        contracts = (
+            await session.scalars(
+                select(Contract).where(Contract.account_id == account_id).order_by(Contract.start)
+            )
+        ).all()
+        if not contracts:
+            raise BillingNotFound("this account has no contract, so no statement", field="account_id")
+        # The contract of the month (the latest begun by its end) gives the currency, the local "today" and
+        # how long records are kept.
+        in_force = [c for c in contracts if c.start < period.end] or [contracts[0]]
+        terms = terms_of(in_force[-1])
+        today = local_date(now, terms.timezone)
+        if first > today:
+            raise BillingInputError("month", f"{month} has not begun")
+        earliest = month_start(today) - relativedelta(months=terms.retention_months - 1)
+        if first < earliest:
+            raise BillingInputError(
+                "month", f"records before {earliest:%Y-%m} are purged after {terms.retention_months} months"
+            )
+        invoices = (
+            await session.scalars(
+                select(Invoice)
+                .where(
+                    Invoice.account_id == account_id,
+                    Invoice.number.is_not(None),
+                    Invoice.currency == terms.currency,
+                )
+                .order_by(Invoice.period_start, Invoice.id)
+            )
+        ).all()
+        ids = [i.id for i in invoices]
+        payments = (await session.scalars(select(Payment).where(Payment.invoice_id.in_(ids)))).all()
+        notes = (await session.scalars(select(CreditNote).where(CreditNote.invoice_id.in_(ids)))).all()
+    statement = build_statement(
+        ledger_entries(invoices, payments, notes), period, currency=terms.currency, as_of=today
+    )
+    return StatementSheet(
+        statement=statement,
+        supplier=supplier_party(supplier),
+        customer=customer_party(account.name, account.billing),
+        payment_note=supplier.payment_note,
+    )
+
+
+def ledger_entries(
+    invoices: Sequence[Invoice], payments: Sequence[Payment], notes: Sequence[CreditNote]
+) -> list[LedgerEntry]:
+    """The statement's entries from the stored rows (`invoices` in billing order)."""
+    by_id = {i.id: i for i in invoices}
+    entries = [
+        LedgerEntry(i.issue_date, EntryKind.INVOICE, i.number or "", i.number or "", i.total, due=i.due_date)
+        for i in invoices
+    ]
+    for payment in payments:
+        number = by_id[payment.invoice_id].number or ""
+        entries.append(
+            LedgerEntry(payment.paid_on, EntryKind.PAYMENT, payment.reference, number, payment.amount)
+        )
+    for note in notes:
+        number = by_id[note.invoice_id].number or ""
+        applied = by_id.get(note.applied_in) if note.applied_in is not None else None
+        kind = EntryKind.CREDIT_NOTE if note.settles else EntryKind.CREDIT_HELD
+        entries.append(
+            LedgerEntry(
+                note.issued_on,
+                kind,
+                note.number,
+                number,
+                note.amount,
+                applied_on=None if note.settles or applied is None else applied.issue_date,
+            )
+        )
+    for i, invoice in enumerate(invoices):
+        if invoice.carry_forward > 0:
+            following = next((j for j in invoices[i + 1 :] if j.contract_id == invoice.contract_id), None)
+            entries.append(
+                LedgerEntry(
+                    invoice.issue_date,
+                    EntryKind.CREDIT_CARRIED,
+                    invoice.number or "",
+                    invoice.number or "",
+                    invoice.carry_forward,
+                    applied_on=None if following is None else following.issue_date,
+                )
+            )
+    return entries
+
+
+@dataclass(frozen=True)
+class CreditNoteSheet:
+    number: str
+    invoice_number: str
+    currency: str
+    amount: Decimal
+    reason: str
+    issued_on: date
+    # Lowered the unpaid invoice's amount due (True), or is credited on the account's next invoice.
+    settles: bool
+    # The invoice that applied it, once one has.
+    applied_in: str | None
+    supplier: Party
+    customer: Party
+
+
+async def credit_note_sheet(
+    db: Database, note_id: int, *, account_id: int | None, supplier: SupplierSettings
+) -> CreditNoteSheet:
+    async with db.session() as session:
+        note = await session.get(CreditNote, note_id)
+        if note is None or (account_id is not None and note.account_id != account_id):
+            raise BillingNotFound("no such credit note")
+        invoice = await session.get(Invoice, note.invoice_id)
+        account = await session.get(Account, note.account_id)
+        applied = await session.get(Invoice, note.applied_in) if note.applied_in is not None else None
+    assert invoice is not None and account is not None
+    return CreditNoteSheet(
+        number=note.number,
+        invoice_number=invoice.number or "",
+        currency=invoice.currency,
+        amount=note.amount,
+        reason=note.reason,
+        issued_on=note.issued_on,
+        settles=note.settles,
+        applied_in=None if applied is None else applied.number,
+        supplier=supplier_party(supplier),
+        customer=customer_party(account.name, account.billing),
     )

@@ -30,7 +30,12 @@ async def record_payment(
         if invoice is None:
             raise BillingNotFound("no such invoice")
         if invoice.state == InvoiceState.PAID.value:
-            raise BillingConflict(f"invoice {invoice.number} is already paid", code="already_paid")
+            # Named as the amount's error so that the payment form shows it beside the amount.
+            raise BillingConflict(
+                f"invoice {invoice.number} is already paid (on {invoice.paid_on}): nothing is due",
+                field="amount",
+                code="already_paid",
+            )
         if invoice.state not in {s.value for s in OUTSTANDING}:
             raise BillingConflict(f"invoice is {invoice.state}, not payable")
         contract = await session.get(Contract, invoice.contract_id)
@@ -38,6 +43,10 @@ async def record_payment(
         today = local_date(now, terms_of(contract).timezone)
         if day < invoice.issue_date or day > today:
             raise BillingInputError("paid_on", f"lies between the issue date {invoice.issue_date} and today")
+        if value > invoice.amount_due:
+            raise BillingInputError(
+                "amount", f"{value} is more than the amount due {invoice.amount_due}; pay the amount due"
+            )
         if value != invoice.amount_due:
             raise BillingInputError("amount", f"must equal the amount due {invoice.amount_due}")
         invoice.paid_on = day

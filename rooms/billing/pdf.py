@@ -100,7 +100,8 @@ def font_path() -> Path:
     )
 
 
-def _font() -> str:
+def embedded_font() -> str:
+    """The registered font's name (registered once per process); raises InvoiceFontMissing."""
     global _registered  # noqa: PLW0603 - one registration per process
     if _registered is None:
         path = font_path()
@@ -113,13 +114,46 @@ def _percent(rate: Decimal) -> str:
     return f"{(rate * 100).normalize():f}%"
 
 
+def parties_table(supplier: Party, customer: Party, lang: str, font: str) -> Table:
+    """Supplier and customer side by side, as every document prints them."""
+    words = SHEET[lang]
+    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=11, textColor=colors.HexColor("#444444"))
+    bold = ParagraphStyle("bold", parent=body, fontSize=10.5, leading=14)
+
+    def party(heading: str, who: Party) -> list[Paragraph]:
+        rows = [Paragraph(escape(heading), small), Paragraph(escape(who.name), bold)]
+        for key in ("tax_id", "address", "contact", "bank", "bank_account"):
+            value = getattr(who, key)
+            if value:
+                text = f"{words[key]}：{value}" if lang == "zh-CN" else f"{words[key]}: {value}"
+                rows.append(Paragraph(escape(text), body))
+        return rows
+
+    table = Table(
+        [[party(words["supplier"], supplier), party(words["customer"], customer)]],
+        colWidths=[87 * mm, 87 * mm],
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, -1), font),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("BOX", (0, 0), (-1, -1), 0.4, colors.grey),
+                ("LINEAFTER", (0, 0), (0, -1), 0.4, colors.grey),
+            ]
+        )
+    )
+    return table
+
+
 def invoice_pdf(sheet: InvoiceSheet, lang: str = "en") -> bytes:
     """An A4 invoice in `lang` (zh-CN or en); byte-identical for identical input."""
     lang = lang if lang in LANGUAGES else "en"
     heads, words = HEADINGS[lang], SHEET[lang]
     document = sheet.document
     currency = document.currency
-    font = _font()
+    font = embedded_font()
     body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=11, textColor=colors.HexColor("#444444"))
     bold = ParagraphStyle("bold", parent=body, fontSize=10.5, leading=14)
@@ -151,21 +185,7 @@ def invoice_pdf(sheet: InvoiceSheet, lang: str = "en") -> bytes:
         table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), font), *style]))
         return table
 
-    def party(heading: str, who: Party) -> list[Paragraph]:
-        rows = [p(heading, small), p(who.name, bold)]
-        for key in ("tax_id", "address", "contact", "bank", "bank_account"):
-            value = getattr(who, key)
-            if value:
-                rows.append(p(f"{words[key]}：{value}" if lang == "zh-CN" else f"{words[key]}: {value}"))
-        return rows
-
-    parties = grid(
-        [[party(words["supplier"], sheet.supplier), party(words["customer"], sheet.customer)]],
-        [87 * mm, 87 * mm],
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("BOX", (0, 0), (-1, -1), 0.4, colors.grey),
-        ("LINEAFTER", (0, 0), (0, -1), 0.4, colors.grey),
-    )
+    parties = parties_table(sheet.supplier, sheet.customer, lang, font)
 
     state = STATES[lang].get(document.state, document.state)
     facts = [

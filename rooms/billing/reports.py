@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 
+from rooms.billing.charges import state_on
 from rooms.billing.dunning import OUTSTANDING, InvoiceState, late_fee
-from rooms.billing.errors import BillingNotFound
+from rooms.billing.errors import BillingInputError, BillingNotFound
 from rooms.billing.export import InvoiceDocument, InvoiceSummary
-from rooms.billing.inputs import gather_inputs, stays_of
+from rooms.billing.inputs import changes_of, gather_inputs, stays_of
 from rooms.billing.invoice import InvoiceDraft, InvoiceLine, LineKind, build_invoice
 from rooms.billing.metering import Usage, meter_month
-from rooms.billing.models import Contract, Invoice
+from rooms.billing.models import Contract, Invoice, UsageRecord
 from rooms.billing.money import ZERO
-from rooms.billing.periods import Period, billing_period, local_date, local_midnight, month_period
+from rooms.billing.periods import (
+    Period,
+    billing_period,
+    local_date,
+    local_midnight,
+    month_period,
+    month_start,
+)
 from rooms.billing.store import InvoiceView, get_invoice, list_invoices, terms_of
 from rooms.database import Database
-from rooms.models import Account
+from rooms.models import Account, Site
 from rooms.recordings.store import stored_of
 
 
@@ -110,3 +118,64 @@ async def preview_invoice(db: Database, *, account_id: int, now: datetime) -> In
     stored = {(u.kind, u.month) for u in inputs.usage}
     usage = inputs.usage + tuple(u for u in metered if (u.kind, u.month) not in stored)
     return build_invoice(terms, replace(inputs, usage=usage), period)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    kind: str
+    quantity: Decimal
+    source: str  # metered, entered, so_far
+
+
+@dataclass(frozen=True)
+class SiteUsage:
+    site_id: int
+    name: str
+    endpoints: int
+    in_service: bool
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    month: date
+    usage: tuple[UsageRow, ...]
+    sites: tuple[SiteUsage, ...]
+
+
+async def usage_report(db: Database, *, account_id: int, month: date | None, now: datetime) -> UsageReport:
+    """Every usage kind recorded for the account's month, whatever wrote it (the run's metering, an admin's
+    entry, other packages' meters): a kind is shown because a row exists, not because this code knows it.
+    A month not stored yet (the current one) is metered from attendance up to `now`."""
+    async with db.session() as session:
+        contract = await session.scalar(
+            select(Contract).where(Contract.account_id == account_id).order_by(Contract.start.desc()).limit(1)
+        )
+        zone = terms_of(contract).timezone if contract is not None else "UTC"
+        today = local_date(now, zone)
+        first = month_start(month or today)
+        if first > today:
+            raise BillingInputError("month", f"{first:%Y-%m} has not begun")
+        rows = (
+            await session.scalars(
+                select(UsageRecord)
+                .where(UsageRecord.account_id == account_id, UsageRecord.month == first)
+                .order_by(UsageRecord.kind)
+            )
+        ).all()
+        usage = {r.kind: UsageRow(r.kind, r.quantity, r.source) for r in rows}
+        if not any(r.source == "metered" for r in rows):
+            lo = local_midnight(first, zone)
+            hi = min(now, local_midnight(month_period(first).end, zone))
+            for metered in meter_month(first, lo, hi, await stays_of(session, account_id, lo, hi)):
+                if metered.kind not in usage and metered.quantity:
+                    usage[metered.kind] = UsageRow(metered.kind, metered.quantity, "so_far")
+        changes = await changes_of(session, account_id)
+        sites = (
+            await session.scalars(select(Site).where(Site.account_id == account_id).order_by(Site.id))
+        ).all()
+    last = min(today, month_period(first).end - timedelta(days=1))
+    site_rows = []
+    for site in sites:
+        state = state_on([c for c in changes if c.site_id == site.id], last)
+        site_rows.append(SiteUsage(site.id, site.name, state.endpoints, state.in_service))
+    return UsageReport(first, tuple(sorted(usage.values(), key=lambda u: u.kind)), tuple(site_rows))

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.billing.charges import ServiceChangeKind, state_on
-from rooms.billing.contract import ContractTerms
+from rooms.billing.contract import ContractTerms, parse_date
 from rooms.billing.dunning import (
     OUTSTANDING,
     InvoiceState,
@@ -24,6 +25,7 @@ from rooms.billing.dunning import (
     purge_date,
     suspension_date,
 )
+from rooms.billing.errors import BillingInputError
 from rooms.billing.inputs import changes_of, gather_inputs, stays_of
 from rooms.billing.invoice import (
     BillingInputs,
@@ -41,7 +43,7 @@ from rooms.billing.models import (
     SiteServiceChange,
     UsageRecord,
 )
-from rooms.billing.periods import Period, local_date, local_midnight, month_period
+from rooms.billing.periods import Period, local_date, local_midnight, month_period, month_start, next_month
 from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
 from rooms.models import Endpoint
@@ -54,16 +56,49 @@ logger = logging.getLogger(__name__)
 USAGE_KEPT_MONTHS = 13
 
 
+@dataclass(frozen=True)
+class IssuedBill:
+    """One invoice a run issued, as its report lists it."""
+
+    number: str
+    account_id: int
+    period: Period
+    currency: str
+    total: Decimal
+
+
 @dataclass
 class RunReport:
     issued: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     purged: int = 0
+    bills: list[IssuedBill] = field(default_factory=list)
+    # The last month the run billed up to, when one was chosen.
+    through: date | None = None
 
 
-async def run_billing(db: Database, *, now: datetime) -> RunReport:
-    report = RunReport()
+# The latest local date anywhere (UTC+14): a month has ended somewhere once this date lies past it.
+_LATEST_OFFSET = timedelta(hours=14)
+
+
+def check_through(through: object, now: datetime) -> date:
+    """A chosen month to bill up to: its first day; it must have ended (invoices are issued in arrears)."""
+    month = month_start(parse_date(through, "through"))
+    latest = (now.astimezone(UTC) + _LATEST_OFFSET).date()
+    if next_month(month) > latest:
+        raise BillingInputError(
+            "through", f"{month:%Y-%m} has not ended: its invoices are issued from {next_month(month)} on"
+        )
+    return month
+
+
+async def run_billing(db: Database, *, now: datetime, through: date | None = None) -> RunReport:
+    """Run billing at `now`; with `through` (a month), only periods that end by that month's end are issued
+    (notices, suspension and purging still follow `now`)."""
+    if through is not None:
+        through = check_through(through, now)
+    report = RunReport(through=through)
     async with db.session() as session:
         contract_ids = list((await session.scalars(select(Contract.id).order_by(Contract.id))).all())
     for contract_id in contract_ids:
@@ -73,7 +108,7 @@ async def run_billing(db: Database, *, now: datetime) -> RunReport:
             )
             if contract is None:
                 continue
-            await _run_contract(session, contract, now, report)
+            await _run_contract(session, contract, now, report, through)
             await session.commit()
     if report.issued or report.suspended or report.purged:
         logger.info(
@@ -85,7 +120,9 @@ async def run_billing(db: Database, *, now: datetime) -> RunReport:
     return report
 
 
-async def _run_contract(session: AsyncSession, contract: Contract, now: datetime, report: RunReport) -> None:
+async def _run_contract(
+    session: AsyncSession, contract: Contract, now: datetime, report: RunReport, through: date | None
+) -> None:
     terms = terms_of(contract)
     today = local_date(now, terms.timezone)
     await _sync_endpoint_counts(session, contract, terms, today, now)
@@ -98,12 +135,14 @@ async def _run_contract(session: AsyncSession, contract: Contract, now: datetime
     for period in billable_periods(terms, today, contract.notice_on):
         if latest is not None and period.start <= latest:
             continue
+        if through is not None and period.end > next_month(through):
+            break
         await _meter(session, contract.account_id, terms, period, now)
         inputs = await gather_inputs(session, contract, terms, period)
         draft = build_invoice(terms, inputs, period)
-        report.issued.append(
-            await _issue(session, contract=contract, terms=terms, draft=draft, inputs=inputs, now=now)
-        )
+        number = await _issue(session, contract=contract, terms=terms, draft=draft, inputs=inputs, now=now)
+        report.issued.append(number)
+        report.bills.append(IssuedBill(number, contract.account_id, period, draft.currency, draft.total))
     await _dun(session, contract, terms, now, report)
     await apply_standing(session, contract.account_id, now)
     report.purged += await _purge(session, contract, terms, today)

@@ -18,6 +18,7 @@ from rooms.billing.charges import ServiceChangeKind
 from rooms.billing.contract import (
     USAGE_KINDS,
     ContractTerms,
+    accepted,
     contract_end,
     parse_date,
     parse_terms,
@@ -142,6 +143,60 @@ async def create_contract(
                     created_at=now,
                 )
             )
+        await session.commit()
+    return contract
+
+
+async def amend_terms(db: Database, contract_id: int, *, terms: Mapping[str, Any], now: datetime) -> Contract:
+    """Replace a contract's terms before its acceptance date; refused (409 contract_accepted) from then on,
+    when invoices may already rest on them. The sites opened with the contract move to the new start."""
+    if not isinstance(terms, Mapping):
+        raise BillingInputError("terms", "must be an object")
+    try:
+        parsed = parse_terms(terms)
+    except BillingInputError as exc:
+        raise BillingInputError(f"terms.{exc.field}", exc.message) from None
+    async with db.writer() as session:
+        contract = await session.scalar(select(Contract).where(Contract.id == contract_id).with_for_update())
+        if contract is None:
+            raise BillingNotFound("no such contract")
+        old = terms_of(contract)
+        if accepted(old, local_date(now, old.timezone)):
+            raise BillingConflict(
+                f"the contract was accepted on {old.start}: its terms no longer change (give notice, record a"
+                " service change or issue a credit note instead)",
+                field="terms",
+                code="contract_accepted",
+            )
+        if parsed.start < local_date(now, parsed.timezone):
+            raise BillingInputError("terms.start", "the acceptance date cannot lie in the past")
+        for i, fee in enumerate(parsed.site_fees):
+            await _site(session, fee.site_id, f"terms.site_fees[{i}].site_id", contract.account_id)
+        others = (
+            await session.scalars(
+                select(Contract).where(Contract.account_id == contract.account_id, Contract.id != contract.id)
+            )
+        ).all()
+        for other in others:
+            if (other.end is None or other.end > parsed.start) and other.start <= parsed.start:
+                raise BillingConflict(
+                    f"overlaps contract {other.id} of this account (from {other.start})",
+                    field="terms.start",
+                    code="contract_overlap",
+                )
+        opened = (
+            await session.scalars(
+                select(SiteServiceChange).where(
+                    SiteServiceChange.account_id == contract.account_id,
+                    SiteServiceChange.source == "contract",
+                    SiteServiceChange.on == old.start,
+                )
+            )
+        ).all()
+        for change in opened:
+            change.on = parsed.start
+        contract.terms = terms_to_json(parsed)
+        contract.start = parsed.start
         await session.commit()
     return contract
 

@@ -144,7 +144,7 @@ def assert_fonts_embedded(pdf: Path) -> None:
         assert emb == "yes", row
 
 
-async def _pdf(api: Api, token: str, invoice_id: int, lang: str, path: Path) -> str:
+async def _pdf(api: Api, token: str | None, invoice_id: int, lang: str, path: Path) -> str:
     async with api.http.get(
         f"{api.url}/invoices/{invoice_id}/pdf?lang={lang}", headers={"Authorization": f"Bearer {token}"}
     ) as resp:

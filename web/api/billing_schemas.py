@@ -41,6 +41,10 @@ class ContractIn(Body):
     sites: Annotated[list[ContractSiteIn], Field(min_length=1, max_length=1000)]
 
 
+class ContractTermsIn(Body):
+    terms: dict[str, Any]
+
+
 class ContractOut(Out):
     id: int
     account_id: int
@@ -49,6 +53,13 @@ class ContractOut(Out):
     notice_on: date | None
     terms: dict[str, Any]
     created_at: datetime
+    # From the start date (the acceptance date) on the terms no longer change.
+    accepted: bool = False
+    term_months: int = 12
+    # None once notice is given (then `end` is the last renewal date).
+    renews_on: date | None = None
+    notice_deadline: date | None = None
+    notice_ends_on: date | None = None
 
 
 class NoticeIn(Body):
@@ -103,11 +114,28 @@ class UsageOut(Out):
     source: str
 
 
+class RunIn(Body):
+    # Bill only the periods that end by the end of this month (YYYY-MM); all ended periods when left out.
+    through: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None = None
+
+
+class RunBillOut(BaseModel):
+    number: str
+    account_id: int
+    account_name: str
+    period_start: date
+    period_end: date
+    currency: str
+    total: Decimal
+
+
 class RunOut(BaseModel):
     issued: list[str]
     notices: list[str]
     suspended: list[str]
     purged: int
+    through: str | None = None
+    invoices: list[RunBillOut] = Field(default_factory=list)
 
 
 class InvoiceOut(Out):
@@ -140,9 +168,24 @@ class InvoiceLineOut(BaseModel):
     description: str
 
 
+class CreditNoteBrief(BaseModel):
+    id: int
+    number: str
+    amount: Decimal
+    issued_on: date
+    settles: bool
+
+
 class InvoiceDetailOut(InvoiceOut):
     lines: list[InvoiceLineOut]
+    # Accrued up to today while unpaid; once paid, the fee for the days late (fixed by the payment date).
     accrued_late_fee: Decimal
+    # What was paid (None while unpaid) and what is still open (0 once paid).
+    paid_amount: Decimal | None = None
+    balance: Decimal
+    # The invoice that charged the late fee as a line; None while it is still to be charged.
+    late_fee_billed_in: str | None = None
+    credit_notes: list[CreditNoteBrief] = Field(default_factory=list)
 
 
 class InvoiceDraftOut(BaseModel):
@@ -192,6 +235,31 @@ class LangQuery(Body):
     lang: Lang = "en"
 
 
+class UsageQuery(Body):
+    month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None = None
+
+
+class UsageRowOut(BaseModel):
+    kind: str
+    quantity: Decimal
+    # metered (counted by the run when the month was billed), entered, or so_far (the current month, live).
+    source: str
+
+
+class SiteUsageOut(BaseModel):
+    site_id: int
+    name: str
+    endpoints: int
+    in_service: bool
+
+
+class UsageReportOut(BaseModel):
+    account_id: int
+    month: str
+    usage: list[UsageRowOut]
+    sites: list[SiteUsageOut]
+
+
 def reader(request: web.Request) -> Principal:
     who = principal(request)
     who.require_admin()
@@ -234,3 +302,36 @@ def csv_response(text: str, filename: str, lang: str) -> web.Response:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+class StatementLineOut(BaseModel):
+    on: date
+    kind: str
+    reference: str
+    invoice: str
+    description: str
+    debit: Decimal
+    credit: Decimal
+    # A memo entry's amount (a credit held for a later invoice); it leaves the balance alone.
+    memo: Decimal | None
+    balance: Decimal
+
+
+class OpenInvoiceOut(BaseModel):
+    number: str
+    due: date
+    open_amount: Decimal
+
+
+class StatementOut(BaseModel):
+    account_id: int
+    month: str
+    currency: str
+    as_of: date
+    opening_balance: Decimal
+    lines: list[StatementLineOut]
+    total_debit: Decimal
+    total_credit: Decimal
+    closing_balance: Decimal
+    open_invoices: list[OpenInvoiceOut]
+    credit_held: Decimal

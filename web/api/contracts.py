@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from aiohttp import web
 from sqlalchemy import select
 
-from rooms.billing import store
+from rooms.billing import reports, store
 from rooms.billing.charges import ServiceChangeKind
-from rooms.billing.models import SiteServiceChange
-from rooms.billing.run import run_billing
-from rooms.models import Site
+from rooms.billing.contract import accepted, renewal
+from rooms.billing.models import Contract, SiteServiceChange
+from rooms.billing.periods import local_date
+from rooms.billing.run import check_through, run_billing
+from rooms.models import Account, Site
 from web.api.base import (
     CLOCK,
     DB,
     Api,
     owned,
     parse_body,
+    parse_query,
     path_id,
     principal,
     send,
@@ -24,20 +29,44 @@ from web.api.billing_schemas import (
     TAG,
     ContractIn,
     ContractOut,
+    ContractTermsIn,
     NoticeIn,
     OutageIn,
     OutageOut,
+    RunBillOut,
+    RunIn,
     RunOut,
     ServiceChangeIn,
     ServiceChangeOut,
+    SiteUsageOut,
     UsageIn,
     UsageOut,
+    UsageQuery,
+    UsageReportOut,
+    UsageRowOut,
     account_reader,
     account_writer,
     reader,
 )
 
 api = Api()
+
+
+def contract_out(contract: Contract, now: datetime) -> ContractOut:
+    """The stored contract and where it stands today: accepted or not, renewal date, notice deadline."""
+    terms = store.terms_of(contract)
+    today = local_date(now, terms.timezone)
+    out = ContractOut.model_validate(contract)
+    standing = renewal(terms, today) if contract.end is None else None
+    return out.model_copy(
+        update={
+            "accepted": accepted(terms, today),
+            "term_months": terms.term_months,
+            "renews_on": standing.renews_on if standing else None,
+            "notice_deadline": standing.notice_deadline if standing else None,
+            "notice_ends_on": standing.notice_ends_on if standing else None,
+        }
+    )
 
 
 @api.op(
@@ -51,7 +80,8 @@ api = Api()
 async def list_contracts(request: web.Request) -> web.Response:
     _, account_id = await account_reader(request)
     rows = await store.list_contracts(request.app[DB], account_id=account_id)
-    return send([ContractOut.model_validate(r) for r in rows])
+    now = request.app[CLOCK]()
+    return send([contract_out(r, now) for r in rows])
 
 
 @api.op(
@@ -73,7 +103,26 @@ async def create_contract(request: web.Request) -> web.Response:
         sites=[s.model_dump(exclude_none=True) for s in body.sites],
         now=request.app[CLOCK](),
     )
-    return send(ContractOut.model_validate(contract), 201)
+    return send(contract_out(contract, request.app[CLOCK]()), 201)
+
+
+@api.op(
+    "PATCH",
+    "/contracts/{contract_id}",
+    summary="Change a contract's terms before its acceptance date (platform admin; 409 once accepted)",
+    tag=TAG,
+    body=ContractTermsIn,
+    response=ContractOut,
+)
+async def amend_contract(request: web.Request) -> web.Response:
+    who = principal(request)
+    db = request.app[DB]
+    contract = await store.get_contract(db, path_id(request, "contract_id"), account_id=who.account_id)
+    who.require_platform_admin()
+    body = await parse_body(request, ContractTermsIn)
+    now = request.app[CLOCK]()
+    updated = await store.amend_terms(db, contract.id, terms=body.terms, now=now)
+    return send(contract_out(updated, now))
 
 
 @api.op(
@@ -90,8 +139,9 @@ async def give_notice(request: web.Request) -> web.Response:
     contract = await store.get_contract(db, path_id(request, "contract_id"), account_id=who.account_id)
     who.require_platform_admin()
     body = await parse_body(request, NoticeIn)
-    updated = await store.give_notice(db, contract.id, on=body.on, now=request.app[CLOCK]())
-    return send(ContractOut.model_validate(updated))
+    now = request.app[CLOCK]()
+    updated = await store.give_notice(db, contract.id, on=body.on, now=now)
+    return send(contract_out(updated, now))
 
 
 @api.op(
@@ -205,15 +255,70 @@ async def set_usage(request: web.Request) -> web.Response:
 
 
 @api.op(
+    "GET",
+    "/accounts/{account_id}/usage",
+    summary="An account's usage of a month (YYYY-MM, default the current one): every recorded kind",
+    tag=TAG,
+    query=UsageQuery,
+    response=UsageReportOut,
+)
+async def get_usage(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    query = parse_query(request, UsageQuery)
+    month = None if query.month is None else date.fromisoformat(f"{query.month}-01")
+    report = await reports.usage_report(
+        request.app[DB], account_id=account_id, month=month, now=request.app[CLOCK]()
+    )
+    return send(
+        UsageReportOut(
+            account_id=account_id,
+            month=f"{report.month:%Y-%m}",
+            usage=[UsageRowOut(kind=u.kind, quantity=u.quantity, source=u.source) for u in report.usage],
+            sites=[
+                SiteUsageOut(site_id=s.site_id, name=s.name, endpoints=s.endpoints, in_service=s.in_service)
+                for s in report.sites
+            ],
+        )
+    )
+
+
+@api.op(
     "POST",
     "/billing/run",
-    summary="Run billing now (platform admin; the scheduler runs it daily)",
+    summary="Run billing now, optionally only through a month (platform admin; the scheduler runs it daily)",
     tag=TAG,
+    body=RunIn,
     response=RunOut,
 )
 async def run(request: web.Request) -> web.Response:
     principal(request).require_platform_admin()
-    report = await run_billing(request.app[DB], now=request.app[CLOCK]())
+    # The body is optional: a bare POST bills every ended period.
+    body = await parse_body(request, RunIn) if request.can_read_body else RunIn()
+    now = request.app[CLOCK]()
+    through = None if body.through is None else check_through(f"{body.through}-01", now)
+    db = request.app[DB]
+    report = await run_billing(db, now=now, through=through)
+    async with db.session() as session:
+        names = {a.id: a.name for a in (await session.scalars(select(Account))).all()}
+    bills = [
+        RunBillOut(
+            number=b.number,
+            account_id=b.account_id,
+            account_name=names.get(b.account_id, ""),
+            period_start=b.period.start,
+            period_end=b.period.end,
+            currency=b.currency,
+            total=b.total,
+        )
+        for b in report.bills
+    ]
     return send(
-        RunOut(issued=report.issued, notices=report.notices, suspended=report.suspended, purged=report.purged)
+        RunOut(
+            issued=report.issued,
+            notices=report.notices,
+            suspended=report.suspended,
+            purged=report.purged,
+            through=body.through,
+            invoices=bills,
+        )
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from sqlalchemy import select
 
 from rooms.billing import ledger, reports, store
 from rooms.billing.documents import invoice_sheet
 from rooms.billing.export import describe, invoice_csv, invoices_csv
 from rooms.billing.invoice import InvoiceLine
+from rooms.billing.models import CreditNote, Invoice
+from rooms.billing.money import ZERO
 from rooms.billing.pdf import InvoiceFontMissing, invoice_pdf
 from web.api.base import (
     CLOCK,
@@ -25,6 +28,7 @@ from web.api.base import (
 )
 from web.api.billing_schemas import (
     TAG,
+    CreditNoteBrief,
     CreditNoteIn,
     CreditNoteOut,
     InvoiceDetailOut,
@@ -124,10 +128,38 @@ async def get_invoice(request: web.Request) -> web.Response:
     view = await store.get_invoice(db, path_id(request, "invoice_id"), account_id=who.account_id)
     who.require_admin()
     lang = parse_query(request, LangQuery).lang
-    accrued = await reports.accrued_late_fee(db, view.invoice, now=request.app[CLOCK]())
+    invoice = view.invoice
+    accrued = await reports.accrued_late_fee(db, invoice, now=request.app[CLOCK]())
     lines = [_line_out(line, lang) for line in reports.lines_of(view)]
-    base = InvoiceOut.model_validate(view.invoice).model_dump()
-    return send(InvoiceDetailOut(**base, lines=lines, accrued_late_fee=accrued))
+    base = InvoiceOut.model_validate(invoice).model_dump()
+    async with db.session() as session:
+        billed_in = (
+            await session.get(Invoice, invoice.late_fee_billed_in)
+            if invoice.late_fee_billed_in is not None
+            else None
+        )
+        notes = (
+            await session.scalars(
+                select(CreditNote).where(CreditNote.invoice_id == invoice.id).order_by(CreditNote.seq)
+            )
+        ).all()
+    return send(
+        InvoiceDetailOut(
+            **base,
+            lines=lines,
+            accrued_late_fee=accrued,
+            # A credit note can settle an invoice without a payment row: then nothing was paid.
+            paid_amount=view.payment.amount if view.payment is not None else None,
+            balance=ZERO if invoice.paid_on is not None else invoice.amount_due,
+            late_fee_billed_in=billed_in.number if billed_in is not None else None,
+            credit_notes=[
+                CreditNoteBrief(
+                    id=n.id, number=n.number, amount=n.amount, issued_on=n.issued_on, settles=n.settles
+                )
+                for n in notes
+            ],
+        )
+    )
 
 
 @api.op(

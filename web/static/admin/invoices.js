@@ -19,6 +19,11 @@ export function FieldError({ error, field }) {
   return named ? html`<span class="error field-error" role="alert" data-field=${field}>${error.message}</span>` : null;
 }
 
+/** One labelled control with the API's message for it beneath (`name`: the API's field name). */
+export function Field({ id, label: text, error, name, children }) {
+  return html`<div class="field"><label for=${id}>${text}</label>${children}<${FieldError} error=${error} field=${name} /></div>`;
+}
+
 /** An error no field of the form claims (a conflict such as already_paid, or a 403). */
 export function FormError({ error, fields }) {
   if (!error) return null;
@@ -43,15 +48,12 @@ function Payment({ invoice, onDone }) {
   const set = (key) => (e) => setForm({ ...form, [key]: e.target.value });
   return html`<form class="card" id="payment-form" onSubmit=${submit}>
     <h3>${t("admin.billing.pay_title")}</h3>
-    <label for="pay-amount">${t("admin.billing.amount")}</label>
-    <input id="pay-amount" required value=${form.amount} onInput=${set("amount")} />
-    <${FieldError} error=${error} field="amount" />
-    <label for="pay-date">${t("admin.billing.paid_on")}</label>
-    <input id="pay-date" type="date" required value=${form.paid_on} onInput=${set("paid_on")} />
-    <${FieldError} error=${error} field="paid_on" />
-    <label for="pay-reference">${t("admin.billing.reference")}</label>
-    <input id="pay-reference" maxlength="200" value=${form.reference} onInput=${set("reference")} />
-    <${FieldError} error=${error} field="reference" />
+    <${Field} id="pay-amount" label=${t("admin.billing.amount")} error=${error} name="amount">
+      <input id="pay-amount" required value=${form.amount} onInput=${set("amount")} /></${Field}>
+    <${Field} id="pay-date" label=${t("admin.billing.paid_on")} error=${error} name="paid_on">
+      <input id="pay-date" type="date" required value=${form.paid_on} onInput=${set("paid_on")} /></${Field}>
+    <${Field} id="pay-reference" label=${t("admin.billing.reference")} error=${error} name="reference">
+      <input id="pay-reference" maxlength="200" value=${form.reference} onInput=${set("reference")} /></${Field}>
     <${FormError} error=${error} fields=${fields} />
     <button type="submit" class="primary" id="pay-submit">${t("admin.billing.pay")}</button>
   </form>`;
@@ -74,15 +76,21 @@ function CreditNote({ invoice, onDone }) {
   const set = (key) => (e) => setForm({ ...form, [key]: e.target.value });
   return html`<form class="card" id="credit-form" onSubmit=${submit}>
     <h3>${t("admin.billing.credit_title")}</h3>
-    <label for="credit-amount">${t("admin.billing.amount")}</label>
-    <input id="credit-amount" required value=${form.amount} onInput=${set("amount")} />
-    <${FieldError} error=${error} field="amount" />
-    <label for="credit-reason">${t("admin.billing.reason")}</label>
-    <input id="credit-reason" required maxlength="500" value=${form.reason} onInput=${set("reason")} />
-    <${FieldError} error=${error} field="reason" />
+    <${Field} id="credit-amount" label=${t("admin.billing.amount")} error=${error} name="amount">
+      <input id="credit-amount" required value=${form.amount} onInput=${set("amount")} /></${Field}>
+    <${Field} id="credit-reason" label=${t("admin.billing.reason")} error=${error} name="reason">
+      <input id="credit-reason" required maxlength="500" value=${form.reason} onInput=${set("reason")} /></${Field}>
     <${FormError} error=${error} fields=${["amount", "reason"]} />
     <button type="submit" id="credit-submit">${t("admin.billing.credit")}</button>
   </form>`;
+}
+
+/** What the late fee figure is: accrued so far while unpaid; once paid, charged on a later invoice or still to be. */
+function lateFeeLabel(invoice) {
+  if (invoice.paid_on === null) return t("admin.billing.accrued_late_fee");
+  if (Number(invoice.accrued_late_fee) === 0) return t("admin.billing.late_fee");
+  if (invoice.late_fee_billed_in) return t("admin.billing.late_fee_billed", { number: invoice.late_fee_billed_in });
+  return t("admin.billing.late_fee_to_bill");
 }
 
 function InvoiceDetail({ id, user, onBack, onChanged }) {
@@ -112,12 +120,20 @@ function InvoiceDetail({ id, user, onBack, onChanged }) {
       <dt>${t("admin.billing.state")}</dt><dd id="invoice-state"><span class=${`pill ${invoice.state}`}>${label("admin.billing.states", invoice.state)}</span></dd>
       <dt>${t("admin.billing.total")}</dt><dd id="invoice-total">${money(invoice.total, invoice.currency)}</dd>
       <dt>${t("admin.billing.amount_due")}</dt><dd id="invoice-due">${money(invoice.amount_due, invoice.currency)}</dd>
-      <dt>${t("admin.billing.accrued_late_fee")}</dt><dd id="invoice-late-fee">${money(invoice.accrued_late_fee, invoice.currency)}</dd>
+      ${invoice.paid_amount !== null ? html`<dt>${t("admin.billing.paid_amount")}</dt>
+        <dd id="invoice-paid">${money(invoice.paid_amount, invoice.currency)}</dd>` : null}
+      ${invoice.paid_on ? html`<dt>${t("admin.billing.paid_on")}</dt><dd id="invoice-paid-on">${invoice.paid_on}</dd>` : null}
+      <dt>${t("admin.billing.balance")}</dt><dd id="invoice-balance">${money(invoice.balance, invoice.currency)}</dd>
+      <dt>${lateFeeLabel(invoice)}</dt><dd id="invoice-late-fee">${money(invoice.accrued_late_fee, invoice.currency)}</dd>
       ${invoice.notice_on ? html`<dt>${t("admin.billing.notice_on")}</dt><dd>${invoice.notice_on}</dd>` : null}
       ${invoice.suspended_on ? html`<dt>${t("admin.billing.suspended_on")}</dt><dd>${invoice.suspended_on}</dd>` : null}
-      ${invoice.paid_on ? html`<dt>${t("admin.billing.paid_on")}</dt><dd id="invoice-paid-on">${invoice.paid_on}</dd>` : null}
       ${Number(invoice.carry_forward) ? html`<dt>${t("admin.billing.carry_forward")}</dt><dd>${money(invoice.carry_forward, invoice.currency)}</dd>` : null}
     </dl>
+    ${invoice.credit_notes.length ? html`<h3>${t("admin.billing.credit_notes")}</h3>
+      <ul class="plain" id="invoice-credit-notes">${invoice.credit_notes.map((n) => html`<li key=${n.id} data-credit-note=${n.number}>
+        <span>${n.number} · ${n.issued_on} · ${money(n.amount, invoice.currency)} · ${t(n.settles ? "admin.billing.credit_settles" : "admin.billing.credit_carried")}</span>
+        <button type="button" class="small" onClick=${() => download(`/credit-notes/${n.id}/pdf?lang=${lang}`, `credit-note-${n.number}-${lang}.pdf`)}>
+          ${t("admin.billing.credit_pdf", { number: n.number })}</button></li>`)}</ul>` : null}
     <table class="table" id="invoice-lines">
       <thead><tr><th>${t("admin.billing.description")}</th><th>${t("admin.billing.quantity")}</th>
         <th>${t("admin.billing.unit_price")}</th><th>${t("admin.billing.amount")}</th></tr></thead>

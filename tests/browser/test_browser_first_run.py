@@ -264,7 +264,7 @@ def next_wednesday() -> date:
 async def test_booking_times_carry_their_zone_and_the_zone_switch_works(
     *, new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
-    room = await admin.room(name="Shanghai office")
+    room = await admin.room(name="Shanghai office", passcode="97531864")
     day = next_wednesday()
     await admin.call(
         "POST",
@@ -294,6 +294,18 @@ async def test_booking_times_carry_their_zone_and_the_zone_switch_works(
     await expect(event).to_contain_text("10:00 Asia/Shanghai")  # the booking's own clock, said so
     await expect(page.get_by_text(f"Times are shown in Europe/Berlin ({gmt}).")).to_be_visible()
     await page.screenshot(path=shot("en-10-bookings-my-zone.png"))
+
+    # The booking's invitation names its own zone; the organiser may keep the passcode out of the link.
+    await event.click()
+    invitation = page.get_by_role("dialog", name=tr("en", "admin.invite.title"))
+    text = invitation.get_by_role("textbox", name=tr("en", "admin.invite.title"))
+    await expect(text).to_contain_text("Asia/Shanghai")
+    link = invitation.get_by_label(tr("en", "share.link"))
+    await expect(link).to_have_value(re.compile(r"\?pwd=97531864$"))
+    await invitation.get_by_label(tr("en", "share.embed_passcode")).uncheck()
+    await expect(link).to_have_value(re.compile(rf"/m/{room['meeting_number']}$"))
+    assert "97531864" not in await text.input_value()
+    await invitation.get_by_role("button", name=tr("en", "ui.close")).click()
 
     await page.get_by_label("Times in").select_option(label="Booking's zone: Asia/Shanghai (GMT+8)")
     await expect(page.get_by_text("Times are shown in Asia/Shanghai (GMT+8).")).to_be_visible()

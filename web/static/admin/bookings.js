@@ -4,7 +4,7 @@ import { currentLanguage, formatDateTime, t } from "../lib/i18n.js";
 import { copyText, html } from "../lib/ui.js";
 import { api, download, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, errorText, useLoad } from "./common.js";
-import { invitationLines } from "./rooms.js";
+import { CopyButton, invitationLines, joinLink } from "./rooms.js";
 import { addWallDays, coveringRange, formatInZone, formatWall, myZone, toWall, wallWeekStart, zoneLabel, zoneOffset } from "./zones.js";
 
 const DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
@@ -49,23 +49,34 @@ function describeRrule(rrule) {
 }
 
 /** The invitation text: join link, meeting number, passcode and the SIP dial string for room terminals. */
-export function invitationText(booking, room, when) {
+export function invitationText(booking, room, when, embed = true) {
   const passcode = booking.passcode || room.passcode;
-  return invitationLines({ title: booking.title, when, room, passcode, embed: true });
+  return invitationLines({ title: booking.title, when, room, passcode, embed });
 }
 
 function Invitation({ booking, room, onClose }) {
   const [copied, setCopied] = useState(false);
+  const [embed, setEmbed] = useState(true);
   // Shown in the booking's own time zone, which the invitation names.
   const start = formatDateTime(booking.first_start, { dateStyle: "medium", timeStyle: "short", timeZone: booking.time_zone });
   const when = `${start} (${describeRrule(booking.rrule)}, ${booking.time_zone})`;
-  const text = invitationText(booking, room, when);
+  const text = invitationText(booking, room, when, embed);
+  const link = joinLink(room, embed ? booking.passcode || room.passcode : null);
   async function copy() {
     await copyText(text);
     setCopied(true);
   }
-  return html`<div class="card invitation" role="dialog" aria-label=${t("admin.invite.title")}>
+  return html`<div class="card invitation share" role="dialog" aria-label=${t("admin.invite.title")}>
     <h2>${t("admin.invite.title")}</h2>
+    ${booking.passcode || room.passcode
+      ? html`<label class="check"><input type="checkbox" checked=${embed} onChange=${(e) => { setEmbed(e.target.checked); setCopied(false); }} />
+          ${t("share.embed_passcode")}</label>`
+      : null}
+    <label for="invitation-link">${t("share.link")}</label>
+    <div class="inline copy-row">
+      <input id="invitation-link" class="mono link-field" readonly value=${link} onFocus=${(e) => e.target.select()} />
+      <${CopyButton} text=${link} label=${t("share.copy_link")} copiedLabel=${t("share.copied")} />
+    </div>
     <textarea id="invitation-text" readonly rows="7" aria-label=${t("admin.invite.title")}>${text}</textarea>
     <div class="actions">
       <button type="button" class="primary" id="invitation-copy" onClick=${copy}>${copied ? t("admin.invite.copied") : t("admin.invite.copy")}</button>

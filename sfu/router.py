@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from sfu.audio_selection import AudioSelection
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
     ActiveSpeakerChanged,
@@ -48,6 +49,12 @@ class Router:
             switch_after=settings.speaker_switch_ms / 1000,
         )
         self._speaker_task: asyncio.Task[None] | None = None
+        self._audio = AudioSelection(
+            size=settings.audio_last_n,
+            start_at=settings.audio_last_n_from,
+            speech_dbov=settings.audio_last_n_speech_dbov,
+            hold=settings.audio_last_n_hold_ms / 1000,
+        )
         self._closed = False
 
     @property
@@ -126,6 +133,9 @@ class Router:
 
     def _track_published(self, track: Track) -> None:
         self.tracks[track.id] = track
+        if track.kind == "audio":
+            track.selected = self._audio.forwards(track.participant_id)  # no subscriptions yet
+            self._audio_publishers_changed()
         self._emit(TrackPublished(track.participant_id, track.id, track.kind, track.source))  # type: ignore[arg-type]
         for peer in list(self._peers.values()):
             peer.track_published(track)
@@ -138,6 +148,10 @@ class Router:
         self._emit(TrackUnpublished(track.participant_id, track.id))
         for peer in list(self._peers.values()):
             peer.track_unpublished(track)
+        if track.kind == "audio":
+            if not self._audio_tracks_of(track.participant_id):
+                self._audio.remove(track.participant_id)
+            self._audio_publishers_changed()
 
     def _needs_offer(self, participant_id: str) -> None:
         if participant_id in self._peers:
@@ -149,6 +163,37 @@ class Router:
 
     def _audio_level(self, participant_id: str, level: int) -> None:
         self._speaker.observe(participant_id, level)
+        if not self._audio.active:
+            return
+        displaced = self._audio.observe(participant_id, level, time.monotonic())
+        if displaced is not None:
+            # Before this packet is forwarded: the new speaker's first syllable goes out.
+            for track in self._audio_tracks_of(participant_id):
+                track.set_selected(True)
+            for track in self._audio_tracks_of(displaced):
+                track.set_selected(False)
+
+    def _audio_tracks_of(self, participant_id: str) -> list[Track]:
+        return [t for t in self.tracks.values() if t.kind == "audio" and t.participant_id == participant_id]
+
+    def _audio_publishers_changed(self) -> None:
+        publishers = {t.participant_id for t in self.tracks.values() if t.kind == "audio"}
+        if not self._audio.publishers_changed(len(publishers)):
+            return
+        log.info(
+            "router %s: audio last-N %s (%d publishers)",
+            self.meeting_id,
+            "on" if self._audio.active else "off",
+            len(publishers),
+        )
+        for track in self.tracks.values():
+            if track.kind == "audio":
+                track.set_selected(self._audio.forwards(track.participant_id))
+
+    @property
+    def audio_selected(self) -> frozenset[str] | None:
+        """The participants whose audio subscribers get while the audio last-N is on; None when it is off."""
+        return self._audio.selected if self._audio.active else None
 
     def _follow_speaker(self) -> None:
         for peer in list(self._peers.values()):

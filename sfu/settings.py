@@ -53,6 +53,15 @@ class SfuSettings(BaseModel):
     speaker_margin: float = Field(default=6.0, ge=0.0, le=127.0)
     # Level (127 - dBov, averaged) under which nobody counts as speaking.
     speaker_threshold: float = Field(default=30.0, ge=0.0, le=127.0)
+    # Audio last-N: once audio_last_n_from participants publish a microphone, each subscriber gets only the
+    # audio_last_n most recent speakers (a speaker keeps its place audio_last_n_hold_ms after it last spoke;
+    # sfu/audio_selection.py). 0 forwards every microphone always.
+    audio_last_n: int = Field(default=4, ge=0, le=100)
+    audio_last_n_from: int = Field(default=10, ge=2)
+    audio_last_n_hold_ms: int = Field(default=1500, ge=0, le=60_000)
+    # A packet at least this loud (its audio level at or under -N dBov) is speech: speech sits around
+    # -20 to -40 dBov, a quiet room's noise under -55.
+    audio_last_n_speech_dbov: int = Field(default=50, ge=0, le=127)
     # Upper bound of the bandwidth estimate sent to publishers in REMB.
     max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
     # Packets kept per incoming video stream (shared by its subscribers) to answer their NACKs.

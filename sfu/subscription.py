@@ -65,6 +65,9 @@ class Subscription(SubscriptionBase):
     rewrite in Python (the layer switch, retransmissions, and the whole path without the C module).
     """
 
+    # A subscriber gets a microphone only while the audio last-N selects it (Track.set_selected).
+    follows_selection = True
+
     def __init__(
         self,
         transceiver: Any,
@@ -187,6 +190,8 @@ class Subscription(SubscriptionBase):
         self.target = None
         track = self.track
         if track is None or self.params is None or not track.forwarding or not self.enabled or self.hidden:
+            return
+        if not track.selected:
             return
         self.target = self._chosen_layer()
 

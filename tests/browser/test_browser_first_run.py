@@ -200,6 +200,11 @@ async def test_first_run_from_the_one_time_password_to_two_guests_in_the_room(
         await expect(
             guest.get_by_role("button", name=tr(language, "controls.participants", count=2))
         ).to_be_visible()
+        # Media flows: each sees its own camera and the other's (two videos with decoded frames).
+        await guest.wait_for_function(
+            "[...document.querySelectorAll('video')].filter((v) => v.videoWidth > 0).length >= 2",
+            timeout=20_000,
+        )
 
     # Reactions are drawn, not typed: the picker's buttons and the overlay have colour, never a box.
     await first.get_by_role("button", name=tr(language, "controls.reactions")).click()

@@ -68,6 +68,8 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 FIRST_RECONNECT = 0.5
 # An account's own template text for a message, or None for the shipped one.
 TextSource = Callable[[Message], Awaitable[str | None]]
+# Records an MO opt-out from a number (E.164) with the words it sent.
+OptOut = Callable[[str, str], Awaitable[None]]
 ReceiptStatus = Literal["delivered", "failed", "unknown"]
 MAX_RECONNECT = 30.0
 
@@ -232,6 +234,7 @@ class SmppStats:
     lost: int = 0
     receipts: dict[str, int] = field(default_factory=dict)
     mo: int = 0
+    opt_outs: int = 0
 
 
 class SmppSender:
@@ -245,11 +248,13 @@ class SmppSender:
         settings: SmppSettings,
         *,
         texts: TextSource | None = None,
+        opt_out: OptOut | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         client_id: str = "yunhui",
     ) -> None:
         self.settings = settings
         self._texts = texts
+        self._opt_out = opt_out
         self.stats = SmppStats()
         self.bucket = TokenBucket(settings.tps, now=monotonic)
         self._pending: dict[str, _Pending] = {}
@@ -326,7 +331,11 @@ class SmppSender:
         try:
             parts = pdus(segment(await self.text_of(message)), next(self._references))
         except (SmsTooLong, KeyError, ValueError) as exc:
-            raise Rejected(f"the message cannot be sent as SMS: {exc}") from None
+            raise Rejected(f"the message cannot be sent as SMS: {exc!r}") from None
+        except Exception as exc:
+            # Nothing was sent yet (an account template could not be read): safe to try again.
+            logger.exception("the text of SMS %d could not be built", message.id)
+            raise RetryLater(f"the text could not be built: {exc!r}") from None
         if self._closed or self._task is None:
             raise RetryLater("the SMS channel is not running")
         ids: list[str] = []
@@ -458,6 +467,12 @@ class SmppSender:
         out: Receipt | Inbound
         if isinstance(event, MoMessage):
             self.stats.mo += 1
+            if event.is_opt_out and self._opt_out is not None:
+                try:
+                    await self._opt_out(event.sender, event.text)
+                    self.stats.opt_outs += 1
+                except Exception:
+                    logger.exception("recording the opt-out of %s failed", event.sender)
             out = Inbound("sms", event.sender, event.text)
         else:
             self.stats.receipts[event.state.value] = self.stats.receipts.get(event.state.value, 0) + 1

@@ -10,6 +10,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "rooms.models",
     "rooms.billing.models",
     "rooms.outbox.models",
+    "rooms.sms.models",
     "rooms.incidents.models",
     "rooms.webhooks.models",
     "rooms.audit.models",

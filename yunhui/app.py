@@ -38,6 +38,7 @@ from yunhui.notifications import install as install_notifications
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
 from yunhui.signaling_metrics import SignalingCollector
+from yunhui.sms import install as install_sms
 
 BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
 HEARTBEAT_JOB = web.AppKey("heartbeat_job", PeriodicJob)
@@ -252,6 +253,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     install_notifications(
         app, api, settings=settings, database=database, clock=clock, meetings=meetings, secret_key=secret_key
     )
+    install_sms(app, api, settings=settings, database=database, clock=clock)
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

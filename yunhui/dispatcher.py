@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 # Replies treated as an opt-out from reminders when an SMS recipient sends them (notifications brief §4).
 OPT_OUT_WORDS = frozenset({"T", "TD", "退订", "STOP", "UNSUBSCRIBE"})
+# Unmatched receipts kept for a later match (oldest dropped first).
+EARLY_RECEIPTS = 10_000
 
 
 def message_of(claimed: Claim) -> Message:
@@ -80,6 +82,9 @@ class Dispatcher:
         self._closed = False
         self.runs = 0
         self._ran = asyncio.Condition()
+        # Receipts that overtook the write of their own acceptance (an SMSC answers within milliseconds),
+        # matched again right after that write.
+        self._early: dict[str, Receipt] = {}
 
     def register(self, channel: Channel) -> None:
         """Add a channel (before or after start); its rows are sent from the next run on."""
@@ -164,6 +169,10 @@ class Dispatcher:
             self._db, claimed, now=self._clock(), provider_ids=accepted.provider_ids
         ):
             log.warning("outbox %d: sent, but its lease had passed to another attempt", claimed.id)
+        for provider_id in accepted.provider_ids:
+            early = self._early.pop(provider_id, None) if provider_id else None
+            if early is not None:
+                await self.on_event(early)
 
     async def _failed(self, channel: Channel, claimed: Claim, exc: ChannelError) -> None:
         now = self._clock()
@@ -198,6 +207,9 @@ class Dispatcher:
             )
             if found is None:
                 log.info("receipt for unknown message %s (%s)", event.provider_message_id, event.status)
+                if len(self._early) >= EARLY_RECEIPTS:
+                    self._early.pop(next(iter(self._early)))
+                self._early[event.provider_message_id] = event
             return
         if event.text.strip().upper() in OPT_OUT_WORDS:
             async with self._db.writer() as session:

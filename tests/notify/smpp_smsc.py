@@ -102,6 +102,11 @@ class TestSmsc:
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(condition)
 
+    async def drain(self) -> None:
+        """Return once every pushed receipt was answered (the ESME acknowledges after recording it)."""
+        while self._pushes:
+            await asyncio.gather(*self._pushes, return_exceptions=True)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()

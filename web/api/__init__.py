@@ -21,6 +21,7 @@ from web.api import incidents as incidents_api
 from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
 from web.api import recordings as recordings_api
+from web.api import sms as sms_api
 from web.api import statements as statements_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
 from web.api.recordings import RECORDINGS, RecordingService
@@ -30,6 +31,8 @@ ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contr
 # Recordings (issue #17).
 ROUTE_MODULES.append(recordings_api)
 ROUTE_MODULES.extend([maintenance_api, notifications_api])
+# The SMS platform (issue #19).
+ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.
 ROUTE_MODULES.append(statements_api)
 # Operations (issue #21): measured availability and incidents.

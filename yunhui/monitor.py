@@ -106,6 +106,7 @@ class Monitor:
         self._pending: list[_Write] = []
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()
+        self._round_done = asyncio.Condition()
         self._loaded = False
 
     @property
@@ -205,8 +206,15 @@ class Monitor:
                         )
                     )
             await self._flush()
+        async with self._round_done:
             self.rounds += 1
-            return results
+            self._round_done.notify_all()
+        return results
+
+    async def wait_rounds(self, count: int) -> None:
+        """Return once `count` rounds have finished since the start."""
+        async with self._round_done:
+            await self._round_done.wait_for(lambda: self.rounds >= count)
 
     def _queue(self, write: _Write) -> None:
         last = self._pending[-1] if self._pending else None

@@ -1,8 +1,10 @@
 // The admin UI's sections, one line each: the navigation and the router are built from this list.
 // group: the navigation groups them (meetings, sites, billing, operations); platform: only the platform
 // admin sees it (an account admin's user has account_id set).
+import { Availability } from "./availability.js";
 import { Bookings } from "./bookings.js";
 import { Billing } from "./contracts.js";
+import { Incidents } from "./incidents.js";
 import { Live } from "./live.js";
 import { Recordings } from "./recordings.js";
 import { Reports } from "./reports.js";
@@ -16,5 +18,7 @@ export const SECTIONS = [
   { name: "recordings", group: "meetings", view: Recordings },
   { name: "sites", group: "sites", view: Sites },
   { name: "reports", group: "operations", view: Reports },
+  { name: "availability", group: "operations", view: Availability },
+  { name: "incidents", group: "operations", view: Incidents },
   { name: "billing", group: "billing", view: Billing },
 ];

@@ -324,3 +324,31 @@ async def test_booking_times_carry_their_zone_and_the_zone_switch_works(
     await expect(row).to_contain_text("GMT+8")
     await page.get_by_label("Times in").select_option(label=f"My time zone: Europe/Berlin ({gmt})")
     await expect(row).to_contain_text(f"{berlin.strftime('%I:%M %p').lstrip('0')} {gmt}")
+
+
+async def test_an_account_admin_without_rooms_starts_at_the_room_step(
+    *, new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
+) -> None:
+    await users.create_user(
+        site.app[DATABASE],
+        email="office@acme.example",
+        password=NEW_PASSWORD,
+        role="admin",
+        account_id=admin.account_id,
+        now=datetime.now(UTC),
+    )
+    page: Page = await (await new_context(locale="en-US")).new_page()
+    await page.goto(site.url + "/admin")
+    await page.get_by_label(tr("en", "admin.login.email")).fill("office@acme.example")
+    await page.get_by_label(tr("en", "admin.login.password")).fill(NEW_PASSWORD)
+    await page.get_by_role("button", name=tr("en", "admin.login.submit")).click()
+    await expect(page.get_by_role("heading", name=tr("en", "firstrun.room.title"))).to_be_visible()
+    # Bound to one account: no account step, no account picker.
+    await expect(page.get_by_label(tr("en", "firstrun.account.name"))).to_have_count(0)
+    await expect(page.get_by_label(tr("en", "admin.account"), exact=True)).to_have_count(0)
+    await page.get_by_label(tr("en", "firstrun.room.name")).fill("Front office")
+    await page.get_by_role("button", name=tr("en", "firstrun.room.create")).click()
+    await page.get_by_role("button", name=tr("en", "firstrun.done")).click()
+    await expect(page.get_by_role("cell", name="Front office", exact=True)).to_be_visible()
+    [room] = await admin.call("GET", f"/rooms?account_id={admin.account_id}")
+    assert room["name"] == "Front office" and room["passcode"] is None

@@ -294,6 +294,23 @@ async def test_booking_times_carry_their_zone_and_the_zone_switch_works(
     await page.get_by_label(tr("en", "admin.login.password")).fill(ADMIN_PASSWORD)
     await page.get_by_role("button", name=tr("en", "admin.login.submit")).click()
     await page.get_by_role("button", name="Next week").click()
+
+    # The wall-clock helpers behind the views, at the edges: a week that starts on another day in
+    # Shanghai than in UTC, and the hour Berlin's clocks skip.
+    walls = await page.evaluate(
+        """() => import('/static/admin/zones.js').then((z) => [
+          z.wallWeekStart(new Date('2026-12-06T17:00:00Z'), 'Asia/Shanghai').toISOString(),
+          z.wallWeekStart(new Date('2026-12-06T17:00:00Z'), 'UTC').toISOString(),
+          z.toWall(new Date('2027-03-28T01:30:00Z'), 'Europe/Berlin').toISOString(),
+          z.zoneLabel('Asia/Kolkata', new Date('2026-12-06T00:00:00Z')),
+        ])"""
+    )
+    assert walls == [
+        "2026-12-07T00:00:00.000Z",  # 01:00 on Monday in Shanghai
+        "2026-11-30T00:00:00.000Z",  # still Sunday in UTC
+        "2027-03-28T03:30:00.000Z",  # 02:00-03:00 does not exist that night
+        "Asia/Kolkata (GMT+5:30)",
+    ]
     event = page.get_by_role("button", name=re.compile(r"^Quarterly review"))
     await expect(event).to_contain_text(berlin.strftime("%H:%M"))
     await expect(event).to_contain_text("10:00 Asia/Shanghai")  # the booking's own clock, said so

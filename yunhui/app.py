@@ -35,6 +35,7 @@ from web.proxies import CLIENT_ADDRESS
 from yunhui import backup_jobs, monitor, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.notifications import install as install_notifications
+from yunhui.recordings import install as install_recordings
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
 from yunhui.signaling_metrics import SignalingCollector
@@ -245,9 +246,14 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     app.add_routes(pages.routes)
     app.add_routes(ui.routes)
     ui.add_static(app)
+    recordings = install_recordings(
+        app, settings.recording, var_dir=settings.paths.var_dir, database=database, sfu=sfu,
+        meetings=meetings, clock=clock, public_url=settings.server.public_url,
+    )  # fmt: skip
     api = create_api(
-        database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings)
-    )
+        database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings),
+        recordings=recordings,
+    )  # fmt: skip
     webhooks.install(app, api, settings.webhooks, database, clock)
     backup_jobs.install(app, settings, clock)
     install_notifications(

@@ -96,7 +96,8 @@ def verify_link(secret_key: str, token: str, *, now: datetime) -> LinkClaims:
         claims = LinkClaims(int(payload["rec"]), int(payload["acc"]), str(payload["file"]), expires_at)
     except (jwt.PyJWTError, TypeError, ValueError, OverflowError) as exc:
         raise InvalidLink("the download link is not valid") from exc
+    if not SAFE_NAME.fullmatch(claims.file_name) or ".." in claims.file_name:
+        raise InvalidLink("the download link is not valid")  # signed by us, so never: a second lock
     if now >= expires_at:
         raise InvalidLink("the download link has expired", code="link_expired")
-    safe_name(claims.file_name)
     return claims

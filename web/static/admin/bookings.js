@@ -212,7 +212,7 @@ function BookingForm({ rooms, user, accountId, onSaved, onCancel }) {
             ? t("admin.bookings.conflict_with", {
                 title: conflict.other.title,
                 id: conflict.other.id,
-                time: formatDateTime(conflict.other.first_start, { dateStyle: "medium", timeStyle: "short", timeZone: conflict.other.time_zone }),
+                time: `${formatDateTime(conflict.other.first_start, { dateStyle: "medium", timeStyle: "short", timeZone: conflict.other.time_zone })} ${conflict.other.time_zone}`,
               })
             : conflict.err.message}</span>
         </div>`

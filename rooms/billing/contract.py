@@ -21,7 +21,7 @@ MIN_RETENTION_MONTHS = 5
 _E = TypeVar("_E", bound=StrEnum)
 ONE = Decimal(1)
 
-# Usage kinds a contract may price (see metering.py); "sms" is entered, not metered.
+# Usage kinds a contract may price (see metering.py); "sms" is metered from the outbox (rooms/sms) or entered.
 USAGE_KINDS = frozenset(
     {
         "participant_minutes.browser",

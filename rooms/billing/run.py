@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.billing.charges import ServiceChangeKind, state_on
-from rooms.billing.contract import ContractTerms, parse_date
+from rooms.billing.contract import ContractTerms, parse_date, trial_end
 from rooms.billing.dunning import (
     OUTSTANDING,
     InvoiceState,
@@ -48,6 +48,7 @@ from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
 from rooms.models import Endpoint
 from rooms.recordings.store import stored_of
+from rooms.sms.store import billable_parts as billable_sms_parts
 from rooms.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,21 @@ async def _meter(
                         created_at=now,
                     )
                 )
+        # SMS parts the SMSC took for the account's own sends (rooms/sms), none from the free trial; a count
+        # entered by hand wins.
+        sms_lo = max(lo, local_midnight(trial_end(terms), terms.timezone))
+        parts = await billable_sms_parts(session, account_id, sms_lo, hi) if "sms" not in existing else 0
+        if parts:
+            session.add(
+                UsageRecord(
+                    account_id=account_id,
+                    kind="sms",
+                    month=month,
+                    quantity=Decimal(parts),
+                    source="metered",
+                    created_at=now,
+                )
+            )
     await session.flush()
 
 

@@ -6,6 +6,7 @@ import { LanguageSwitch, html, render, useLanguage } from "../lib/ui.js";
 import { api, handleUnauthorized, setToken, token } from "./api.js";
 import { errorText } from "./common.js";
 import { GuidedStart } from "./firstrun.js";
+import { MaintenanceBanner } from "./maintenance.js";
 import { SECTIONS } from "./sections.js";
 
 const VIEWS = Object.fromEntries(SECTIONS.map((s) => [s.name, s.view]));
@@ -218,7 +219,7 @@ function App() {
     </header>
     <div class="admin-body">
       <${SideNav} user=${user} section=${guide === false ? section : null} go=${go} onGuide=${() => setGuide(true)} />
-      <main class="content">${content}</main>
+      <main class="content"><${MaintenanceBanner} />${content}</main>
     </div>
   </div>`;
 }

@@ -6,6 +6,7 @@ import { Bookings } from "./bookings.js";
 import { Billing } from "./contracts.js";
 import { Incidents } from "./incidents.js";
 import { Live } from "./live.js";
+import { Maintenance } from "./maintenance.js";
 import { Recordings } from "./recordings.js";
 import { Reports } from "./reports.js";
 import { Rooms } from "./rooms.js";
@@ -20,5 +21,6 @@ export const SECTIONS = [
   { name: "reports", group: "operations", view: Reports },
   { name: "availability", group: "operations", view: Availability },
   { name: "incidents", group: "operations", view: Incidents },
+  { name: "maintenance", group: "operations", platform: true, view: Maintenance },
   { name: "billing", group: "billing", view: Billing },
 ];

@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { Icon, REACTION_NAMES, ReactionIcon } from "../lib/icons.js";
 import { t } from "../lib/i18n.js";
 import { LanguageSwitch, ToolButton, html, useLanguage } from "../lib/ui.js";
+import { MeetingAnnouncements } from "./announcements.js";
 import { ChatPanel, DevicesPanel, ParticipantsPanel } from "./panels.js";
 import { Layout, RemoteAudio } from "./tiles.js";
 
@@ -201,6 +202,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       </div>
     </header>
     <div class="banners">
+    <${MeetingAnnouncements} client=${client} />
     ${warning ? html`<${TimeLeft} endsAt=${warning.ends_at} />` : null}
     ${recovering.size
       ? html`<div class="banner warning" role="status" id="media-reconnecting">${t("meeting.media_reconnecting")}</div>`

@@ -202,6 +202,8 @@ export class MeetingClient extends EventTarget {
         if (wasRecording !== Boolean(d.meeting.recording)) this._emit("recording", { recording: d.meeting.recording });
       },
       meeting_warning: (d) => this._emit("warning", d),
+      // A platform notice (a maintenance window ahead): shown as a banner over the meeting.
+      announcement: (d) => this._emit("announcement", d),
       // Roles themselves change through the participant_changed that follows.
       host_changed: (d) => this._emit("host-changed", d),
       meeting_ended: (d) => this._finish("ended", { reason: d.reason }),

@@ -42,7 +42,8 @@ async def test_changes_are_logged_with_actor_time_address_and_fields(api: Api) -
     assert created.account_id == api.accounts["a"] and created.address == "127.0.0.1"
     assert created.at == START + timedelta(minutes=5)
     assert created.changes["name"] == "一中会场" and created.changes["address"] == "Main St 1"
-    assert renamed.changes == {"name": ["一中会场", "二中会场"]} and renamed.at == START + timedelta(minutes=6)
+    assert renamed.changes == {"name": ["一中会场", "二中会场"]}
+    assert renamed.at == START + timedelta(minutes=6)
     assert made.changes["sip_secret"] == "***"  # a secret is never copied into the log
     assert endpoint["sip_secret"] not in str(made.changes)
 
@@ -98,7 +99,8 @@ async def test_moderation_and_host_ending_are_logged_by_the_meeting_store(api: A
     await end_meeting(api.db, meeting.id, reason="host_ended", now=START + timedelta(minutes=1))
     status, page = await admin.call("GET", "/audit?object_type=participant")
     entry: dict[str, Any] = page["entries"][0]
-    assert (entry["action"], entry["actor"], entry["changes"]["display_name"]) == ("remove", "moderator", "Bob")
+    assert (entry["action"], entry["actor"]) == ("remove", "moderator")
+    assert entry["changes"]["display_name"] == "Bob"
     status, page = await admin.call("GET", "/audit?object_type=meeting")
     assert page["entries"][0]["action"] == "end" and page["entries"][0]["changes"]["reason"] == "host_ended"
     async with api.db.session() as session:

@@ -21,6 +21,7 @@ from web.api import incidents as incidents_api
 from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
 from web.api import recordings as recordings_api
+from web.api import reports as reports_api
 from web.api import sms as sms_api
 from web.api import statements as statements_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
@@ -38,7 +39,7 @@ ROUTE_MODULES.append(statements_api)
 # Operations (issue #21): measured availability and incidents.
 ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.
-ROUTE_MODULES.extend([webhooks, audit])
+ROUTE_MODULES.extend([webhooks, audit, reports_api])
 
 
 def create_api(

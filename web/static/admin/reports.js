@@ -1,9 +1,51 @@
-// Reports: meetings, participant-minutes, peak concurrency, device classes and kinds, with CSV export.
+// Reports: meetings, participant-minutes, peak concurrency, device classes and kinds, with CSV export; and
+// the charts of GET /reports/usage (concurrency over a day, minutes per day, endpoints per site, devices).
 import { useState } from "preact/hooks";
 import { formatDateTime, formatNumber, t } from "../lib/i18n.js";
 import { html } from "../lib/ui.js";
 import { api, qs, saveText } from "./api.js";
+import { BarChart, COLORS, LineChart } from "./charts.js";
 import { ErrorBox, Loading, accountParam, label } from "./common.js";
+
+const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "Asia/Shanghai";
+
+/** The four charts of one GET /reports/usage answer. */
+export function UsageCharts({ usage }) {
+  const times = usage.concurrency.map((p) => formatDateTime(p.at, { hour: "2-digit", minute: "2-digit", timeZone: usage.time_zone }));
+  const peak = Math.max(0, ...usage.concurrency.map((p) => p.participants));
+  const days = usage.minutes_per_day.map((d) => formatDateTime(`${d.date}T12:00:00Z`, { month: "numeric", day: "numeric", timeZone: "UTC" }));
+  const sites = usage.endpoints_per_site;
+  const devices = usage.device_classes;
+  return html`<div class="charts" id="report-charts">
+    <div class="card">
+      <${LineChart} id="chart-concurrency" title=${t("ops2.reports.concurrency", { day: formatDateTime(`${usage.day}T12:00:00Z`, { dateStyle: "medium", timeZone: "UTC" }) })}
+        labels=${times} values=${usage.concurrency.map((p) => p.participants)} every=${Math.max(1, Math.round(times.length / 8))} />
+      <p class="muted" id="chart-concurrency-peak">${t("ops2.reports.peak", { value: formatNumber(peak) })}</p>
+    </div>
+    <div class="two-col">
+      <div class="card">
+        <${BarChart} id="chart-minutes" title=${t("ops2.reports.minutes_per_day")} labels=${days}
+          series=${[{ name: t("admin.reports.participant_minutes"), color: COLORS[0], values: usage.minutes_per_day.map((d) => d.participant_minutes) }]}
+          every=${Math.max(1, Math.ceil(days.length / 6))} width=${420} />
+      </div>
+      <div class="card">
+        ${sites.length
+          ? html`<${BarChart} id="chart-sites" title=${t("ops2.reports.endpoints_per_site")} labels=${sites.map((s) => s.name)}
+              series=${[
+                { name: t("ops2.reports.registered"), color: COLORS[0], values: sites.map((s) => s.endpoints) },
+                { name: t("ops2.reports.connected"), color: COLORS[1], values: sites.map((s) => s.connected) },
+              ]} width=${420} />`
+          : html`<h2>${t("ops2.reports.endpoints_per_site")}</h2><p class="muted">${t("ops2.reports.no_sites")}</p>`}
+      </div>
+    </div>
+    <div class="card">
+      ${devices.length
+        ? html`<${BarChart} id="chart-devices" title=${t("ops2.reports.device_classes")} labels=${devices.map((d) => label("admin.device", d.device_class))}
+            series=${[{ name: t("ops2.reports.stays"), color: COLORS[2], values: devices.map((d) => d.stays) }]} />`
+        : html`<h2>${t("ops2.reports.device_classes")}</h2><p class="muted">${t("ops2.reports.no_data")}</p>`}
+    </div>
+  </div>`;
+}
 
 /** Highest number of overlapping [start, end) intervals (ms): a sweep over +1/−1 events, leaves first. */
 export function peakConcurrency(intervals) {
@@ -65,8 +107,10 @@ export function toCsv(header, rows) {
   return `\uFEFF${[header, ...rows].map((r) => r.map(csvCell).join(",")).join("\r\n")}\r\n`;
 }
 
+/** The local calendar date (not UTC's: east of Greenwich the morning would still be yesterday). */
 function isoDate(d) {
-  return d.toISOString().slice(0, 10);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
 export function Reports({ user, accountId }) {
@@ -77,6 +121,8 @@ export function Reports({ user, accountId }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [rooms, setRooms] = useState(new Map());
+  const [day, setDay] = useState("");
+  const [usage, setUsage] = useState(null);
 
   async function run(e) {
     e?.preventDefault();
@@ -91,6 +137,7 @@ export function Reports({ user, accountId }) {
         (m) => roomMap.has(m.room_id) && Date.parse(m.started_at) >= start && Date.parse(m.started_at) <= end,
       );
       const lists = await Promise.all(meetings.map((m) => api.get(`/meetings/${m.id}/attendance?limit=500`)));
+      setUsage(await api.get(`/reports/usage${qs({ start: from, end: to, day: day || to, tz: TIME_ZONE, account_id: account })}`));
       setRooms(roomMap);
       setReport(summarize(meetings, new Map(meetings.map((m, i) => [m.id, lists[i]])), Date.now()));
     } catch (err) {
@@ -121,6 +168,8 @@ export function Reports({ user, accountId }) {
       <input id="report-from" type="date" value=${from} onInput=${(e) => setFrom(e.target.value)} />
       <label for="report-to">${t("admin.reports.to")}</label>
       <input id="report-to" type="date" value=${to} onInput=${(e) => setTo(e.target.value)} />
+      <label for="report-day">${t("ops2.reports.day")}</label>
+      <input id="report-day" type="date" value=${day || to} onInput=${(e) => setDay(e.target.value)} />
       <button type="submit" class="primary" id="report-run" disabled=${busy}>${t("admin.reports.run")}</button>
       <button type="button" id="report-csv" disabled=${!report} onClick=${exportCsv}>${t("admin.reports.csv")}</button>
     </form>
@@ -132,6 +181,7 @@ export function Reports({ user, accountId }) {
             <div class="stat"><span class="stat-value" id="stat-minutes">${number(report.participantMinutes)}</span><span>${t("admin.reports.participant_minutes")}</span></div>
             <div class="stat"><span class="stat-value" id="stat-peak">${number(report.peak)}</span><span>${t("admin.reports.peak")}</span></div>
           </div>
+          ${usage ? html`<${UsageCharts} usage=${usage} />` : null}
           <div class="two-col">
             <div class="card"><h2>${t("admin.reports.devices")}</h2>
               <ul class="plain">${Object.entries(report.devices).map(([k, v]) => html`<li>${label("admin.device", k)}: ${v}</li>`)}</ul></div>

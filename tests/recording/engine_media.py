@@ -10,11 +10,13 @@ keyframe, as a publisher answering a PLI.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import math
 import random
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -52,9 +54,14 @@ def draw(
 ) -> av.VideoFrame:
     """A yuv420p frame: background `colour` (Y, U, V) or white when flashing, the counter as blocks on top."""
     y = np.full((height, width), 235 if flash else colour[0], dtype=np.uint8)
-    block = width // 20
+    # two rows of eight blocks, a tenth of the width each: big enough that VP8's static-block skipping
+    # (aiortc's encoder sets static-thresh and noise sensitivity) never keeps a stale bit
+    block = width // 10
     for b in range(BITS):
-        y[0:block, b * block : (b + 1) * block] = 235 if (counter >> b) & 1 else 16
+        row, col = divmod(b, 8)
+        y[row * block : (row + 1) * block, col * block : (col + 1) * block] = (
+            235 if (counter >> b) & 1 else 16
+        )
     u = np.full((height // 2, width // 2), 128 if flash else colour[1], dtype=np.uint8)
     v = np.full((height // 2, width // 2), 128 if flash else colour[2], dtype=np.uint8)
     frame = av.VideoFrame(width, height, "yuv420p")
@@ -68,11 +75,11 @@ def draw(
 
 def read_counter(y: np.ndarray) -> int:
     """The counter drawn by `draw`, from a decoded luma plane."""
-    width = y.shape[1]
-    block = width // 20
+    block = y.shape[1] // 10
     n = 0
     for b in range(BITS):
-        if y[block // 2, b * block + block // 2] > 128:
+        row, col = divmod(b, 8)
+        if y[row * block + block // 2, col * block + block // 2] > 128:
             n |= 1 << b
     return n
 
@@ -134,9 +141,11 @@ class Feeder:
         repair_after: float | None = 0.05,
         step: float = 0.005,
         drain_every: float = 0.5,
+        pace: float | None = None,
     ) -> None:
         """Send `duration` seconds of media (server time from t0); a dropped packet comes again after
-        `repair_after` (a NACK answered by RTX) or never (None)."""
+        `repair_after` (a NACK answered by RTX) or never (None). `pace`: at most that many times real time."""
+        wall = time.monotonic()
         gens = [self._generate(p, duration) for p in self.participants]
         pending: list[tuple[float, int, Any]] = []  # media instants (capture time) not yet produced
         for g in gens:
@@ -158,6 +167,8 @@ class Feeder:
                 arrival, _, call = heapq.heappop(self._net)
                 self.clock.now = self.t0 + arrival
                 call(self.t0 + arrival)
+            if pace is not None:
+                await asyncio.sleep(max(0.0, wall + t / pace - time.monotonic()))
             if t >= next_drain:
                 next_drain += drain_every
                 await self.recorder.drain()
@@ -345,7 +356,7 @@ def flash_times_video(frames: list[tuple[float, np.ndarray]]) -> list[float]:
     """The first frame of each run of white frames."""
     times, previous = [], False
     for t, y in frames:
-        bright = float(y[y.shape[0] // 4 :].mean()) > 200
+        bright = float(y[y.shape[0] // 2 :].mean()) > 200
         if bright and not previous:
             times.append(t)
         previous = bright
@@ -377,7 +388,7 @@ def flash_times_audio(path: Path, stream_index: int = 0) -> list[float]:
     return times
 
 
-def pair_offsets(audio: list[float], video: list[float], tolerance: float = 0.25) -> list[float]:
+def pair_offsets(audio: list[float], video: list[float], tolerance: float = 0.45) -> list[float]:
     """audio − video for each video flash with an audio burst within `tolerance`."""
     out = []
     for v in video:

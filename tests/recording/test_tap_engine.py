@@ -26,7 +26,7 @@ from tests.recording.engine_media import (
     read_counter,
     video_frames,
 )
-from tests.sfu.conftest import Meeting
+from tests.sfu.conftest import Meeting, install_send_loss, random_loss
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,13 +34,15 @@ FPS = 30
 
 
 class FlashVideo(MediaStreamTrack):
-    """320x240 at 30 fps in real time: the frame counter as blocks, a white frame at each whole second."""
+    """320x240 at 30 fps in real time from its first frame (as aiortc's own tracks pace): the frame counter
+    as blocks, a white frame at each whole second."""
 
     kind = "video"
 
-    def __init__(self, start: float, frames: int) -> None:
+    def __init__(self, frames: int) -> None:
         super().__init__()
-        self.start = start
+        self.start = 0.0
+        self.started = asyncio.Event()
         self.frames = frames
         self.sent = 0
         self.done = asyncio.Event()
@@ -49,6 +51,9 @@ class FlashVideo(MediaStreamTrack):
         if self.sent >= self.frames:
             self.done.set()
             await asyncio.Event().wait()  # sends nothing more; aiortc stops it on close
+        if not self.started.is_set():
+            self.start = time.time()
+            self.started.set()
         wait = self.start + self.sent / FPS - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -64,15 +69,16 @@ class BurstAudio(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, video: FlashVideo) -> None:
         super().__init__()
-        self.start = start + 0.34
+        self.video = video
         self.n = 0
 
     async def recv(self) -> av.AudioFrame:
         import numpy as np
 
-        t = self.start + self.n * 0.02
+        await self.video.started.wait()
+        t = self.video.start + 0.34 + self.n * 0.02
         wait = t - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -93,7 +99,7 @@ def info_of(t: TappedTrack) -> TrackInfo:
 
 
 async def record_publisher(
-    tmp: Path, codec: str, seconds: float
+    tmp: Path, codec: str, seconds: float, loss: float = 0.0, lost: list[int] | None = None
 ) -> tuple[Recorder, FlashVideo, list[TapSubscription]]:
     meeting = Meeting()
     recorder = Recorder(tmp / "rec")
@@ -111,9 +117,8 @@ async def record_publisher(
     meeting.router.add_listener(on_event)
     peer = await meeting.router.add_peer("alice")
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    start = time.time() + 1.0  # the first frame once the connection is up
-    video = FlashVideo(start, round(seconds * FPS))
-    audio = BurstAudio(start)
+    video = FlashVideo(round(seconds * FPS))
+    audio = BurstAudio(video)
     pc.addTrack(audio)
     transceiver = pc.addTransceiver(video, direction="sendonly")
     if codec == "h264":
@@ -124,6 +129,8 @@ async def record_publisher(
         sources = {t.mid: ("mic" if t.kind == "audio" else "camera") for t in pc.getTransceivers()}
         answer = await peer.answer_publish(pc.localDescription.sdp, sources)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        if loss:  # on the publisher's uplink, the one leg a tap has: the SFU's NACKs, the publisher's RTX
+            install_send_loss(pc, random_loss(loss, 7, lost if lost is not None else [0]))
         await asyncio.wait_for(video.done.wait(), seconds + 15)
         await asyncio.sleep(0.5)  # the last frames in flight
         assert len(taps) == 2, "one tap per Track"
@@ -135,11 +142,15 @@ async def record_publisher(
     return recorder, video, taps
 
 
-@pytest.mark.parametrize(("codec", "ext", "seconds"), [("vp8", "webm", 20.0), ("h264", "mkv", 10.0)])
+@pytest.mark.parametrize(
+    ("codec", "ext", "seconds", "loss"), [("vp8", "webm", 12.0, 0.05), ("h264", "mkv", 8.0, 0.0)]
+)
 async def test_per_track_files_hold_every_frame_sent(
-    tmp_path: Path, codec: str, ext: str, seconds: float
+    tmp_path: Path, codec: str, ext: str, seconds: float, loss: float
 ) -> None:
-    recorder, video, taps = await record_publisher(tmp_path, codec, seconds)
+    lost = [0]
+    recorder, video, taps = await record_publisher(tmp_path, codec, seconds, loss, lost)
+    assert (lost[0] > 10) == bool(loss)
     result = await recorder.close()
     names = sorted(f.name for f in result.files)
     assert len(names) == 2, names  # one file per Track

@@ -40,6 +40,17 @@ VARIABLES: Mapping[str, tuple[str, ...]] = {
     "reminder": (*MEETING_VARIABLES, "minutes_before", "unsubscribe_url"),
     "password_reset": ("name", "one_time_password", "expires_minutes", "login_url"),
     "recording_ready": ("name", "title", "start", "url"),
+    "invoice_issued": (
+        "name",
+        "account_name",
+        "number",
+        "period",
+        "issue_date",
+        "due_date",
+        "currency",
+        "amount_due",
+        "amount_in_words",
+    ),
     "maintenance": MAINTENANCE_VARIABLES,
     "maintenance_reminder": MAINTENANCE_VARIABLES,
 }

@@ -62,6 +62,10 @@ class InvoiceSheet:
     as_of: date
     # The contract's late fee per day as a fraction (0.03 is 3 % a day), printed with the payment terms.
     late_fee_rate_per_day: Decimal = ZERO
+    # What the payment was (None while unpaid, or when a credit note settled it) and the invoice that charged
+    # the late fee as a line (None while it is still to be charged).
+    paid_amount: Decimal | None = None
+    late_fee_billed_in: str | None = None
 
 
 def supplier_party(settings: SupplierSettings) -> Party:
@@ -108,6 +112,10 @@ async def invoice_sheet(
     terms = terms_of(contract) if contract is not None else None
     timezone = terms.timezone if terms is not None else "UTC"
     accrued = await reports.accrued_late_fee(db, view.invoice, now=now)
+    billed_in = None
+    if view.invoice.late_fee_billed_in is not None:
+        async with db.session() as session:
+            billed_in = await session.get(Invoice, view.invoice.late_fee_billed_in)
     return InvoiceSheet(
         document=document,
         supplier=supplier_party(supplier),
@@ -120,6 +128,8 @@ async def invoice_sheet(
         payment_note=supplier.payment_note,
         as_of=local_date(now, timezone),
         late_fee_rate_per_day=terms.late_fee_rate_per_day if terms is not None else ZERO,
+        paid_amount=view.payment.amount if view.payment is not None else None,
+        late_fee_billed_in=billed_in.number if billed_in is not None else None,
     )
 
 

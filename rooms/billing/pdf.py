@@ -52,6 +52,9 @@ SHEET = {
         "credit_in": "Credit carried in from earlier invoices (in the lines above)",
         "credit_out": "Credit carried forward to the next invoice",
         "late_fee": "Late fee accrued as of {date} (billed on a later invoice)",
+        "late_fee_paid": "Late fee for payment on {date}, charged on the next invoice",
+        "late_fee_billed": "Late fee for payment on {date}, charged on invoice {number}",
+        "paid_amount": "Paid on {date}",
         "credit_notes": "Credit notes against this invoice",
         "payment": "Payment instructions",
         "pay_by": "Please pay {amount} by {date} to the account above, quoting invoice {number}.",
@@ -72,6 +75,9 @@ SHEET = {
         "credit_in": "上期结转抵扣（已计入上列项目）",
         "credit_out": "结转下期抵扣",
         "late_fee": "截至 {date} 已产生滞纳金（于后续账单收取）",
+        "late_fee_paid": "{date} 付款产生的滞纳金（计入下一期账单）",
+        "late_fee_billed": "{date} 付款产生的滞纳金（已计入账单 {number}）",
+        "paid_amount": "{date} 已付",
         "credit_notes": "本账单红字冲减",
         "payment": "付款说明",
         "pay_by": "请于 {date} 前将 {amount} 汇入上述账户，并在附言中注明账单号 {number}。",
@@ -224,14 +230,25 @@ def invoice_pdf(sheet: InvoiceSheet, lang: str = "en") -> bytes:
     totals.append([p(words["amount_due"], bold), n(money_text(sheet.amount_due, currency))])
     if currency == "CNY":
         totals.append([p(words["in_words"]), p(rmb_capital(sheet.amount_due))])
-    if sheet.balance != sheet.amount_due:
+    if sheet.paid_amount is not None and document.paid_on is not None:
+        paid = words["paid_amount"].format(date=document.paid_on.isoformat())
+        totals.append([p(paid), n(money_text(sheet.paid_amount, currency))])
+    if sheet.balance != sheet.amount_due or document.paid_on is not None:
         totals.append([p(words["balance"]), n(money_text(sheet.balance, currency))])
     if sheet.credit_carried_in:
         totals.append([p(words["credit_in"]), n(money_text(sheet.credit_carried_in, currency))])
     if sheet.credit_carried_out:
         totals.append([p(words["credit_out"]), n(money_text(sheet.credit_carried_out, currency))])
     if sheet.accrued_late_fee:
-        label = words["late_fee"].format(date=sheet.as_of.isoformat())
+        # Once paid the fee is fixed by the payment date; it is charged as a line of a later invoice.
+        if document.paid_on is None:
+            label = words["late_fee"].format(date=sheet.as_of.isoformat())
+        elif sheet.late_fee_billed_in is None:
+            label = words["late_fee_paid"].format(date=document.paid_on.isoformat())
+        else:
+            label = words["late_fee_billed"].format(
+                date=document.paid_on.isoformat(), number=sheet.late_fee_billed_in
+            )
         totals.append([p(label), n(money_text(sheet.accrued_late_fee, currency))])
     summary = grid(
         totals,

@@ -43,6 +43,7 @@ from rooms.billing.models import (
     SiteServiceChange,
     UsageRecord,
 )
+from rooms.billing.notices import notify_invoice_issued
 from rooms.billing.periods import Period, local_date, local_midnight, month_period, month_start, next_month
 from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
@@ -312,6 +313,7 @@ async def _issue(
         "state": invoice.state,
     }
     await emit(session, "invoice.issued", account_id=invoice.account_id, data=data, now=now)
+    await notify_invoice_issued(session, invoice, now=now)
     return number
 
 

@@ -215,3 +215,9 @@ async def test_invoice_pdf_reads_back_parties_amount_due_and_capital_numerals(
     assert status == 201
     paid = _flat(await _pdf(api, root.token, may, "zh-CN", tmp_path / "may-paid.pdf"))
     assert "已于2026-07-16付清" in paid and "贰仟壹佰肆拾壹元陆角陆分" in paid and "未付余额CNY0.00" in paid
+    # What was paid, the balance 0 and the late fee the payment date fixed, as the invoice page shows them.
+    assert "2026-07-16已付CNY2,141.66" in paid
+    assert "2026-07-16付款产生的滞纳金（计入下一期账单）CNY321.25" in paid
+    paid_en = _flat(await _pdf(api, root.token, may, "en", tmp_path / "may-paid-en.pdf"))
+    assert "Paidon2026-07-16CNY2,141.66" in paid_en and "BalanceopenCNY0.00" in paid_en
+    assert "Latefeeforpaymenton2026-07-16,chargedonthenextinvoiceCNY321.25" in paid_en

@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from notify.templating import Templates
 from rooms.billing.models import Contract, CreditNote, Invoice, Payment, SiteServiceChange, UsageRecord
 from rooms.billing.periods import month_period
 from rooms.billing.statement import EntryKind, LedgerEntry, build_statement
+from rooms.outbox.models import Notification
 from tests.api.conftest import Api
 from tests.billing.test_billing_api import TERMS, add_sites
 from tests.billing.test_billing_documents import SUPPLIER, _flat, _poppler, api, assert_fonts_embedded
@@ -355,3 +357,29 @@ async def test_usage_shows_every_recorded_kind(api: Api) -> None:
     status, error = await owner.call("GET", f"/accounts/{account}/usage?month=2026-04")
     assert status == 422 and error["error"]["field"] == "month"
     assert (await owner.call("GET", f"/accounts/{account}/usage?month=March"))[0] == 422
+
+
+async def test_an_issued_invoice_is_emailed_to_the_account_admins(api: Api) -> None:
+    root = await api.login("root@example.com")
+    account = api.accounts["a"]
+    sites = await add_sites(api, "a")
+    body = {"terms": TERMS, "sites": [{"site_id": s} for s in sites]}
+    assert (await root.call("POST", f"/accounts/{account}/contracts", body))[0] == 201
+    api.clock.now = datetime(2026, 6, 1, 4, tzinfo=UTC)
+    root = await api.login("root@example.com")
+    assert (await root.call("POST", "/billing/run"))[1]["issued"] == ["000001", "000002", "000003"]
+    assert (await root.call("POST", "/billing/run"))[1]["issued"] == []
+    async with api.db.session() as session:
+        queued = (
+            await session.scalars(select(Notification).where(Notification.kind == "invoice_issued"))
+        ).all()
+    # The trial months' 0.00 invoices ask for nothing; May's goes to the account's one admin, once.
+    assert [(n.recipient, n.variables["number"], n.status) for n in queued] == [
+        ("admin@a.example", "000003", "queued")
+    ]
+    templates = Templates()
+    zh = templates.render("invoice_issued", "zh-CN", queued[0].variables)
+    assert zh.subject == "账单 000003：应付 CNY 2,141.66，请于 2026-07-11 前付款"
+    assert "贰仟壹佰肆拾壹元陆角陆分" in zh.text and "Account a" in zh.text
+    en = templates.render("invoice_issued", "en", queued[0].variables)
+    assert "invoice <b>000003</b>" in en.html and "2026-05" in en.text

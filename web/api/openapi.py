@@ -29,6 +29,8 @@ def _param_schema(name: str) -> dict[str, Any]:
         return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
     if name == "recurrence_id":
         return {"type": "string", "pattern": LOCAL_TIME_PATTERN}
+    if name == "month":  # a statement of account's month
+        return {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"}
     return {"type": "string"}
 
 

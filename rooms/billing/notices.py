@@ -1,0 +1,56 @@
+"""E-mail to an account's admins when one of its invoices is issued, queued in the outbox (rooms/outbox) in
+the transaction that issues it: a rolled-back run sends nothing, a crash after the commit still sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rooms.billing.capital import rmb_capital
+from rooms.billing.models import Invoice
+from rooms.billing.periods import Period
+from rooms.models import Account, User
+from rooms.outbox.store import enqueue
+
+TEMPLATE = "invoice_issued"
+
+
+async def notify_invoice_issued(session: AsyncSession, invoice: Invoice, *, now: datetime) -> list[int]:
+    """Queue one e-mail per admin of the invoice's account; nothing is committed here. An invoice with
+    nothing to pay (a trial month) sends none. The key makes a second queueing of the same invoice a no-op."""
+    if invoice.amount_due <= 0 or invoice.number is None:
+        return []
+    account = await session.get(Account, invoice.account_id)
+    admins = (
+        await session.scalars(
+            select(User).where(User.account_id == invoice.account_id, User.role == "admin").order_by(User.id)
+        )
+    ).all()
+    queued = []
+    for user in admins:
+        row = await enqueue(
+            session,
+            channel="email",
+            kind=TEMPLATE,
+            recipient=user.email,
+            idempotency_key=f"invoice:{invoice.number}:issued:{user.id}",
+            now=now,
+            account_id=invoice.account_id,
+            locale=user.locale or "zh-CN",
+            variables={
+                "name": user.display_name,
+                "account_name": account.name if account is not None else "",
+                "number": invoice.number,
+                "period": Period(invoice.period_start, invoice.period_end).label(),
+                "issue_date": invoice.issue_date.isoformat(),
+                "due_date": invoice.due_date.isoformat(),
+                "currency": invoice.currency,
+                "amount_due": f"{invoice.amount_due:,.2f}",
+                "amount_in_words": rmb_capital(invoice.amount_due) if invoice.currency == "CNY" else "",
+            },
+        )
+        if row is not None:
+            queued.append(row)
+    return queued

@@ -143,6 +143,7 @@ async def test_seed_contract_run_invoice_late_payment(
         # Offered from the 20th: its terms change until then. Accepted today instead.
         await page.click('#contracts-table [data-accepted="false"] .contract-edit')
         await page.wait_for_selector("#contract-edit-form")
+        await shot(page, "contract-edit", language)
         await page.fill("#contract-edit-form #term-start", "2026-03-16")
         await page.click("#contract-save")
         await page.wait_for_selector('#contracts-table [data-accepted="true"]')
@@ -160,6 +161,7 @@ async def test_seed_contract_run_invoice_late_payment(
             await page.fill(f"#customer-{key}", value)
         await page.click("#customer-save")
         await page.wait_for_selector("#customer-saved")
+        await shot(page, "customer", language)
         assert (await call(http, site.url, token, "GET", f"/accounts/{account}"))["billing"]["tax_id"] == (
             "12330000MB0000000Y"
         )
@@ -178,6 +180,12 @@ async def test_seed_contract_run_invoice_late_payment(
         await page.wait_for_selector('#run-invoices [data-invoice="000003"]')
         assert "2141.66" in await page.inner_text('#run-invoices [data-invoice="000003"]')
         await shot(page, "run", language)
+        # Usage per month shows every kind recorded, whoever metered it.
+        await page.click("#billing-tab-usage")
+        await page.fill("#usage-report-month", "2026-05")
+        await page.wait_for_selector('#usage-kinds [data-kind="peak_endpoints"]')
+        assert "1" in await page.inner_text("#usage-sites")
+        await shot(page, "usage", language)
 
         CLOCK.now = datetime(2026, 7, 16, 4, tzinfo=UTC)  # 45 days after issue, 5 days past due
         await page.click("#billing-tab-invoices")

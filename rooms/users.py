@@ -85,14 +85,24 @@ async def has_platform_admin(db: Database) -> bool:
     return bool(count)
 
 
-async def authenticate(db: Database, *, email: str, password: str) -> User | None:
-    """The user with these credentials, or None. Spends the same hashing time for unknown e-mails."""
+async def authenticate(
+    db: Database, *, email: str, password: str, now: datetime | None = None
+) -> User | None:
+    """The user with these credentials, or None. Spends the same hashing time for unknown e-mails.
+
+    With `now`, an unexpired one-time password mailed by a reset (rooms/outbox/password_reset.py) also signs
+    in: it becomes the password, and the user must choose a new one.
+    """
     async with db.session() as session:
         user = await session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         await asyncio.to_thread(hash_password, password)
         return None
     if not await asyncio.to_thread(verify_password, user.password_hash, password):
+        from rooms.outbox.password_reset import redeem_reset
+
+        if now is not None and await redeem_reset(db, user.id, password, now=now):
+            return await get_user(db, user.id)
         return None
     return user
 

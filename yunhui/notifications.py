@@ -26,8 +26,8 @@ from rooms.outbox.invitations import Invitations, NoticeSettings, queue_due_remi
 from rooms.outbox.unsubscribe import unsubscribe_token
 from signaling.messages import Announcement
 from signaling.server import MeetingServer
-from web.api.maintenance import NOTICE_TIME_ZONE, NOTICES
-from web.api.notifications import BOOKING_CHANGES, WAKE
+from web.api.maintenance import NOTICE_TIME_ZONE
+from web.api.notifications import BOOKING_CHANGES, NOTICES, WAKE
 from yunhui.dispatcher import Dispatcher
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings

@@ -186,3 +186,14 @@ class NotificationStatement(Base):
     parts: Mapped[int] = mapped_column(Integer)
     csv: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class PasswordReset(Base):
+    """A one-time password mailed to a user who forgot theirs; it replaces the password only when used."""
+
+    __tablename__ = "password_resets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    otp_hash: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]

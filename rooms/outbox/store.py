@@ -33,6 +33,8 @@ CLAIM_BATCH = 50
 ALL = "all"
 # Kinds that are never suppressed by an opt-out: the recipient needs them whatever they chose.
 ALWAYS_SENT_SCOPES = frozenset({"password_reset"})
+# Kinds whose variables hold a secret: cleared once the row reaches its end.
+SECRET_KINDS = frozenset({"password_reset"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,9 @@ def _claim_of(row: Notification) -> Claim:
 
 
 def _end(row: Notification, status: str, now: datetime, error: str | None = None) -> None:
+    if row.kind in SECRET_KINDS:
+        # A one-time password is kept only while the message may still be sent.
+        row.variables = {}
     row.status = status
     row.lease_until = None
     if error is not None:

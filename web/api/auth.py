@@ -72,7 +72,7 @@ async def login(request: web.Request) -> web.Response:
         return refused
     success: bool | None = None
     try:
-        user = await users.authenticate(app[DB], email=body.email, password=body.password)
+        user = await users.authenticate(app[DB], email=body.email, password=body.password, now=app[CLOCK]())
         success = user is not None
     finally:
         throttle.end(body.email, address, app[CLOCK](), success=success)

@@ -23,11 +23,9 @@ from web.api.base import (
     principal,
     send,
 )
-from web.api.notifications import wake
+from web.api.notifications import NOTICES, wake
 
 api = Api()
-# What the maintenance notices need from the settings of other packages; the composition root sets it.
-NOTICES = web.AppKey("maintenance_notices", NoticeSettings)
 NOTICE_TIME_ZONE = web.AppKey("maintenance_time_zone", str)
 
 

@@ -15,14 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rooms.bookings import ChangeHook
 from rooms.outbox import store
+from rooms.outbox.invitations import NoticeSettings
+from rooms.outbox.password_reset import request_reset
 from rooms.outbox.unsubscribe import SCOPE, verify_unsubscribe
-from web.api.base import CLOCK, DB, SECRET_KEY, Api, parse_query, principal, send
+from web.api.base import CLOCK, DB, SECRET_KEY, Api, ApiError, parse_body, parse_query, principal, send
 
 api = Api()
 # The booking hook that writes invitations and reminders in the booking's transaction.
 BOOKING_CHANGES: web.AppKey[ChangeHook] = web.AppKey("booking_changes")
 # Wakes the dispatcher after a commit that queued messages (else it finds them within a second).
 WAKE: web.AppKey[Callable[[], None]] = web.AppKey("outbox_wake")
+# What notices need from the settings of other packages (public URL, sender, default locale).
+NOTICES = web.AppKey("notice_settings", NoticeSettings)
 
 
 def wake(request: web.Request) -> None:
@@ -63,6 +67,16 @@ class NotificationQuery(BaseModel):
 class UnsubscribeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token: Annotated[str, StringConstraints(min_length=3, max_length=1000)]
+
+
+class ResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class ResetAccepted(BaseModel):
+    # The same answer whether or not the address is known: the form must not tell who has an account.
+    status: Literal["accepted"] = "accepted"
 
 
 class Unsubscribed(BaseModel):
@@ -113,3 +127,30 @@ async def unsubscribe(request: web.Request) -> web.Response:
         )
         await session.commit()
     return send(Unsubscribed(address=address, scope=SCOPE))
+
+
+@api.op(
+    "POST",
+    "/auth/password-reset",
+    summary="Mail a one-time password to a user who forgot theirs (the answer never says if the user exists)",
+    tag="auth",
+    body=ResetIn,
+    response=ResetAccepted,
+    status=202,
+    auth=False,
+    errors=(503,),
+)
+async def password_reset(request: web.Request) -> web.Response:
+    body = await parse_body(request, ResetIn)
+    notices = request.app.get(NOTICES)
+    if notices is None:
+        raise ApiError(503, "notifications_off", "notifications are not configured in this server")
+    await request_reset(
+        request.app[DB],
+        body.email,
+        now=request.app[CLOCK](),
+        login_url=f"{notices.public_url.rstrip('/')}/admin",
+        default_locale=notices.default_locale,
+    )
+    wake(request)
+    return send(ResetAccepted(), 202)

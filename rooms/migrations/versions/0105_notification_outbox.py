@@ -1,4 +1,4 @@
-"""notification outbox, parts, suppressions, templates, statements; maintenance windows, notices; users.locale
+"""notification outbox, parts, suppressions, templates, statements; maintenance; password resets; users.locale
 
 Revision ID: 0105
 Revises: 0104
@@ -213,6 +213,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_statements")),
         sa.UniqueConstraint("account_key", "channel", "month", name="uq_notification_statements_account_key"),
     )
+    op.create_table(
+        "password_resets",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("otp_hash", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", UTC, nullable=False),
+        sa.Column("created_at", UTC, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_password_resets_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_password_resets")),
+    )
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("locale", sa.String(length=10), nullable=True))
 
@@ -220,6 +231,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_column("locale")
+    op.drop_table("password_resets")
     op.drop_table("notification_statements")
     op.drop_table("notification_parts")
     op.drop_table("maintenance_notices")

@@ -160,8 +160,8 @@ async def test_a_batch_from_csv_with_progress_and_cancel(app: App, smsc: TestSms
     assert status == 202, batch
     assert (batch["total"], batch["skipped"]) == (3, 2)
     assert [(i["line"], i["reason"]) for i in batch["invalid"]] == [
-        (4, "not a phone number"),
-        (5, "listed twice"),
+        (4, "not_a_number"),
+        (5, "duplicate"),
     ]
     app.clock.now = NOW + timedelta(seconds=1)  # the batch is released at the channel's rate
     await settle(app, smsc, lambda: len(smsc.accepted) == 3)

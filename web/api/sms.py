@@ -232,10 +232,10 @@ def parse_numbers(text: str) -> tuple[list[tuple[str, dict[str, str]]], list[Inv
             continue
         number = e164(cells[0])
         if number is None:
-            bad.append(InvalidLine(line=line, value=cells[0][:40], reason="not a phone number"))
+            bad.append(InvalidLine(line=line, value=cells[0][:40], reason="not_a_number"))
             continue
         if number in seen:
-            bad.append(InvalidLine(line=line, value=cells[0][:40], reason="listed twice"))
+            bad.append(InvalidLine(line=line, value=cells[0][:40], reason="duplicate"))
             continue
         seen.add(number)
         columns = dict(zip(header[1:], cells[1:], strict=False)) if header else {}

@@ -109,7 +109,7 @@ class BatchIn(Body):
 class InvalidLine(BaseModel):
     line: int
     value: str
-    reason: str
+    reason: Literal["not_a_number", "duplicate"]
 
 
 class BatchOut(BaseModel):

@@ -12,6 +12,7 @@ import { Recordings } from "./recordings.js";
 import { Reports } from "./reports.js";
 import { Rooms } from "./rooms.js";
 import { Sites } from "./sites.js";
+import { Sms } from "./sms.js";
 import { Webhooks } from "./webhooks.js";
 
 export const SECTIONS = [
@@ -21,6 +22,7 @@ export const SECTIONS = [
   { name: "recordings", group: "meetings", view: Recordings },
   { name: "sites", group: "sites", view: Sites },
   { name: "reports", group: "operations", view: Reports },
+  { name: "sms", group: "operations", view: Sms },
   { name: "webhooks", group: "operations", view: Webhooks },
   { name: "audit", group: "operations", view: Audit },
   { name: "availability", group: "operations", view: Availability },

@@ -30,7 +30,7 @@ async def recipients(session: AsyncSession, incident: Incident) -> list[User]:
 async def notify_incident(
     session: AsyncSession, incident: Incident, change: str, *, now: datetime
 ) -> list[int]:
-    """Queue one e-mail per recipient (template ``incident.<change>``); nothing is committed here."""
+    """Queue one e-mail per recipient (template ``incident_<change>``); nothing is committed here."""
     if change not in CHANGES:
         raise ValueError(change)
     queued = []
@@ -39,6 +39,7 @@ async def notify_incident(
             session,
             channel="email",
             kind=f"incident.{change}",
+            template_key=f"incident_{change}",
             recipient=user.email,
             idempotency_key=f"incident:{incident.id}:{change}:{now.isoformat()}:{user.id}",
             now=now,

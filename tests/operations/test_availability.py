@@ -120,12 +120,10 @@ async def test_bad_requests_get_clear_errors(api: Api) -> None:
     assert (await organizer.call("GET", f"/accounts/{account}/availability"))[0] == 403
 
 
-@pytest.mark.parametrize("who", ["admin@a.example", "root@example.com"])
-async def test_schemathesis_on_the_incident_and_availability_routes(
-    api: Api, tmp_path: Path, who: str
-) -> None:
+async def test_schemathesis_on_the_incident_and_availability_routes(api: Api, tmp_path: Path) -> None:
+    """As platform staff, so that generated bodies reach status changes and assignments."""
     await seed(api)
-    client = await api.login(who)
+    client = await api.login("root@example.com")
     assert client.token is not None
     config = f"""
 [parameters]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from notify.templating import Templates
 from rooms.incidents.clocks import ClockState, ServiceLevels, resolution_clock, response_clock
 from rooms.outbox.models import Notification
 from tests.api.conftest import Api, api, template_db
@@ -99,7 +100,13 @@ async def test_a_late_answer_breaches_the_response_clock_and_a_3_h_fix_meets_the
 
     # Opened, the first answer and the resolution each queued an e-mail to the account's admin.
     async with api.db.session() as session:
-        kinds = (await session.scalars(select(Notification.kind).order_by(Notification.id))).all()
+        rows = (await session.scalars(select(Notification).order_by(Notification.id))).all()
+    kinds = [r.kind for r in rows]
+    # Each renders from the shipped templates in both languages (the dispatcher sends what renders).
+    for row in rows:
+        for locale in ("zh-CN", "en"):
+            rendered = Templates().render(row.template_key, locale, row.variables)
+            assert "Room 3 has no picture" in rendered.subject or "Echo" in rendered.subject
     assert kinds == [
         "incident.opened",
         "incident.responded",

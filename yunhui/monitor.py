@@ -311,7 +311,13 @@ def install(
 
 def listener_url(server: ServerSettings) -> str | None:
     """The app's own HTTP address when the settings fix it (port 0 is known only once listening)."""
-    return f"http://{server.host}:{server.port}" if server.port else None
+    if not server.port:
+        return None
+    # A listener on every address answers on loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(server.host, server.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{server.port}"
 
 
 def serving_at(app: web.Application, url: str) -> None:

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from rooms.billing.models import InvoiceLineRow, Outage
@@ -22,8 +23,8 @@ from rooms.meetings import end_meeting, record_join, start_meeting
 from rooms.models import Room
 from tests.billing.conftest import Seed, add_seed, db, postgres_server, seed
 from tests.billing.test_billing_store import at, by_number, contract
-from yunhui.monitor import Monitor, database_check
-from yunhui.settings import MonitorSettings
+from yunhui.monitor import Monitor, database_check, listener_url
+from yunhui.settings import MonitorSettings, ServerSettings, SettingsError, load_settings
 
 __all__ = ["db", "postgres_server", "seed"]
 
@@ -250,3 +251,20 @@ async def test_a_stopped_database_is_one_outage_recorded_when_it_is_back(tmp_pat
         assert [(o.end - o.start, o.cause) for o in outages] == [(timedelta(seconds=45), "database")]
     finally:
         await db.close()
+
+
+def test_the_http_check_calls_the_servers_own_listener() -> None:
+    assert listener_url(ServerSettings(host="0.0.0.0", port=8080)) == "http://127.0.0.1:8080"
+    assert listener_url(ServerSettings(host="::", port=8080)) == "http://[::1]:8080"
+    assert listener_url(ServerSettings(host="10.0.0.5", port=80)) == "http://10.0.0.5:80"
+    # Port 0 is known only once the site listens: serving_at() adds the check then.
+    assert listener_url(ServerSettings(port=0)) is None
+
+
+def test_bad_monitor_settings_are_refused_with_the_key() -> None:
+    with pytest.raises(SettingsError, match=r"monitor\.interval_seconds"):
+        load_settings(overrides={"monitor": {"interval_seconds": 0}})
+    with pytest.raises(SettingsError, match=r"monitor\.failures_to_open"):
+        load_settings(overrides={"monitor": {"failures_to_open": 0}})
+    with pytest.raises(ValueError, match="unknown checks"):
+        Monitor(None, {"ping": Switch()}, clock=Clock(at(date(2026, 5, 1))), settings=SETTINGS)  # type: ignore[arg-type]

@@ -223,12 +223,17 @@ def move_all(source: Path, target: Path, *, replace: bool = False) -> None:
         shutil.move(file, target / file.name)
 
 
-async def test_a_stopped_database_is_one_outage_recorded_when_it_is_back(tmp_path: Path) -> None:
+async def test_a_stopped_database_is_one_45_s_outage_recorded_when_it_is_back_and_halves_the_event_fee(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "yunhui.db"
     db = await Database.connect(f"sqlite+aiosqlite:///{path}")
     try:
         await db.upgrade()
-        await add_seed(db)
+        seeded = await add_seed(db)
+        await contract(db, seeded, live_event_fee="1000")
+        event_start = at(date(2026, 5, 12), 3)
+        event = await live_event(db, seeded, "800000104", event_start, event_start + timedelta(hours=2))
         clock, media = Clock(at(date(2026, 5, 12))), Switch()
         monitor = monitor_for(db, clock, media)
         await monitor.check_once()
@@ -249,6 +254,9 @@ async def test_a_stopped_database_is_one_outage_recorded_when_it_is_back(tmp_pat
         assert monitor.pending_writes == 0
         outages = await monitor_outages(db)
         assert [(o.end - o.start, o.cause) for o in outages] == [(timedelta(seconds=45), "database")]
+        # The live event running then is charged half its fee.
+        await run_billing(db, now=at(date(2026, 6, 1)))
+        assert (await lines(db, seeded, "000003"))["event_credit", str(event)].amount == Decimal("-500.00")
     finally:
         await db.close()
 

@@ -7,7 +7,7 @@ import { api, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, label } from "./common.js";
 
 // While a recording is being finalised or rendered the list follows its progress.
-const REFRESH_MS = 2000;
+const REFRESH_MS = 1000;
 const WORKING = new Set(["recording", "finalising", "rendering"]);
 
 function meetingFilter() {

@@ -135,6 +135,13 @@ def _poppler(tool: str, pdf: Path, *args: str) -> str:
     ).stdout
 
 
+def render_first_page(pdf: Path) -> None:
+    """The first page renders: poppler rasterises it from the embedded font alone."""
+    png = pdf.with_suffix("")
+    subprocess.run(["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", str(pdf), str(png)], check=True)
+    assert next(png.parent.glob(f"{png.name}*.png")).stat().st_size > 1000
+
+
 def assert_fonts_embedded(pdf: Path) -> None:
     rows = _poppler("pdffonts", pdf).splitlines()[2:]
     assert rows, "the PDF names no font"
@@ -151,6 +158,7 @@ async def _pdf(api: Api, token: str | None, invoice_id: int, lang: str, path: Pa
         assert resp.status == 200, await resp.text()
         await asyncio.to_thread(path.write_bytes, await resp.read())
     assert_fonts_embedded(path)
+    await asyncio.to_thread(render_first_page, path)
     return _poppler("pdftotext", path, "-layout", "-enc", "UTF-8")
 
 

@@ -5,12 +5,13 @@ through the REST API on a real server, with the PDFs read back by poppler."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from notify.templating import Templates
@@ -20,7 +21,14 @@ from rooms.billing.statement import EntryKind, LedgerEntry, build_statement
 from rooms.outbox.models import Notification
 from tests.api.conftest import Api
 from tests.billing.test_billing_api import TERMS, add_sites
-from tests.billing.test_billing_documents import SUPPLIER, _flat, _poppler, api, assert_fonts_embedded
+from tests.billing.test_billing_documents import (
+    SUPPLIER,
+    _flat,
+    _poppler,
+    api,
+    assert_fonts_embedded,
+    render_first_page,
+)
 
 __all__ = ["api"]
 
@@ -49,9 +57,7 @@ async def fetch(api: Api, token: str | None, path: str, target: Path | None = No
 def read_pdf(pdf: Path) -> str:
     """Fonts embedded, the first page renders, and its text."""
     assert_fonts_embedded(pdf)
-    png = pdf.with_suffix("")
-    subprocess.run(["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1", str(pdf), str(png)], check=True)
-    assert next(png.parent.glob(f"{png.name}*.png")).stat().st_size > 1000
+    render_first_page(pdf)
     return _flat(_poppler("pdftotext", pdf, "-layout", "-enc", "UTF-8"))
 
 
@@ -383,3 +389,47 @@ async def test_an_issued_invoice_is_emailed_to_the_account_admins(api: Api) -> N
     assert "贰仟壹佰肆拾壹元陆角陆分" in zh.text and "Account a" in zh.text
     en = templates.render("invoice_issued", "en", queued[0].variables)
     assert "invoice <b>000003</b>" in en.html and "2026-05" in en.text
+
+
+@st.composite
+def ledgers(draw: st.DrawFn) -> list[LedgerEntry]:
+    """Invoices over a year, each maybe partly credited and then paid in full, and memo credits."""
+    entries: list[LedgerEntry] = []
+    for n in range(draw(st.integers(0, 8))):
+        issued = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 330)))
+        total = Decimal(draw(st.integers(0, 500_000))) / 100
+        number = f"{n + 1:06d}"
+        entries.append(
+            LedgerEntry(issued, EntryKind.INVOICE, number, number, total, due=issued + timedelta(40))
+        )
+        credited = (
+            Decimal(draw(st.integers(0, int(total * 100)))) / 100 if draw(st.booleans()) else Decimal(0)
+        )
+        later = issued + timedelta(days=draw(st.integers(0, 60)))
+        if credited:
+            entries.append(LedgerEntry(later, EntryKind.CREDIT_NOTE, f"c{n}", number, credited))
+        if draw(st.booleans()) and total - credited > 0:
+            paid = later + timedelta(days=draw(st.integers(0, 60)))
+            entries.append(LedgerEntry(paid, EntryKind.PAYMENT, f"p{n}", number, total - credited))
+            if draw(st.booleans()):
+                entries.append(
+                    LedgerEntry(paid, EntryKind.CREDIT_HELD, f"h{n}", number, Decimal(7), applied_on=None)
+                )
+    return entries
+
+
+@given(ledgers(), st.integers(1, 12))
+@settings(max_examples=150, deadline=None)
+def test_statement_balances_chain_and_match_the_open_invoices(entries: list[LedgerEntry], month: int) -> None:
+    this = build_statement(
+        entries, month_period(date(2026, month, 1)), currency="CNY", as_of=date(2027, 6, 1)
+    )
+    # The running balance ends where the open invoices say, and memo credits never move it.
+    assert this.closing_balance == sum((i.open_amount for i in this.open_invoices), Decimal(0))
+    assert this.closing_balance == this.opening_balance + this.total_debit - this.total_credit
+    if month < 12:
+        following = month_period(date(2026, month + 1, 1))
+        assert build_statement(
+            entries, following, currency="CNY", as_of=date(2027, 6, 1)
+        ).opening_balance == (this.closing_balance)
+    assert this.closing_balance >= 0

@@ -142,6 +142,12 @@ async def test_bad_input_and_other_accounts_get_clear_errors(api: Api) -> None:
     )
     assert status == 422
     assert (await other.call("GET", f"/accounts/{api.accounts['a']}/incidents/report"))[0] == 404
+    # The platform's incidents (the monitor's) are visible to every account, but only staff write on them.
+    status, platform = await staff.call("POST", "/incidents", {"title": "Media path down"})
+    assert status == 201 and platform["account_id"] is None
+    assert (await customer.call("GET", f"/incidents/{platform['id']}"))[0] == 200
+    status, body = await customer.call("PATCH", f"/incidents/{platform['id']}", {"note": "us too"})
+    assert status == 403 and body["error"]["field"] == "note"
     # A note by the account's admin is not the provider's response.
     status, fresh = await customer.call("POST", "/incidents", {"title": "No sound"})
     status, fresh = await customer.call("PATCH", f"/incidents/{fresh['id']}", {"note": "still no sound"})

@@ -225,6 +225,13 @@ async def update_incident(request: web.Request) -> web.Response:
         raise ApiError(
             403, "forbidden", "only platform staff change status, assignment or severity", "status"
         )
+    if who.account_id is not None:
+        current = await store.get_incident(request.app[DB], incident_id, account_id=who.account_id)
+        if current.incident.account_id is None:
+            # Every account sees the platform's incidents: a note there would reach the other accounts.
+            raise ApiError(
+                403, "forbidden", "the platform's incidents are answered by platform staff", "note"
+            )
     now = request.app[CLOCK]()
     await store.update_incident(
         request.app[DB],

@@ -105,7 +105,7 @@ function Detail({ id, user, onChanged }) {
       ${detail.events.map((e) => html`<li key=${e.id}><span class="muted">${formatDateTime(e.at)}</span>
         ${label("ops.event", e.kind)}${e.status ? html` → ${label("ops.status", e.status)}` : null}${e.note ? html`: ${e.note}` : null}</li>`)}
     </ol>
-    <form class="form-grid" onSubmit=${submit}>
+    ${staff || detail.account_id !== null ? html`<form class="form-grid" onSubmit=${submit}>
       <label for="incident-note">${t("ops.incident.note")}</label>
       <textarea id="incident-note" rows="2" value=${note} onInput=${(e) => setNote(e.target.value)}></textarea>
       ${staff && NEXT[detail.status].length
@@ -120,7 +120,7 @@ function Detail({ id, user, onChanged }) {
       ${staff && detail.assignee_id !== user.id
         ? html`<button type="button" id="incident-assign" onClick=${() => change({ assignee_id: user.id })}>${t("ops.incident.assign_me")}</button>`
         : null}</div>
-    </form>
+    </form>` : null}
   </article>`;
 }
 

@@ -43,12 +43,13 @@ api = Api()
 TAG = "sms"
 MAX_INVALID_SHOWN = 50
 STATS_SPAN = timedelta(days=31)
+FIRST, LAST = 2000, 2200  # the years statistics may ask about
 
 
 def texts_of(request: web.Request) -> SmsTexts:
     service = request.app.get(SMS_TEXTS)
-    if service is None:
-        raise ApiError(503, "sms_unavailable", "SMS is not set up on this server")
+    if service is None:  # an API built without the composition root (tests of other packages)
+        raise ApiError(409, "sms_unavailable", "SMS is not set up on this server")
     return service
 
 
@@ -341,6 +342,9 @@ async def get_stats(request: web.Request) -> web.Response:
     except (ZoneInfoNotFoundError, ValueError):
         raise ApiError(422, "invalid", "time_zone: unknown time zone", "time_zone") from None
     now = request.app[CLOCK]()
+    for value in (q.since, q.until):
+        if value is not None and not FIRST < value.year < LAST:
+            raise ApiError(422, "invalid", f"since: times between {FIRST} and {LAST}", "since")
     # By default up to and including this instant.
     until = q.until or now + timedelta(seconds=1)
     since = q.since or until - STATS_SPAN

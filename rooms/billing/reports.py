@@ -29,6 +29,7 @@ from rooms.billing.store import InvoiceView, get_invoice, list_invoices, terms_o
 from rooms.database import Database
 from rooms.models import Account, Site
 from rooms.recordings.store import stored_of
+from rooms.sms.store import billable_parts as billable_sms_parts
 
 
 def summary(invoice: Invoice) -> InvoiceSummary:
@@ -145,7 +146,7 @@ class UsageReport:
 async def usage_report(db: Database, *, account_id: int, month: date | None, now: datetime) -> UsageReport:
     """Every usage kind recorded for the account's month, whatever wrote it (the run's metering, an admin's
     entry, other packages' meters): a kind is shown because a row exists, not because this code knows it.
-    A month not stored yet (the current one) is metered from attendance up to `now`."""
+    A month no invoice covers yet (the current one) is also metered up to `now` for the kinds not stored."""
     async with db.session() as session:
         contract = await session.scalar(
             select(Contract).where(Contract.account_id == account_id).order_by(Contract.start.desc()).limit(1)
@@ -163,12 +164,26 @@ async def usage_report(db: Database, *, account_id: int, month: date | None, now
             )
         ).all()
         usage = {r.kind: UsageRow(r.kind, r.quantity, r.source) for r in rows}
-        if not any(r.source == "metered" for r in rows):
+        billed = await session.scalar(
+            select(Invoice.id).where(
+                Invoice.account_id == account_id,
+                Invoice.number.is_not(None),
+                Invoice.period_start <= first,
+                Invoice.period_end > first,
+            )
+        )
+        if billed is None:
             lo = local_midnight(first, zone)
             hi = min(now, local_midnight(month_period(first).end, zone))
-            for metered in meter_month(first, lo, hi, await stays_of(session, account_id, lo, hi)):
+            stays = await stays_of(session, account_id, lo, hi)
+            kept = await stored_of(session, account_id, lo, hi)
+            for metered in meter_month(first, lo, hi, stays, kept):
                 if metered.kind not in usage and metered.quantity:
                     usage[metered.kind] = UsageRow(metered.kind, metered.quantity, "so_far")
+            # The run meters SMS parts apart (rooms/sms); counted the same way, trial included (it is usage).
+            parts = await billable_sms_parts(session, account_id, lo, hi)
+            if parts and "sms" not in usage:
+                usage["sms"] = UsageRow("sms", Decimal(parts), "so_far")
         changes = await changes_of(session, account_id)
         sites = (
             await session.scalars(select(Site).where(Site.account_id == account_id).order_by(Site.id))

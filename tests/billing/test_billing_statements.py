@@ -19,6 +19,7 @@ from rooms.billing.models import Contract, CreditNote, Invoice, Payment, SiteSer
 from rooms.billing.periods import month_period
 from rooms.billing.statement import EntryKind, LedgerEntry, build_statement
 from rooms.outbox.models import Notification
+from rooms.outbox.store import enqueue
 from tests.api.conftest import Api
 from tests.billing.test_billing_api import TERMS, add_sites
 from tests.billing.test_billing_documents import (
@@ -360,6 +361,25 @@ async def test_usage_shows_every_recorded_kind(api: Api) -> None:
         ("县一中会场", 1, True),
         ("County B venue", 1, True),
     ]
+    # The current month is metered live: SMS parts the SMSC took (rooms/sms) show as they are sent.
+    async with api.db.writer() as session:
+        sms = await enqueue(
+            session,
+            channel="sms",
+            kind="reminder",
+            recipient="+8613800000000",
+            idempotency_key="sms-1",
+            now=api.clock.now,
+            account_id=account,
+            billable=True,
+        )
+        row = await session.get(Notification, sms)
+        assert row is not None
+        row.parts, row.sent_at, row.status = 3, api.clock.now - timedelta(minutes=1), "sent"
+        await session.commit()
+    status, usage = await owner.call("GET", f"/accounts/{account}/usage")
+    assert (status, usage["month"]) == (200, "2026-03")
+    assert {"kind": "sms", "quantity": "3", "source": "so_far"} in usage["usage"]
     status, error = await owner.call("GET", f"/accounts/{account}/usage?month=2026-04")
     assert status == 422 and error["error"]["field"] == "month"
     assert (await owner.call("GET", f"/accounts/{account}/usage?month=March"))[0] == 422

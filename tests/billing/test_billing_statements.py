@@ -10,17 +10,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from notify.templating import Templates
+from rooms.billing import store
+from rooms.billing.documents import statement_sheet
+from rooms.billing.errors import BillingConflict
 from rooms.billing.models import Contract, CreditNote, Invoice, Payment, SiteServiceChange, UsageRecord
 from rooms.billing.periods import month_period
+from rooms.billing.run import run_billing
 from rooms.billing.statement import EntryKind, LedgerEntry, build_statement
+from rooms.database import Database
 from rooms.outbox.models import Notification
 from rooms.outbox.store import enqueue
 from tests.api.conftest import Api
+from tests.billing.conftest import Seed
 from tests.billing.test_billing_api import TERMS, add_sites
 from tests.billing.test_billing_documents import (
     SUPPLIER,
@@ -453,3 +460,22 @@ def test_statement_balances_chain_and_match_the_open_invoices(entries: list[Ledg
             entries, following, currency="CNY", as_of=date(2027, 6, 1)
         ).opening_balance == (this.closing_balance)
     assert this.closing_balance >= 0
+
+
+async def test_amendment_run_through_and_statement_on_each_backend(db: Database, seed: Seed) -> None:
+    now = datetime(2026, 3, 10, 4, tzinfo=UTC)
+    sites = [{"site_id": s} for s in seed.site_ids]
+    contract = await store.create_contract(db, account_id=seed.account_id, terms=TERMS, sites=sites, now=now)
+    amended = await store.amend_terms(db, contract.id, terms={**TERMS, "start": "2026-03-12"}, now=now)
+    assert amended.start == date(2026, 3, 12)
+    with pytest.raises(BillingConflict, match="accepted on 2026-03-12"):
+        await store.amend_terms(db, contract.id, terms=TERMS, now=datetime(2026, 3, 12, 4, tzinfo=UTC))
+    june = datetime(2026, 6, 1, 4, tzinfo=UTC)
+    assert (await run_billing(db, now=june, through=date(2026, 4, 1))).issued == ["000001", "000002"]
+    assert (await run_billing(db, now=june)).issued == ["000003"]
+    sheet = await statement_sheet(db, seed.account_id, "2026-06", supplier=SUPPLIER, now=june)
+    assert (sheet.statement.opening_balance, sheet.statement.closing_balance) == (
+        Decimal(0),
+        Decimal("2141.66"),
+    )
+    assert sheet.supplier.tax_id == SUPPLIER.tax_id and sheet.customer.name == "County Education Bureau"

@@ -50,6 +50,7 @@ VARIABLES: Mapping[str, tuple[str, ...]] = {
         "currency",
         "amount_due",
         "amount_in_words",
+        "open_balance",
     ),
     "maintenance": MAINTENANCE_VARIABLES,
     "maintenance_reminder": MAINTENANCE_VARIABLES,

@@ -4,11 +4,13 @@ the transaction that issues it: a rolled-back run sends nothing, a crash after t
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.billing.capital import rmb_capital
+from rooms.billing.dunning import OUTSTANDING
 from rooms.billing.models import Invoice
 from rooms.billing.periods import Period
 from rooms.models import Account, User
@@ -23,6 +25,20 @@ async def notify_invoice_issued(session: AsyncSession, invoice: Invoice, *, now:
     if invoice.amount_due <= 0 or invoice.number is None:
         return []
     account = await session.get(Account, invoice.account_id)
+    # What the account owes on all its open invoices, this one included: the statement's balance today.
+    # Summed here, not in SQL: amounts are stored as decimal text.
+    open_total = sum(
+        (
+            await session.scalars(
+                select(Invoice.amount_due).where(
+                    Invoice.account_id == invoice.account_id,
+                    Invoice.currency == invoice.currency,
+                    Invoice.state.in_([s.value for s in OUTSTANDING]),
+                )
+            )
+        ).all(),
+        Decimal(0),
+    )
     admins = (
         await session.scalars(
             select(User).where(User.account_id == invoice.account_id, User.role == "admin").order_by(User.id)
@@ -49,6 +65,7 @@ async def notify_invoice_issued(session: AsyncSession, invoice: Invoice, *, now:
                 "currency": invoice.currency,
                 "amount_due": f"{invoice.amount_due:,.2f}",
                 "amount_in_words": rmb_capital(invoice.amount_due) if invoice.currency == "CNY" else "",
+                "open_balance": f"{open_total:,.2f}",
             },
         )
         if row is not None:

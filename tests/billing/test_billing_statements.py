@@ -414,6 +414,7 @@ async def test_an_issued_invoice_is_emailed_to_the_account_admins(api: Api) -> N
     zh = templates.render("invoice_issued", "zh-CN", queued[0].variables)
     assert zh.subject == "账单 000003：应付 CNY 2,141.66，请于 2026-07-11 前付款"
     assert "贰仟壹佰肆拾壹元陆角陆分" in zh.text and "Account a" in zh.text
+    assert "全部未付账单合计（含本期）：CNY 2,141.66" in zh.text
     en = templates.render("invoice_issued", "en", queued[0].variables)
     assert "invoice <b>000003</b>" in en.html and "2026-05" in en.text
 

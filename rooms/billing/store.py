@@ -178,7 +178,8 @@ async def amend_terms(db: Database, contract_id: int, *, terms: Mapping[str, Any
             )
         ).all()
         for other in others:
-            if (other.end is None or other.end > parsed.start) and other.start <= parsed.start:
+            # The same rule as a new contract's: this one runs on without an end.
+            if other.end is None or other.end > parsed.start:
                 raise BillingConflict(
                     f"overlaps contract {other.id} of this account (from {other.start})",
                     field="terms.start",

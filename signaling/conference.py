@@ -61,8 +61,8 @@ from signaling.participant import Close, ConnectionState, NeedsOffer, Participan
 from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.recording import NoTransport, RecordingControl, RecordingPort
 from signaling.settings import SignalingSettings
-
 from signaling.turn import client_ice_servers
+
 logger = logging.getLogger(__name__)
 
 
@@ -531,5 +531,5 @@ class Conference:
                 else None
             ),
             rejoin_key=self.moderation.rejoin_key(participant),
-        )
             ice_servers=client_ice_servers(self.settings.turn, participant.id, self.scheduler.now()),
+        )

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.database import Database
@@ -30,6 +31,7 @@ KIND = "custom"  # real-time and batch sends; reminders are the outbox's own kin
 OPT_OUT_SCOPES = ("reminder", KIND)
 SEND_EXPIRY = timedelta(hours=24)
 MAX_BATCH = 10_000
+CHUNK = 500
 GroupBy = Literal["day", "template", "status", "batch"]
 
 
@@ -80,14 +82,54 @@ async def send_now(
 
 
 async def suppressed_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
-    rows = await session.scalars(
-        select(Suppression.recipient).where(
-            Suppression.channel == CHANNEL,
-            Suppression.scope.in_([outbox.ALL, KIND]),
-            Suppression.recipient.in_(list(numbers)),
+    found: set[str] = set()
+    for start in range(0, len(numbers), CHUNK):
+        rows = await session.scalars(
+            select(Suppression.recipient).where(
+                Suppression.channel == CHANNEL,
+                Suppression.scope.in_([outbox.ALL, KIND]),
+                Suppression.recipient.in_(list(numbers[start : start + CHUNK])),
+            )
         )
-    )
-    return set(rows.all())
+        found.update(rows.all())
+    return found
+
+
+def _outbox_values(
+    *,
+    account_id: int,
+    recipient: str,
+    text: str,
+    locale: str,
+    template_key: str,
+    idempotency_key: str,
+    batch_id: str,
+    not_before: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """One batch row as rooms.outbox.store.enqueue would write it (the batch inserts many at once)."""
+    return {
+        "account_id": account_id,
+        "channel": CHANNEL,
+        "kind": KIND,
+        "template_key": template_key,
+        "locale": locale,
+        "recipient": recipient,
+        "variables": {"text": text},
+        "attachments": [],
+        "booking_id": None,
+        "occurrence_start": None,
+        "batch_id": batch_id,
+        "idempotency_key": idempotency_key,
+        "not_before": not_before,
+        "expires_at": not_before + SEND_EXPIRY,
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": not_before,
+        "parts": 0,
+        "billable": True,
+        "created_at": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -132,29 +174,33 @@ async def create_batch(
         )
         session.add(batch)
         await session.flush()
-        queued = 0
+        values: list[dict[str, Any]] = []
         for row in rows:
             if row.recipient in opted_out:
                 batch.skipped += 1
                 continue
-            not_before = now + timedelta(seconds=queued * spacing)
-            await outbox.enqueue(
-                session,
-                channel=CHANNEL,
-                kind=KIND,
-                recipient=row.recipient,
-                idempotency_key=f"{batch_key(batch.id)}:{row.recipient}",
-                now=now,
-                account_id=account_id,
-                template_key=template_key or KIND,
-                locale=locale,
-                variables={"text": row.text},
-                batch_id=batch_key(batch.id),
-                not_before=not_before,
-                expires_at=not_before + SEND_EXPIRY,
-                billable=True,
+            not_before = now + timedelta(seconds=len(values) * spacing)
+            values.append(
+                _outbox_values(
+                    account_id=account_id,
+                    recipient=row.recipient,
+                    text=row.text,
+                    locale=locale,
+                    template_key=template_key or KIND,
+                    idempotency_key=f"{batch_key(batch.id)}:{row.recipient}",
+                    batch_id=batch_key(batch.id),
+                    not_before=not_before,
+                    now=now,
+                )
             )
-            queued += 1
+        # One executemany: 10,000 single inserts held the write lock for many seconds.
+        connection = await session.connection()
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        if values:
+            await session.execute(
+                insert(Notification).on_conflict_do_nothing(index_elements=["idempotency_key"]), values
+            )
+        queued = len(values)
         batch.total = queued
         if queued == 0:
             raise InvalidInput("every number of the batch opted out of SMS", field="numbers")

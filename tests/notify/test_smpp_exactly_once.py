@@ -1,15 +1,18 @@
-"""SMS exactly once across crashes (N2 for SMS, N5): a dispatcher that dies after the SMSC took a message but
-before it wrote so leaves the row `unknown` after its lease, never resent; a receipt that arrives on a new
-session after a restart still finds its part in the database. Real SMSC on 127.0.0.1, injected clock."""
+"""SMS through the dispatcher: exactly once across crashes (N2 for SMS, N5) — a dispatcher that dies after the
+SMSC took a message but before it wrote so leaves the row `unknown` after its lease, never resent; a receipt
+that arrives on a new session after a restart still finds its part — and throttling within the TPS (N6).
+Real SMSC on 127.0.0.1, injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import smpp34
 from sqlalchemy import select
 
 from notify.channel import Inbound, Receipt
@@ -132,3 +135,39 @@ async def test_a_receipt_after_a_restart_still_matches(db: Database, smsc: TestS
     async with db.session() as session_db:
         [part] = (await session_db.scalars(select(NotificationPart))).all()
     assert (part.provider_message_id, part.status) == (message_id, "delivered")
+
+
+async def test_the_dispatcher_backs_off_under_throttling_within_the_tps(db: Database) -> None:
+    """N6 through the dispatcher: the SMSC refuses with ESME_RTHROTTLED for a second; all 50 messages are
+    sent in the end, and no second at the SMSC sees more submits than the configured TPS."""
+    tps = 20
+    began: list[float] = []
+
+    def throttle_for_a_second(event: smpp34.SubmitSmEvent, index: int) -> int | None:
+        now = asyncio.get_running_loop().time()
+        if not began:
+            began.append(now)
+        return smpp34.ESME_RTHROTTLED if now - began[0] < 1.0 else None
+
+    smsc = TestSmsc(policy=throttle_for_a_second)
+    await smsc.start()
+    account = await _account(db)
+    for n in range(50):
+        await store.send_now(
+            db, account_id=account, recipient=f"+86138000{n:05d}", text=f"message {n}", locale="en", now=NOW
+        )
+    dispatcher = Dispatcher(db, clock=Clock())
+    dispatcher.register(SmppSender(settings_for(smsc.port, tps=float(tps))))
+    try:
+        assert await dispatcher.run_once() == 50
+    finally:
+        await dispatcher.close()
+        await smsc.stop()
+    async with db.session() as session:
+        statuses = (await session.scalars(select(Notification.status))).all()
+    assert set(statuses) == {"sent"} and len(statuses) == 50
+    assert len(smsc.accepted) == 50
+    throttled = [s for s in smsc.submits if s.status == smpp34.ESME_RTHROTTLED]
+    assert 0 < len(throttled) < tps / 2
+    arrivals = [s.at for s in smsc.submits]
+    assert max(sum(1 for t in arrivals if a <= t < a + 1.0) for a in arrivals) <= tps + 1

@@ -147,6 +147,10 @@ class Feeder:
         `repair_after` (a NACK answered by RTX) or never (None). `pace`: at most that many times real time."""
         wall = time.monotonic()
         gens = [self._generate(p, duration) for p in self.participants]
+        for p in self.participants:
+            self._at(p.video_start - 0.01, self._joined(p))
+            if p.until < duration:
+                self._at(p.until + 0.02, self._left(p))
         pending: list[tuple[float, int, Any]] = []  # media instants (capture time) not yet produced
         for g in gens:
             first = next(g, None)
@@ -176,6 +180,25 @@ class Feeder:
                 break
         self.clock.now = self.t0 + t
         await self.recorder.drain()
+
+    def _at(self, t: float, call: Any) -> None:
+        heapq.heappush(self._net, (max(t, 0.0), next(self._order), call))
+
+    def _joined(self, p: Participant) -> Any:
+        def call(now: float) -> None:
+            self.recorder.event("joined", participant=p.pid, name=p.pid)
+
+        return call
+
+    def _left(self, p: Participant) -> Any:
+        """The participant leaves: its tracks end (what the tap does when a Track is unpublished)."""
+
+        def call(now: float) -> None:
+            for kind in ("video", "audio"):
+                self.recorder.detach(p.info(kind).track_id)
+            self.recorder.event("left", participant=p.pid)
+
+        return call
 
     def _send(self, arrival: float, call: Any, drop: Drop | None, repair_after: float | None) -> None:
         key = getattr(call, "key", None)

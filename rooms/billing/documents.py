@@ -21,7 +21,7 @@ from rooms.billing.errors import BillingInputError, BillingNotFound
 from rooms.billing.export import InvoiceDocument
 from rooms.billing.invoice import LineKind
 from rooms.billing.models import Contract, CreditNote, Invoice, Payment
-from rooms.billing.money import ZERO
+from rooms.billing.money import ZERO, quantize
 from rooms.billing.periods import local_date, month_period, month_start
 from rooms.billing.statement import EntryKind, LedgerEntry, Statement, build_statement
 from rooms.billing.store import get_invoice, terms_of
@@ -207,16 +207,21 @@ async def statement_sheet(
 def ledger_entries(
     invoices: Sequence[Invoice], payments: Sequence[Payment], notes: Sequence[CreditNote]
 ) -> list[LedgerEntry]:
-    """The statement's entries from the stored rows (`invoices` in billing order)."""
+    """The statement's entries from the stored rows (`invoices` in billing order); amounts in cents (a credit
+    note's amount is stored as it was given, e.g. 100)."""
     by_id = {i.id: i for i in invoices}
     entries = [
-        LedgerEntry(i.issue_date, EntryKind.INVOICE, i.number or "", i.number or "", i.total, due=i.due_date)
+        LedgerEntry(
+            i.issue_date, EntryKind.INVOICE, i.number or "", i.number or "", quantize(i.total), due=i.due_date
+        )
         for i in invoices
     ]
     for payment in payments:
         number = by_id[payment.invoice_id].number or ""
         entries.append(
-            LedgerEntry(payment.paid_on, EntryKind.PAYMENT, payment.reference, number, payment.amount)
+            LedgerEntry(
+                payment.paid_on, EntryKind.PAYMENT, payment.reference, number, quantize(payment.amount)
+            )
         )
     for note in notes:
         number = by_id[note.invoice_id].number or ""
@@ -228,7 +233,7 @@ def ledger_entries(
                 kind,
                 note.number,
                 number,
-                note.amount,
+                quantize(note.amount),
                 applied_on=None if note.settles or applied is None else applied.issue_date,
             )
         )
@@ -241,7 +246,7 @@ def ledger_entries(
                     EntryKind.CREDIT_CARRIED,
                     invoice.number or "",
                     invoice.number or "",
-                    invoice.carry_forward,
+                    quantize(invoice.carry_forward),
                     applied_on=None if following is None else following.issue_date,
                 )
             )

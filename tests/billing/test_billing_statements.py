@@ -217,7 +217,7 @@ async def test_statements_credit_notes_and_the_run_through_a_month(api: Api, tmp
     assert [(x["kind"], x["debit"], x["credit"], x["memo"], x["balance"]) for x in july["lines"]] == [
         ("invoice", "2141.66", "0.00", None, "4283.32"),
         ("payment", "0.00", "2141.66", None, "2141.66"),
-        ("credit_held", "0.00", "0.00", "100", "2141.66"),
+        ("credit_held", "0.00", "0.00", "100.00", "2141.66"),
     ]
     assert july["lines"][1]["description"] == "收款：账单 000003（BANK-0716）"
     assert july["open_invoices"] == [{"number": "000004", "due": "2026-08-10", "open_amount": "2141.66"}]

@@ -227,11 +227,20 @@ async def test_seed_contract_run_invoice_late_payment(
             "paid",
             "2026-07-16",
         )
+        # A credit note on the paid invoice: credited on the next invoice, with a PDF of its own.
+        await page.fill("#credit-amount", "100")
+        await page.fill("#credit-reason", "宕机补偿 outage credit")
+        await page.click("#credit-submit")
+        await page.wait_for_selector('[data-credit-note="000004"]')
+        async with page.expect_download() as info:
+            await page.click('[data-credit-note="000004"] button')
+        assert (await (await info.value).path()).read_bytes().startswith(b"%PDF")
 
         await page.click("#billing-tab-statements")
         await page.fill("#statement-month", "2026-07")
-        await page.wait_for_selector('#statement-lines [data-kind="payment"]')
+        await page.wait_for_selector('#statement-lines [data-kind="credit_held"]')
         assert "0.00" in await page.inner_text("#statement-closing")
+        assert "100.00" in await page.inner_text("#statement-credit-held")
         async with page.expect_download() as info:
             await page.click("#statement-pdf-zh")
         assert (await (await info.value).path()).read_bytes().startswith(b"%PDF")

@@ -12,7 +12,7 @@ from rooms.billing.documents import invoice_sheet
 from rooms.billing.export import describe, invoice_csv, invoices_csv
 from rooms.billing.invoice import InvoiceLine
 from rooms.billing.models import CreditNote, Invoice
-from rooms.billing.money import ZERO
+from rooms.billing.money import ZERO, quantize
 from rooms.billing.pdf import InvoiceFontMissing, invoice_pdf
 from web.api.base import (
     CLOCK,
@@ -154,7 +154,11 @@ async def get_invoice(request: web.Request) -> web.Response:
             late_fee_billed_in=billed_in.number if billed_in is not None else None,
             credit_notes=[
                 CreditNoteBrief(
-                    id=n.id, number=n.number, amount=n.amount, issued_on=n.issued_on, settles=n.settles
+                    id=n.id,
+                    number=n.number,
+                    amount=quantize(n.amount),
+                    issued_on=n.issued_on,
+                    settles=n.settles,
                 )
                 for n in notes
             ],

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import hotspots, janus, joins, netns, report
+from bench import hotspots, janus, joins, netns, recording, report
 from bench.media import ensure_media
 from bench.scenarios import (
     LOADGEN_CPU_LIMIT_PCT,
@@ -294,6 +294,8 @@ def write_report(args: argparse.Namespace, runs: list[Run], elapsed: float) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    if recording.wanted(sys.argv[1:] if argv is None else argv):  # needs no Janus and no namespace
+        return recording.main(sys.argv[1:] if argv is None else argv)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     if args.report_only:

@@ -6,8 +6,8 @@ notifications.md §4): its GSM-7 split counts characters, not septets (a) and it
 and its default moves long text into message_payload (c). So each message is segmented by notify/sms.py and
 every part goes as one submit_sm carrying our UDH, pre-encoded (set_encoded_message with
 auto_message_payload, which skips the library's splitting). Besides (d): its receipt parser raises on the
-common 12-digit dates and that ends the session; _Esme catches it, and receipts are read from the raw PDU by
-notify/receipts.py.
+common 12-digit dates and that ends the session; notify/smpp_session.py catches it, and receipts are read
+from the raw PDU by notify/receipts.py.
 
 Exactly once: a part that may have reached the SMSC (written, then no response) makes the message
 Ambiguous; the channel never resends it (resend_when_ambiguous is False), the outbox marks it unknown.
@@ -20,17 +20,13 @@ import contextlib
 import itertools
 import logging
 import re
-import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from aiosmpplib import ESME, NPI, TON, BindMode, PhoneNumber, SubmitSm
-from aiosmpplib.broker import AbstractBroker
-from aiosmpplib.hook import AbstractHook
-from aiosmpplib.retrytimer import AbstractRetryTimer
-from aiosmpplib.throttle import AbstractThrottleHandler
+from aiosmpplib import NPI, TON, BindMode, PhoneNumber, SubmitSm
+from aiosmpplib.correlator import SimpleCorrelator
 
 from notify.channel import (
     Accepted,
@@ -45,6 +41,19 @@ from notify.channel import (
 )
 from notify.receipts import MalformedPdu, MoMessage, ReceiptState, classify
 from notify.smpp_rate import TokenBucket
+from notify.smpp_session import (
+    Esme,
+    LogForward,
+    Lost,
+    NoThrottle,
+    NotSent,
+    Pending,
+    Reconnect,
+    SessionBroker,
+    SessionHook,
+    header_of,
+    message_id_of,
+)
 from notify.smpp_settings import SmppSettings
 from notify.sms import Pdu, SmsTooLong, pdus, segment
 from notify.sms_templates import render_message
@@ -65,13 +74,11 @@ STATUS_NAMES = {0x01: "ESME_RINVMSGLEN", 0x08: "ESME_RSYSERR", 0x0A: "ESME_RINVS
 STATUS_NAMES |= {0x0B: "ESME_RINVDSTADR", 0x14: "ESME_RMSGQFUL", 0x45: "ESME_RSUBMITFAIL"}
 STATUS_NAMES |= {0x58: "ESME_RTHROTTLED", 0x64: "ESME_RX_T_APPN", 0xFF: "ESME_RUNKNOWNERR"}
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-FIRST_RECONNECT = 0.5
 # An account's own template text for a message, or None for the shipped one.
 TextSource = Callable[[Message], Awaitable[str | None]]
 # Records an MO opt-out from a number (E.164) with the words it sent.
 OptOut = Callable[[str, str], Awaitable[None]]
 ReceiptStatus = Literal["delivered", "failed", "unknown"]
-MAX_RECONNECT = 30.0
 
 
 def status_name(status: int) -> str:
@@ -85,142 +92,6 @@ class PartlyAccepted(Ambiguous):
     def __init__(self, message: str, *, provider_ids: tuple[str, ...]) -> None:
         super().__init__(message)
         self.provider_ids = provider_ids
-
-
-class _NotSent(Exception):
-    """The part never left this process (still queued when the session ended): safe to submit again."""
-
-
-class _Lost(Exception):
-    """The part was handed to the session and no response came: it may have reached the SMSC."""
-
-
-@dataclass
-class _Pending:
-    future: asyncio.Future[tuple[int, str]]
-    dequeued: bool = False
-
-
-def _header(pdu: bytes) -> tuple[int, int, int]:
-    _length, command_id, status, sequence = struct.unpack_from("!IIII", pdu)
-    return command_id, status, sequence
-
-
-def _message_id(pdu: bytes) -> str:
-    end = pdu.find(b"\x00", 16)
-    return pdu[16 : end if end >= 0 else len(pdu)].decode("latin-1")
-
-
-class _Broker(AbstractBroker):  # type: ignore[misc]
-    """The library's send queue; a part whose submit gave up before it was dequeued is skipped."""
-
-    def __init__(self, pending: dict[str, _Pending]) -> None:
-        self._pending = pending
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def enqueue(self, message: Any) -> None:
-        self.queue.put_nowait(message)
-
-    async def dequeue(self) -> Any:
-        while True:
-            message = await self.queue.get()
-            pending = self._pending.get(message.log_id)
-            if pending is not None and not pending.future.done():
-                pending.dequeued = True
-                return message
-
-    def drain(self) -> list[Any]:
-        out = []
-        while not self.queue.empty():
-            out.append(self.queue.get_nowait())
-        return out
-
-
-class _Hook(AbstractHook):  # type: ignore[misc]
-    def __init__(self, sender: SmppSender) -> None:
-        self._sender = sender
-
-    async def sending(self, smpp_message: Any, pdu: bytes, client_id: str) -> None:
-        if isinstance(smpp_message, SubmitSm):
-            self._sender._written(smpp_message.sequence_num, smpp_message.log_id)
-
-    async def received(self, smpp_message: Any, pdu: bytes, client_id: str) -> None:
-        await self._sender._received(pdu)
-
-    async def send_error(self, smpp_message: Any, error: Exception, client_id: str) -> None:
-        logger.warning("SMPP submit could not be written: %r", error)
-
-
-class _Throttle(AbstractThrottleHandler):  # type: ignore[misc]
-    """Throttling is handled per part by SmppSender; the library's own handler would sleep blindly."""
-
-    async def throttled(self) -> None:
-        return None
-
-    async def not_throttled(self) -> None:
-        return None
-
-    async def allow_request(self) -> bool:
-        return True
-
-    async def throttle_delay(self) -> float:
-        return 0.0
-
-
-class _Reconnect(AbstractRetryTimer):  # type: ignore[misc]
-    """Called by the library after every session ends: tell the sender, then wait before reconnecting."""
-
-    def __init__(self, sender: SmppSender) -> None:
-        self._sender = sender
-        self._delay = 0.0
-
-    async def wait(self) -> None:
-        self._sender._session_ended()
-        if self._delay:
-            await asyncio.sleep(self._delay)
-        self._delay = min(MAX_RECONNECT, max(FIRST_RECONNECT, self._delay * 2))
-
-    def reset(self) -> None:
-        self._delay = 0.0
-
-    def next_delay(self) -> float:
-        return self._delay
-
-
-class _Esme(ESME):  # type: ignore[misc]
-    # The library drops its StreamWriter without closing it (after an unbind, and when it reconnects after a
-    # lost connection), which leaks the socket until garbage collection: close the old one each time.
-    async def connect(self) -> None:
-        await self._close_writer()
-        await super().connect()
-
-    async def _disconnect(self) -> None:
-        writer = self._writer
-        await super()._disconnect()
-        await self._close_writer(writer)
-
-    async def _close_writer(self, writer: Any = None) -> None:
-        writer = writer if writer is not None else self._writer
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError, ConnectionError):
-                await writer.wait_closed()
-
-    async def _handle_request(self, pdu: bytes, header: Any) -> Any:
-        # Defect (d): DeliverSm.parse_receipt raises ValueError on a 12-digit "done date", which would end
-        # the session (and the SMSC would redeliver the receipt forever). Acknowledge it; we parse raw PDUs.
-        try:
-            return await super()._handle_request(pdu, header)
-        except ValueError:
-            logger.info("a deliver_sm the client library cannot parse; acknowledged and read raw")
-            return header
-
-
-class _LogForward(logging.Handler):
-    """aiosmpplib attaches its own StreamHandler unless given one: route its records to our logger."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logger.log(record.levelno, "aiosmpplib: %s", record.getMessage())
 
 
 @dataclass
@@ -257,9 +128,9 @@ class SmppSender:
         self._opt_out = opt_out
         self.stats = SmppStats()
         self.bucket = TokenBucket(settings.tps, now=monotonic)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._by_sequence: dict[int, str] = {}
-        self._broker = _Broker(self._pending)
+        self._broker = SessionBroker(self._pending)
         self._window = asyncio.Semaphore(settings.window)
         self._bound = asyncio.Event()
         self._events: EventSink | None = None
@@ -267,7 +138,7 @@ class SmppSender:
         self._closed = False
         self._keys = itertools.count(1)
         self._references = itertools.cycle(range(256))
-        self._esme = _Esme(
+        self._esme = Esme(
             smsc_host=settings.host,
             smsc_port=settings.port,
             system_id=settings.system_id,
@@ -276,12 +147,19 @@ class SmppSender:
             bind_mode=BindMode.TRANSCEIVER,
             client_id=client_id,
             enquire_link_interval=float(settings.enquire_link_seconds),
-            log_handler=_LogForward(),
+            log_handler=LogForward(),
             log_include_timestamp=False,
-            hook=_Hook(self),
+            hook=SessionHook(self._written, self._received),
             broker=self._broker,
-            throttle_handler=_Throttle(),
-            retry_timer=_Reconnect(self),
+            throttle_handler=NoThrottle(),
+            retry_timer=Reconnect(self._session_ended),
+            # Receipts are matched in the database (by notify/receipts.py's parse of the raw PDU): keep the
+            # library's in-memory copy of every submit for a minute, not its default three days.
+            correlator=SimpleCorrelator(
+                client_id,
+                max_ttl_response=float(max(15.0, settings.response_timeout_seconds + 5)),
+                max_ttl_delivery=60.0,
+            ),
             socket_timeout=float(settings.response_timeout_seconds),
         )
 
@@ -360,12 +238,12 @@ class SmppSender:
             async with self._window:
                 try:
                     status, provider_id = await self._exchange(message, part)
-                except _NotSent:
+                except NotSent:
                     # Never left the process: the next session sends it, unless that takes too long.
                     if time.monotonic() > give_up:
                         raise RetryLater("the SMPP session did not send the part in time") from None
                     continue
-                except _Lost as exc:
+                except Lost as exc:
                     self.stats.lost += 1
                     raise Ambiguous(str(exc)) from None
             if status == ESME_ROK:
@@ -388,7 +266,7 @@ class SmppSender:
 
     async def _exchange(self, message: Message, part: Pdu) -> tuple[int, str]:
         key = f"{message.id}.{part.seq}.{next(self._keys)}"
-        pending = _Pending(asyncio.get_running_loop().create_future())
+        pending = Pending(asyncio.get_running_loop().create_future())
         self._pending[key] = pending
         settings = self.settings
         submit = SubmitSm(
@@ -410,8 +288,8 @@ class SmppSender:
                 return await pending.future
         except TimeoutError:
             if not pending.dequeued:
-                raise _NotSent() from None
-            raise _Lost(f"no submit_sm_resp within {settings.response_timeout_seconds:.0f} s") from None
+                raise NotSent() from None
+            raise Lost(f"no submit_sm_resp within {settings.response_timeout_seconds:.0f} s") from None
         finally:
             self._pending.pop(key, None)
 
@@ -433,16 +311,16 @@ class SmppSender:
         for queued in self._broker.drain():
             pending = self._pending.get(queued.log_id)
             if pending is not None and not pending.future.done():
-                pending.future.set_exception(_NotSent())
+                pending.future.set_exception(NotSent())
         for pending in list(self._pending.values()):
             if not pending.future.done():
-                pending.future.set_exception(_Lost("the SMPP session ended before the SMSC answered"))
+                pending.future.set_exception(Lost("the SMPP session ended before the SMSC answered"))
         self._by_sequence.clear()
 
     async def _received(self, pdu: bytes) -> None:
         if len(pdu) < 16:
             return
-        command_id, status, sequence = _header(pdu)
+        command_id, status, sequence = header_of(pdu)
         if command_id == BIND_TRANSCEIVER_RESP and status == ESME_ROK:
             logger.info(
                 "SMPP bound to %s:%d as %s", self.settings.host, self.settings.port, self.settings.system_id
@@ -452,7 +330,9 @@ class SmppSender:
             key = self._by_sequence.pop(sequence, None)
             pending = self._pending.get(key) if key is not None else None
             if pending is not None and not pending.future.done():
-                pending.future.set_result((status, _message_id(pdu) if command_id == SUBMIT_SM_RESP else ""))
+                pending.future.set_result(
+                    (status, message_id_of(pdu) if command_id == SUBMIT_SM_RESP else "")
+                )
         elif command_id == DELIVER_SM:
             await self._deliver(pdu)
 

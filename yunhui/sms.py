@@ -32,7 +32,7 @@ from notify.sms_templates import (
     validate,
 )
 from rooms.database import Database
-from rooms.sms import store
+from rooms.sms import store, templates
 from web.api.base import ApiError
 from web.api.sms_schemas import (
     SMS_SPACING,
@@ -163,7 +163,7 @@ def install(
         # Rendered sends carry their text; reminders use the account's (or the platform's) own template.
         if "text" in message.variables:
             return None
-        text = await store.template_text(
+        text = await templates.template_text(
             database, account_id=message.account_id, key=message.template_key, locale=message.locale
         )
         return None if text is None else render(text, message.variables)

@@ -1,5 +1,5 @@
 """The SMS platform's writes and reads: real-time and batch sends into the outbox, progress, statistics,
-account templates, opt-outs, and the billable parts of a month for metering.
+opt-outs, and the billable parts of a month for metering.
 
 Texts arrive rendered (web/ renders them through the composition root's SMS service): the outbox keeps the
 exact text that was sent, for reconciliation. Every send is billable; maintenance notices never go here.
@@ -8,7 +8,7 @@ exact text that was sent, for reconciliation. Every send is billable; maintenanc
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rooms.database import Database
 from rooms.errors import InvalidInput, NotFound
 from rooms.outbox import store as outbox
-from rooms.outbox.models import Notification, NotificationTemplate, Suppression
+from rooms.outbox.models import Notification, Suppression
 from rooms.outbox.rules import retain_until
 from rooms.sms.models import SmsBatch
 
@@ -362,102 +362,3 @@ async def billable_parts(session: AsyncSession, account_id: int, lo: datetime, h
         )
     )
     return int(total or 0)
-
-
-# -- account templates --------------------------------------------------------------------------------------
-
-
-async def template_rows(db: Database, *, account_id: int | None) -> list[NotificationTemplate]:
-    query = select(NotificationTemplate).where(NotificationTemplate.channel == CHANNEL)
-    query = query.where(
-        NotificationTemplate.account_id.is_(None)
-        if account_id is None
-        else NotificationTemplate.account_id == account_id
-    )
-    async with db.session() as session:
-        rows = await session.scalars(query.order_by(NotificationTemplate.key, NotificationTemplate.locale))
-        return list(rows.all())
-
-
-async def save_template(
-    db: Database,
-    *,
-    account_id: int | None,
-    key: str,
-    texts: Mapping[str, str],
-    variables: Sequence[Mapping[str, Any]],
-    provider_code: str | None,
-    now: datetime,
-) -> list[NotificationTemplate]:
-    """Write a template checked by the caller (both locales, declared variables), one row per locale."""
-    async with db.writer() as session:
-        existing = {
-            row.locale: row
-            for row in (
-                await session.scalars(
-                    select(NotificationTemplate).where(
-                        NotificationTemplate.channel == CHANNEL,
-                        NotificationTemplate.key == key,
-                        NotificationTemplate.account_id.is_(None)
-                        if account_id is None
-                        else NotificationTemplate.account_id == account_id,
-                    )
-                )
-            ).all()
-        }
-        rows = []
-        for locale, text in texts.items():
-            row = existing.get(locale)
-            if row is None:
-                row = NotificationTemplate(
-                    account_id=account_id, channel=CHANNEL, key=key, locale=locale, created_at=now
-                )
-                session.add(row)
-            row.body = text
-            row.subject = ""
-            row.variables = [dict(v) for v in variables]
-            row.provider_code = provider_code
-            # A changed text needs the provider's approval again.
-            row.approval = "pending" if provider_code else "none"
-            row.updated_at = now
-            rows.append(row)
-        await session.commit()
-        return rows
-
-
-async def delete_template(db: Database, *, account_id: int | None, key: str) -> int:
-    async with db.writer() as session:
-        rows = (
-            await session.scalars(
-                select(NotificationTemplate).where(
-                    NotificationTemplate.channel == CHANNEL,
-                    NotificationTemplate.key == key,
-                    NotificationTemplate.account_id.is_(None)
-                    if account_id is None
-                    else NotificationTemplate.account_id == account_id,
-                )
-            )
-        ).all()
-        for row in rows:
-            await session.delete(row)
-        await session.commit()
-        return len(rows)
-
-
-async def template_text(db: Database, *, account_id: int | None, key: str, locale: str) -> str | None:
-    """The text an SMS of `key` uses: the account's own, else the platform's override, else None."""
-    async with db.session() as session:
-        for owner in ([account_id] if account_id is not None else []) + [None]:
-            body = await session.scalar(
-                select(NotificationTemplate.body).where(
-                    NotificationTemplate.channel == CHANNEL,
-                    NotificationTemplate.key == key,
-                    NotificationTemplate.locale == locale,
-                    NotificationTemplate.account_id.is_(None)
-                    if owner is None
-                    else NotificationTemplate.account_id == owner,
-                )
-            )
-            if body is not None:
-                return str(body)
-    return None

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from notify.smpp_settings import SmppSettings
 from rooms.database import Database
-from rooms.sms import store
+from rooms.sms import store, templates
 from rooms.sms.store import BatchRow
 from tests.api.conftest import PASSWORD, SECRET, START, Clock, _build_template
 from web.api import create_api
@@ -42,7 +42,7 @@ async def test_schemathesis_with_the_sms_service(tmp_path: Path) -> None:
             db, account_id=account, name="b", locale="en", template_key=None, text="x",
             rows=[BatchRow("+8613800138000", "x")], skipped=0, now=START, spacing=0.1,
         )  # fmt: skip
-        await store.save_template(
+        await templates.save_template(
             db, account_id=account, key="notice", texts={"zh-CN": "你好", "en": "Hi"}, variables=[],
             provider_code=None, now=START,
         )  # fmt: skip

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from rooms.sms import store
+from rooms.sms import store, templates
 from rooms.sms.store import BatchProgress, BatchRow
 from web.api.base import CLOCK, DB, Api, ApiError, parse_body, parse_query, path_id, send
 from web.api.billing_schemas import account_reader
@@ -69,7 +69,7 @@ def e164(raw: str, *, default_country_code: str = "86") -> str | None:
 
 
 async def _template_text(request: web.Request, account_id: int, key: str, locale: str) -> str:
-    text = await store.template_text(request.app[DB], account_id=account_id, key=key, locale=locale)
+    text = await templates.template_text(request.app[DB], account_id=account_id, key=key, locale=locale)
     if text is None:
         for shipped in texts_of(request).shipped():
             if shipped.key == key and locale in shipped.texts:
@@ -90,7 +90,7 @@ async def preview(request: web.Request) -> web.Response:
 async def list_templates(request: web.Request) -> web.Response:
     _, account_id = await account_reader(request)
     service = texts_of(request)
-    rows = await store.template_rows(request.app[DB], account_id=account_id)
+    rows = await templates.template_rows(request.app[DB], account_id=account_id)
     by_key: dict[str, TemplateOut] = {}
     for row in rows:
         out = by_key.setdefault(
@@ -126,7 +126,7 @@ async def put_template(request: web.Request) -> web.Response:
     body = await parse_body(request, TemplateIn)
     variables = [v.model_dump() for v in body.variables]
     previews = texts_of(request).check_template(body.texts, variables, body.sample)
-    rows = await store.save_template(
+    rows = await templates.save_template(
         request.app[DB],
         account_id=account_id,
         key=key,
@@ -153,7 +153,9 @@ async def put_template(request: web.Request) -> web.Response:
         status=204)  # fmt: skip
 async def delete_template(request: web.Request) -> web.Response:
     _, account_id = await account_reader(request)
-    if not await store.delete_template(request.app[DB], account_id=account_id, key=request.match_info["key"]):
+    if not await templates.delete_template(
+        request.app[DB], account_id=account_id, key=request.match_info["key"]
+    ):
         raise ApiError(404, "not_found", "no such template", "key")
     return web.Response(status=204)
 

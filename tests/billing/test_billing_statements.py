@@ -130,7 +130,8 @@ async def test_statements_credit_notes_and_the_run_through_a_month(api: Api, tmp
         and error["error"]["field"] == "through"
         and "has not ended" in error["error"]["message"]
     )
-    assert (await root.call("POST", "/billing/run", {"through": "2026-13"}))[0] == 422
+    for through in ("2026-13", "0000-01", "0001-01"):
+        assert (await root.call("POST", "/billing/run", {"through": through}))[0] == 422
     assert await snapshot(api) == before
     status, report = await root.call("POST", "/billing/run", {"through": "2026-04"})
     assert (status, report["issued"], report["through"]) == (200, ["000001", "000002"], "2026-04")
@@ -251,7 +252,13 @@ async def test_statements_credit_notes_and_the_run_through_a_month(api: Api, tmp
             assert expected in flat, (month, expected)
 
     # Bad months are 422 naming the field; another account's statement is a 404 for its admins.
-    for month, message in (("2026-13", "not a month"), ("2026-09", "has not begun"), ("2025-01", "purged")):
+    for month, message in (
+        ("2026-13", "not a month"),
+        ("0000-01", "not a month"),
+        ("2026-09", "has not begun"),
+        ("2025-01", "purged"),
+        ("0001-01", "purged"),
+    ):
         status, error = await owner.call("GET", f"/accounts/{account}/statements/{month}")
         assert (status, error["error"]["field"]) == (422, "month") and message in error["error"]["message"]
     other = await api.login("admin@a.example")
@@ -390,6 +397,9 @@ async def test_usage_shows_every_recorded_kind(api: Api) -> None:
     status, error = await owner.call("GET", f"/accounts/{account}/usage?month=2026-04")
     assert status == 422 and error["error"]["field"] == "month"
     assert (await owner.call("GET", f"/accounts/{account}/usage?month=March"))[0] == 422
+    for month in ("0000-01", "0001-01", "9999-12"):
+        status, error = await owner.call("GET", f"/accounts/{account}/usage?month={month}")
+        assert (status, error["error"]["field"]) == (422, "month"), month
 
 
 async def test_an_issued_invoice_is_emailed_to_the_account_admins(api: Api) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import select
 
 from rooms.billing import reports, store
 from rooms.billing.charges import ServiceChangeKind
-from rooms.billing.contract import accepted, renewal
+from rooms.billing.contract import accepted, parse_date, renewal
 from rooms.billing.models import Contract, SiteServiceChange
 from rooms.billing.periods import local_date
 from rooms.billing.run import check_through, run_billing
@@ -265,7 +265,8 @@ async def set_usage(request: web.Request) -> web.Response:
 async def get_usage(request: web.Request) -> web.Response:
     _, account_id = await account_reader(request)
     query = parse_query(request, UsageQuery)
-    month = None if query.month is None else date.fromisoformat(f"{query.month}-01")
+    # parse_date bounds the year (2000-2199) and answers 422 naming the field.
+    month = None if query.month is None else parse_date(f"{query.month}-01", "month")
     report = await reports.usage_report(
         request.app[DB], account_id=account_id, month=month, now=request.app[CLOCK]()
     )

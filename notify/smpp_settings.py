@@ -35,6 +35,9 @@ class SmppSettings(BaseModel):
     throttle_give_up_seconds: float = Field(default=60.0, gt=0, le=3600)
     # How long submit waits for a bind before it answers "retry later".
     bind_wait_seconds: float = Field(default=10.0, gt=0, le=600)
+    # At most this many account SMS (real-time and batch) to one number in 24 hours, as carriers cap them
+    # (Aliyun: 10 a day); reminders are not counted. 0: no cap.
+    daily_cap_per_number: int = Field(default=10, ge=0, le=10_000)
     # A national MO sender number (no +, TON unknown) gets this country code to become E.164.
     default_country_code: str = Field(default="86", pattern=r"^[0-9]{0,3}$")
     # The approved signature starts every text (carriers require it and count it): part-count previews

@@ -35,6 +35,7 @@ from rooms.database import Database
 from rooms.sms import store, templates
 from web.api.base import ApiError
 from web.api.sms_schemas import (
+    SMS_DAILY_CAP,
     SMS_SPACING,
     SMS_TEXTS,
     SmsPreviewOut,
@@ -155,6 +156,7 @@ def install(
     smpp = settings.notify.smpp
     api[SMS_TEXTS] = SmsTexts(smpp)
     api[SMS_SPACING] = 1.0 / smpp.tps
+    api[SMS_DAILY_CAP] = smpp.daily_cap_per_number
     if not smpp.enabled:
         log.warning("notify.smpp.host is not set: SMS stays queued until it is configured")
         return None

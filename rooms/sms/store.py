@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.database import Database
-from rooms.errors import InvalidInput, NotFound
+from rooms.errors import InvalidInput, NotFound, RoomsError
 from rooms.outbox import store as outbox
 from rooms.outbox.models import Notification, Suppression
 from rooms.outbox.rules import retain_until
@@ -39,6 +39,12 @@ def batch_key(batch_id: int) -> str:
     return f"sms-batch:{batch_id}"
 
 
+class DailyCapReached(RoomsError):
+    """The number got the day's maximum of SMS already (a carrier limit Yunhui keeps before the carrier)."""
+
+    code = "daily_cap"
+
+
 async def send_now(
     db: Database,
     *,
@@ -49,11 +55,19 @@ async def send_now(
     now: datetime,
     template_key: str = KIND,
     idempotency_key: str | None = None,
+    daily_cap: int = 0,
 ) -> tuple[int, bool]:
-    """Queue one SMS; returns (outbox id, created). A repeated idempotency key returns the first row."""
+    """Queue one SMS; returns (outbox id, created). A repeated idempotency key returns the first row; a
+    number that got `daily_cap` SMS in the last 24 hours gets no more (0: no cap)."""
     # Without the caller's key every call is a new message.
     key = f"sms:{account_id}:{idempotency_key or uuid.uuid4().hex}"
     async with db.writer() as session:
+        if idempotency_key:
+            existing = await _same_key(session, key, account_id, recipient)
+            if existing is not None:
+                return existing, False
+        if daily_cap and (await recent_counts(session, [recipient], now)).get(recipient, 0) >= daily_cap:
+            raise DailyCapReached(f"{recipient} got {daily_cap} SMS in the last 24 hours", field="to")
         new_id = await outbox.enqueue(
             session,
             channel=CHANNEL,
@@ -68,17 +82,41 @@ async def send_now(
             expires_at=now + SEND_EXPIRY,
             billable=True,
         )
-        if new_id is None:
-            existing = await session.scalar(select(Notification).where(Notification.idempotency_key == key))
-            assert existing is not None
-            if existing.account_id != account_id or existing.recipient != recipient:
-                raise InvalidInput(
-                    "this idempotency key was used for another message", field="idempotency_key"
-                )
+        if new_id is None:  # the same key, committed by a concurrent request
+            found = await _same_key(session, key, account_id, recipient)
+            assert found is not None
             await session.rollback()
-            return existing.id, False
+            return found, False
         await session.commit()
         return new_id, True
+
+
+async def _same_key(session: AsyncSession, key: str, account_id: int, recipient: str) -> int | None:
+    existing = await session.scalar(select(Notification).where(Notification.idempotency_key == key))
+    if existing is None:
+        return None
+    if existing.account_id != account_id or existing.recipient != recipient:
+        raise InvalidInput("this idempotency key was used for another message", field="idempotency_key")
+    return existing.id
+
+
+async def recent_counts(session: AsyncSession, numbers: Sequence[str], now: datetime) -> dict[str, int]:
+    """How many account SMS (real-time and batch) each number was sent or is due in the last 24 hours."""
+    counts: dict[str, int] = {}
+    for start in range(0, len(numbers), CHUNK):
+        rows = await session.execute(
+            select(Notification.recipient, func.count())
+            .where(
+                Notification.channel == CHANNEL,
+                Notification.kind == KIND,
+                Notification.recipient.in_(list(numbers[start : start + CHUNK])),
+                Notification.created_at > now - timedelta(hours=24),
+                Notification.status.not_in(["cancelled", "suppressed"]),
+            )
+            .group_by(Notification.recipient)
+        )
+        counts.update({recipient: int(n) for recipient, n in rows.all()})
+    return counts
 
 
 async def suppressed_numbers(session: AsyncSession, numbers: Sequence[str]) -> set[str]:
@@ -151,16 +189,21 @@ async def create_batch(
     now: datetime,
     spacing: float,
     created_by: int | None = None,
+    daily_cap: int = 0,
 ) -> SmsBatch:
     """Queue a batch in one transaction: all of it or, on any failure, none. Row i may go `i × spacing`
     seconds from now, so a large batch is released at the channel's rate instead of crowding out
-    reminders; numbers that opted out are skipped and counted."""
+    reminders; numbers that opted out, or got `daily_cap` SMS in the last 24 hours, are skipped and
+    counted."""
     if not rows:
         raise InvalidInput("the batch has no valid numbers", field="numbers")
     if len(rows) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} numbers per batch", field="numbers")
     async with db.writer() as session:
         opted_out = await suppressed_numbers(session, [r.recipient for r in rows])
+        if daily_cap:
+            counts = await recent_counts(session, [r.recipient for r in rows], now)
+            opted_out |= {number for number, n in counts.items() if n >= daily_cap}
         batch = SmsBatch(
             account_id=account_id,
             name=name,

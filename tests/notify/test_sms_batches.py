@@ -93,3 +93,41 @@ async def test_opted_out_numbers_are_skipped_and_counted(db: Database) -> None:
     assert (await _count(db, Notification), await _count(db, SmsBatch)) == before
     with pytest.raises(NotFound):  # another account's batch
         await store.batch_progress(db, account_id=account + 1, batch_id=batch.id)
+
+
+async def test_a_number_gets_at_most_the_daily_cap_of_account_sms(db: Database) -> None:
+    account = await _account(db)
+    number = "+8613800000000"
+    for n in range(2):
+        await store.send_now(
+            db, account_id=account, recipient=number, text=f"{n}", locale="en", now=NOW, daily_cap=2
+        )
+    with pytest.raises(store.DailyCapReached) as caught:
+        await store.send_now(
+            db, account_id=account, recipient=number, text="3", locale="en", now=NOW, daily_cap=2
+        )
+    assert caught.value.field == "to"
+    # A retried request with its key is not a new message; a day later the number may get SMS again.
+    first, created = await store.send_now(
+        db, account_id=account, recipient=number, text="k", locale="en", now=NOW, idempotency_key="k"
+    )
+    again, created_again = await store.send_now(
+        db,
+        account_id=account,
+        recipient=number,
+        text="k",
+        locale="en",
+        now=NOW,
+        idempotency_key="k",
+        daily_cap=2,
+    )
+    assert (again, created, created_again) == (first, True, False)
+    later = NOW + timedelta(hours=24, seconds=1)
+    await store.send_now(
+        db, account_id=account, recipient=number, text="4", locale="en", now=later, daily_cap=3
+    )
+    batch = await store.create_batch(
+        db, account_id=account, name="b", locale="en", template_key=None, text="t", rows=rows(2),
+        skipped=0, now=NOW, spacing=0.5, daily_cap=3,
+    )  # fmt: skip
+    assert (batch.total, batch.skipped) == (1, 1)  # +8613800000000 is at its cap

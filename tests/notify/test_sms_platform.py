@@ -311,3 +311,14 @@ async def test_a_booked_meeting_reminds_invitees_by_sms_with_the_accounts_templa
     assert smsc.submits[0].destination == "8613800138005"
     reminders = [r for r in await rows(app) if r.channel == "sms"]
     assert [(r.kind, r.status, r.billable) for r in reminders] == [("reminder", "delivered", True)]
+
+
+async def test_a_number_over_its_daily_cap_is_refused_with_429(app: App, smsc: TestSmsc) -> None:
+    account_id, token = await admin(app)
+    body = {"to": "+8613800138007", "text": "x", "locale": "en"}
+    for _ in range(10):  # notify.smpp.daily_cap_per_number
+        status, _ = await app.call("POST", f"/accounts/{account_id}/sms", token, body)
+        assert status == 202
+    status, refused = await app.call("POST", f"/accounts/{account_id}/sms", token, body)
+    assert (status, refused["error"]["code"], refused["error"]["field"]) == (429, "daily_cap", "to")
+    assert len(await rows(app)) == 10

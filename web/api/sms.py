@@ -20,6 +20,7 @@ from web.api.base import CLOCK, DB, Api, ApiError, parse_body, parse_query, path
 from web.api.billing_schemas import account_reader
 from web.api.notifications import wake
 from web.api.sms_schemas import (
+    SMS_DAILY_CAP,
     SMS_SPACING,
     SMS_TEXTS,
     BatchIn,
@@ -161,7 +162,7 @@ async def delete_template(request: web.Request) -> web.Response:
 
 
 @api.op("POST", "/accounts/{account_id}/sms", summary="Send one SMS now (queued; 202)", tag=TAG, body=SendIn,
-        response=SendOut, status=202)  # fmt: skip
+        response=SendOut, status=202, errors=(429,))  # fmt: skip
 async def send_sms(request: web.Request) -> web.Response:
     _, account_id = await account_reader(request)
     body = await parse_body(request, SendIn)
@@ -178,16 +179,20 @@ async def send_sms(request: web.Request) -> web.Response:
         assert body.text is not None
         text = service.render(body.text, body.variables, "text") if body.variables else body.text
     shown = service.preview(text, body.locale)
-    message_id, created = await store.send_now(
-        request.app[DB],
-        account_id=account_id,
-        recipient=to,
-        text=text,
-        locale=body.locale,
-        now=request.app[CLOCK](),
-        template_key=body.template_key or store.KIND,
-        idempotency_key=body.idempotency_key,
-    )
+    try:
+        message_id, created = await store.send_now(
+            request.app[DB],
+            account_id=account_id,
+            recipient=to,
+            text=text,
+            locale=body.locale,
+            now=request.app[CLOCK](),
+            template_key=body.template_key or store.KIND,
+            idempotency_key=body.idempotency_key,
+            daily_cap=request.app.get(SMS_DAILY_CAP, 0),
+        )
+    except store.DailyCapReached as exc:
+        raise ApiError(429, exc.code, f"to: {exc.message}", "to") from None
     wake(request)
     return send(SendOut(id=message_id, status="queued", created=created, preview=shown), 202)
 
@@ -300,6 +305,7 @@ async def create_batch(request: web.Request) -> web.Response:
         now=request.app[CLOCK](),
         spacing=request.app.get(SMS_SPACING, 0.1),
         created_by=who.user.id,
+        daily_cap=request.app.get(SMS_DAILY_CAP, 0),
     )
     wake(request)
     progress = await store.batch_progress(request.app[DB], account_id=account_id, batch_id=batch.id)

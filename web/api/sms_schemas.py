@@ -167,3 +167,5 @@ class SmsTexts(Protocol):
 SMS_TEXTS = web.AppKey("sms_texts", SmsTexts)
 # How far apart a batch's messages are released (seconds): the channel's rate.
 SMS_SPACING = web.AppKey("sms_spacing", float)
+# At most this many account SMS to one number in 24 hours (0: no cap).
+SMS_DAILY_CAP = web.AppKey("sms_daily_cap", int)

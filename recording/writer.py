@@ -2,9 +2,9 @@
 
 PyAV's ``add_mux_stream`` makes a stream without a codec context; for H.264 PyAV holds packets back until it
 has seen SPS/PPS and writes the avcC itself. Opus gets its OpusHead from a libopus encoder that is opened for
-its extradata and never fed. Live mode (``live=1``, a cluster a second, every packet flushed) leaves a file a
-kill -9 cuts ~0.2 s short of what was muxed (research/recording.md §2.6); it has no duration and no Cues until
-the remux at close (or at the next start after a crash).
+its extradata and never fed. Live mode (``live=1``, a cluster every ``cluster_ms``, every packet flushed)
+leaves a file a kill -9 cuts at most a cluster short of what was muxed (research/recording.md §2.6); it has
+no duration and no Cues until the remux at close (or at the next start after a crash).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from rooms.billing.export import InvoiceDocument, InvoiceSummary
 from rooms.billing.inputs import changes_of, gather_inputs, stays_of
 from rooms.billing.invoice import InvoiceDraft, InvoiceLine, LineKind, build_invoice
 from rooms.billing.metering import Usage, meter_month
-from rooms.billing.models import Contract, Invoice, UsageRecord
+from rooms.billing.models import Contract, Invoice, InvoiceLineRow, UsageRecord
 from rooms.billing.money import ZERO
 from rooms.billing.periods import (
     Period,
@@ -194,3 +194,38 @@ async def usage_report(db: Database, *, account_id: int, month: date | None, now
         state = state_on([c for c in changes if c.site_id == site.id], last)
         site_rows.append(SiteUsage(site.id, site.name, state.endpoints, state.in_service))
     return UsageReport(first, tuple(sorted(usage.values(), key=lambda u: u.kind)), tuple(site_rows))
+
+
+@dataclass(frozen=True)
+class OutageCredit:
+    """A credit line an outage caused, with the invoice that carries it."""
+
+    invoice_id: int
+    number: str
+    period: Period
+    currency: str
+    line: InvoiceLine
+
+
+async def outage_credits(db: Database, *, account_id: int) -> list[OutageCredit]:
+    """The live-event and availability credits on the account's invoices, oldest first: what outages cost."""
+    kinds = [LineKind.EVENT_CREDIT.value, LineKind.AVAILABILITY_CREDIT.value]
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                select(Invoice, InvoiceLineRow)
+                .join(InvoiceLineRow, InvoiceLineRow.invoice_id == Invoice.id)
+                .where(Invoice.account_id == account_id, InvoiceLineRow.kind.in_(kinds))
+                .order_by(Invoice.period_start, Invoice.id, InvoiceLineRow.position)
+            )
+        ).all()
+    return [
+        OutageCredit(
+            invoice.id,
+            invoice.number or "",
+            Period(invoice.period_start, invoice.period_end),
+            invoice.currency,
+            InvoiceLine(LineKind(r.kind), r.quantity, r.unit_price, r.amount, r.site_id, r.label, r.detail),
+        )
+        for invoice, r in rows
+    ]

@@ -490,3 +490,25 @@ async def test_amendment_run_through_and_statement_on_each_backend(db: Database,
         Decimal("2141.66"),
     )
     assert sheet.supplier.tax_id == SUPPLIER.tax_id and sheet.customer.name == "County Education Bureau"
+
+
+async def test_outage_credits_are_listed_with_their_invoice(api: Api) -> None:
+    root = await api.login("root@example.com")
+    owner = await api.login("admin@a.example")
+    account = api.accounts["a"]
+    sites = await add_sites(api, "a")
+    body = {"terms": TERMS, "sites": [{"site_id": s} for s in sites]}
+    assert (await root.call("POST", f"/accounts/{account}/contracts", body))[0] == 201
+    api.clock.now = datetime(2026, 7, 1, 4, tzinfo=UTC)
+    root, owner = await api.login("root@example.com"), await api.login("admin@a.example")
+    assert (await owner.call("GET", f"/accounts/{account}/outage-credits"))[1] == []
+    # A day down in the second quarter: availability 98.90 % against the 99.5 % target.
+    outage = {"start": "2026-05-10T00:00:00Z", "end": "2026-05-11T00:00:00Z", "account_id": account}
+    assert (await root.call("POST", "/outages", outage))[0] == 201
+    await root.call("POST", "/billing/run")
+    status, credits = await owner.call("GET", f"/accounts/{account}/outage-credits?lang=zh-CN")
+    assert status == 200 and [(c["number"], c["kind"], c["period_start"]) for c in credits] == [
+        ("000004", "availability_credit", "2026-06-01")
+    ]
+    assert Decimal(credits[0]["amount"]) < 0 and "可用性" in credits[0]["description"]
+    assert (await owner.call("GET", f"/accounts/{account + 1}/outage-credits"))[0] == 404

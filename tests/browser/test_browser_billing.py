@@ -261,6 +261,9 @@ async def test_seed_contract_run_invoice_late_payment(
         await owner.click("#billing-tab-contracts")
         await owner.wait_for_selector('#contracts-table [data-accepted="true"]')
         assert await owner.locator("#contract-form, .contract-edit").count() == 0
+        await owner.click("#billing-tab-outages")
+        await owner.wait_for_selector("#outage-credits-card")
+        assert await owner.locator("#outage-form").count() == 0
         await owner.click("#billing-tab-statements")
         await owner.fill("#statement-month", "2026-07")
         await owner.wait_for_selector('#statement-lines [data-kind="payment"]')

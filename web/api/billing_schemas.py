@@ -235,6 +235,17 @@ class LangQuery(Body):
     lang: Lang = "en"
 
 
+class OutageCreditOut(BaseModel):
+    invoice_id: int
+    number: str
+    period_start: date
+    period_end: date
+    currency: str
+    kind: str
+    description: str
+    amount: Decimal
+
+
 class UsageQuery(Body):
     month: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] | None = None
 

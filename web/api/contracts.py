@@ -10,6 +10,7 @@ from sqlalchemy import select
 from rooms.billing import reports, store
 from rooms.billing.charges import ServiceChangeKind
 from rooms.billing.contract import accepted, parse_date, renewal
+from rooms.billing.export import describe
 from rooms.billing.models import Contract, SiteServiceChange
 from rooms.billing.periods import local_date
 from rooms.billing.run import check_through, run_billing
@@ -30,7 +31,9 @@ from web.api.billing_schemas import (
     ContractIn,
     ContractOut,
     ContractTermsIn,
+    LangQuery,
     NoticeIn,
+    OutageCreditOut,
     OutageIn,
     OutageOut,
     RunBillOut,
@@ -230,6 +233,36 @@ async def record_outage(request: web.Request) -> web.Response:
         now=request.app[CLOCK](),
     )
     return send(OutageOut.model_validate(outage), 201)
+
+
+@api.op(
+    "GET",
+    "/accounts/{account_id}/outage-credits",
+    summary="The credits outages caused on an account's invoices (live events, availability)",
+    tag=TAG,
+    response=OutageCreditOut,
+    many=True,
+    query=LangQuery,
+)
+async def list_outage_credits(request: web.Request) -> web.Response:
+    _, account_id = await account_reader(request)
+    lang = parse_query(request, LangQuery).lang
+    credits = await reports.outage_credits(request.app[DB], account_id=account_id)
+    return send(
+        [
+            OutageCreditOut(
+                invoice_id=c.invoice_id,
+                number=c.number,
+                period_start=c.period.start,
+                period_end=c.period.end,
+                currency=c.currency,
+                kind=c.line.kind.value,
+                description=describe(c.line, lang),
+                amount=c.line.amount,
+            )
+            for c in credits
+        ]
+    )
 
 
 @api.op(

@@ -158,6 +158,21 @@ function Usage({ user, accountId }) {
   </section>`;
 }
 
+function OutageCredits({ accountId }) {
+  const lang = currentLanguage();
+  const [credits, error] = useLoad(() => api.get(`/accounts/${accountId}/outage-credits?lang=${lang}`), [accountId, lang]);
+  return html`<div class="card" id="outage-credits-card">
+    <h3>${t("admin.billing.outage_credits_title")}</h3>
+    <${ErrorBox} error=${error} />
+    ${credits && credits.length === 0 ? html`<p class="muted">${t("admin.billing.no_outage_credits")}</p>` : null}
+    ${credits && credits.length ? html`<table class="table" id="outage-credits">
+      <thead><tr><th>${t("admin.billing.number")}</th><th>${t("admin.billing.period")}</th><th>${t("admin.billing.description")}</th>
+        <th>${t("admin.billing.amount")}</th></tr></thead>
+      <tbody>${credits.map((c, i) => html`<tr key=${i} data-kind=${c.kind}><td>${c.number}</td><td>${c.period_start} – ${c.period_end}</td>
+        <td>${c.description}</td><td class="num">${money(c.amount, c.currency)}</td></tr>`)}</tbody></table>` : null}
+  </div>`;
+}
+
 function Outages({ user, accountId }) {
   const [outages, error, reload] = useLoad(() => api.get("/outages"), []);
   const [form, setForm] = useState({ start: "", end: "", scope: "account", note: "" });
@@ -185,6 +200,7 @@ function Outages({ user, accountId }) {
       <tbody>${outages.map((o) => html`<tr key=${o.id}><td>${formatDateTime(o.start)}</td><td>${formatDateTime(o.end)}</td>
         <td class="num">${minutes(o)}</td><td>${o.account_id === null ? t("admin.billing.scope_service") : t("admin.billing.scope_account")}</td>
         <td>${o.note}</td></tr>`)}</tbody></table>` : html`<${Loading} />`}
+    <${OutageCredits} accountId=${accountId} />
     ${user.account_id === null ? html`<form class="card" id="outage-form" onSubmit=${submit}>
       <h3>${t("admin.billing.outage_new")}</h3>
       <${Field} id="outage-start" label=${t("admin.billing.outage_start")} error=${formError} name="start">

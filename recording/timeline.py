@@ -53,7 +53,16 @@ class TimelineWriter:
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / TIMELINE
+        torn = False
+        if self.path.exists():
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell():
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (owned, closed in close())
+        if torn:  # a line a crash cut short must not swallow the first event appended after it
+            self._file.write("\n")
 
     def write(self, event: TimelineEvent) -> None:
         self._file.write(event.line())

@@ -216,18 +216,30 @@ class SmppSender:
             raise RetryLater(f"the text could not be built: {exc!r}") from None
         if self._closed or self._task is None:
             raise RetryLater("the SMS channel is not running")
-        ids: list[str] = []
-        for part in parts:
-            try:
-                ids.append(await self._submit_part(message, part))
-            except ChannelError as exc:
-                if not ids:
-                    raise
-                raise PartlyAccepted(
-                    f"part {part.seq}/{part.total} not taken after {len(ids)} part(s) were: {exc.message}",
-                    provider_ids=tuple(ids),
-                ) from None
-        return Accepted(tuple(ids))
+        # The parts go side by side, up to the window (the bucket hands out turns in order, so they still
+        # leave in sequence); a message waits for the slowest of its parts, not for the sum of round trips.
+        results = await asyncio.gather(
+            *(self._submit_part(message, part) for part in parts), return_exceptions=True
+        )
+        ids = [r for r in results if isinstance(r, str)]
+        failures = [r for r in results if isinstance(r, ChannelError)]
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ChannelError):
+                raise result
+        if not failures:
+            return Accepted(tuple(ids))
+        if ids:
+            first = failures[0]
+            raise PartlyAccepted(
+                f"{len(failures)} of {len(parts)} parts not taken after {len(ids)} were: {first.message}",
+                provider_ids=tuple(ids),
+            )
+        # Nothing taken for sure: a part that may have reached the SMSC makes the whole message ambiguous.
+        for kind in (Ambiguous, Rejected, RetryLater):
+            for failure in failures:
+                if isinstance(failure, kind):
+                    raise failure
+        raise failures[0]
 
     async def _submit_part(self, message: Message, part: Pdu) -> str:
         give_up = time.monotonic() + self.settings.throttle_give_up_seconds

@@ -130,6 +130,13 @@ class TestSmsc:
                     self._answer(event)
             await self._notify()
 
+    async def release(self) -> None:
+        """Answer every held submit now, in arrival order."""
+        held, self.held = self.held, []
+        for event in held:
+            self._answer(event)
+        await self._notify()
+
     def _answer(self, event: smpp34.SubmitSmEvent) -> None:
         status = self.policy(event, len(self.submits)) if self.policy else None
         message_id = None if status else f"{next(self._ids):08x}"
@@ -191,7 +198,8 @@ class TestSmsc:
         await self._notify()
 
     async def mo(self, handset: str, text: str, *, to: str = "10690000") -> None:
-        """A handset's reply (MO) on the first bound session."""
+        """A handset's reply (MO) on the first bound session (once the server has seen the bind)."""
+        await self.wait_for(lambda: bool(self.sessions))
         session = next(iter(self.sessions.values()))
         ucs2 = not text.isascii()
         await session.deliver_sm(

@@ -216,3 +216,18 @@ async def test_close_is_idempotent_and_a_closed_sender_sends_nothing(start: Star
     with pytest.raises(RetryLater):
         await sender.submit(sms(1, "hello"))
     assert smsc.submits == []
+
+
+async def test_the_parts_of_a_message_fill_the_window_and_no_more(start: Start) -> None:
+    smsc, sender, _ = await start(TestSmsc(hold=True), window=3)
+    pending = asyncio.create_task(sender.submit(sms(1, "a" * 153 * 5, locale="en")))
+    await smsc.wait_for(lambda: len(smsc.held) == 3)
+    # Only three parts entered the window; the other two wait for answers.
+    assert (sender.stats.submitted, pending.done()) == (3, False)
+    await smsc.release()  # three answers free three slots: the last two parts go out
+    await smsc.wait_for(lambda: len(smsc.held) == 2)
+    smsc.hold = False
+    await smsc.release()
+    accepted = await asyncio.wait_for(pending, 10)
+    assert accepted.parts == 5
+    assert [s.part.seq for s in smsc.submits] == [1, 2, 3, 4, 5]

@@ -51,9 +51,21 @@ function ClaimHost({ client }) {
   </form>`;
 }
 
+// The participant list gets a search box from this many people on.
+const SEARCH_FROM = 8;
+
+/** Raised hands first, then everyone else (each in the meeting's order), filtered by a name search. */
+export function listedPeople(people, query) {
+  const needle = query.trim().toLocaleLowerCase();
+  const matching = needle ? people.filter((p) => p.name.toLocaleLowerCase().includes(needle)) : people;
+  return [...matching.filter((p) => p.hand), ...matching.filter((p) => !p.hand)];
+}
+
 export function ParticipantsPanel({ people, client, lobby, locked }) {
   const selfRole = client.self?.role;
   const moderator = client.isModerator;
+  const [query, setQuery] = useState("");
+  const listed = listedPeople(people, query);
   return html`<section class="panel" aria-label=${t("panel.participants")}>
     <h2>${t("panel.participants_count", { count: people.length })}</h2>
     ${moderator
@@ -80,8 +92,13 @@ export function ParticipantsPanel({ people, client, lobby, locked }) {
           </ul>
         </div>`
       : null}
+    ${people.length > SEARCH_FROM
+      ? html`<input type="search" class="people-search" aria-label=${t("people.search")} placeholder=${t("people.search")}
+          value=${query} onInput=${(e) => setQuery(e.target.value)} />`
+      : null}
+    ${listed.length === 0 ? html`<p class="muted">${t("people.none_found")}</p>` : null}
     <ul class="people">
-      ${people.map(
+      ${listed.map(
         (p) => html`<li key=${p.id} data-participant=${p.id}>
           <span class="name">${p.name}${p.local ? html` <span class="you">${t("tile.you")}</span>` : null}</span>
           <span class="role">${t(`role.${p.role}`)}</span>

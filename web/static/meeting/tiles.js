@@ -1,5 +1,5 @@
 // Video tiles and layouts: grid, speaker, and the stage a screen share takes over.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { Icon } from "../lib/icons.js";
 import { t } from "../lib/i18n.js";
 import { html } from "../lib/ui.js";
@@ -8,9 +8,16 @@ function initials(name) {
   return (name || "?").trim().slice(0, 2).toUpperCase();
 }
 
-/** A <video> bound to a track; reports its shown size so the SFU forwards the layer that fits. */
+/**
+ * A <video> bound to a track; reports its shown size so the SFU forwards the layer that fits, and 0x0 while it
+ * is scrolled out of view or gone, so the SFU forwards nothing for it.
+ */
 function Video({ track, mirror, onSize, label }) {
   const ref = useRef(null);
+  // The latest callback, so the observers below live as long as the element, not one render.
+  const report = useRef(onSize);
+  report.current = onSize;
+  const resend = useRef(null);
   useEffect(() => {
     const element = ref.current;
     if (!element) return;
@@ -18,14 +25,35 @@ function Video({ track, mirror, onSize, label }) {
   }, [track]);
   useEffect(() => {
     const element = ref.current;
-    if (!element || !onSize) return undefined;
-    const observer = new ResizeObserver(([entry]) => {
+    if (!element || !report.current) return undefined;
+    let visible = false;
+    let size = null; // not measured yet: nothing to say until it is
+    const send = () => {
+      if (!visible) report.current?.(0, 0);
+      else if (size) report.current?.(...size);
+    };
+    resend.current = send;
+    const resize = new ResizeObserver(([entry]) => {
       const ratio = window.devicePixelRatio || 1;
-      onSize(entry.contentRect.width * ratio, entry.contentRect.height * ratio);
+      size = [entry.contentRect.width * ratio, entry.contentRect.height * ratio];
+      if (visible) send();
     });
-    observer.observe(element);
-    return () => observer.disconnect();
-  }, [onSize]);
+    const intersection = new IntersectionObserver(([entry]) => {
+      visible = entry.isIntersecting;
+      send();
+    });
+    resize.observe(element);
+    intersection.observe(element);
+    return () => {
+      resize.disconnect();
+      intersection.disconnect();
+      resend.current = null;
+      report.current?.(0, 0);
+    };
+  }, [Boolean(onSize)]);
+  // After a renegotiation the SDK forgets what it said (the SFU may have rebound the track): say it again.
+  // setVideoSize drops a repeat of what it last sent, so this costs nothing otherwise.
+  useEffect(() => resend.current?.());
   return html`<video ref=${ref} autoplay playsinline muted class=${mirror ? "mirror" : ""} aria-label=${label}></video>`;
 }
 
@@ -67,32 +95,92 @@ export function Tile({ person, video, client, speaking, large, local, screen }) 
   </figure>`;
 }
 
+/** Tiles on one grid page: 3×3, or 4×4 on a large screen (the SFU forwards no video for the other pages). */
+export function pageSize(width = window.innerWidth, height = window.innerHeight) {
+  return width >= 1600 && height >= 900 ? 16 : 9;
+}
+
+/**
+ * The grid's order: you first, then whoever spoke most recently, then the rest in the order they joined, so a
+ * speaker is on the first page.
+ */
+export function gridOrder(people, recent) {
+  const rank = new Map(recent.map((id, i) => [id, i]));
+  const score = (p) => (p.local ? -1 : rank.has(p.id) ? rank.get(p.id) : recent.length);
+  return people.map((p, i) => [p, i]).sort((a, b) => score(a[0]) - score(b[0]) || a[1] - b[1]).map(([p]) => p);
+}
+
+/** Remote videos that are not drawn on this render: 0x0 to the SFU, which then forwards nothing for them. */
+function useHidden(client, people, shown) {
+  useEffect(() => {
+    for (const person of people) {
+      if (person.local) continue;
+      for (const source of ["camera", "screen"]) {
+        const video = person[source];
+        if (video?.trackId && !shown.has(`${person.id}-${source}`)) client.setVideoSize(video.trackId, 0, 0);
+      }
+    }
+  });
+}
+
+function PageControls({ page, pages, setPage }) {
+  return html`<nav class="pages" aria-label=${t("grid.pages")}>
+    <button type="button" class="small" id="page-previous" disabled=${page === 0} onClick=${() => setPage(page - 1)}
+      aria-label=${t("grid.previous")}><${Icon} name="chevronLeft" size="16" /></button>
+    <span role="status">${t("grid.page_of", { page: page + 1, pages })}</span>
+    <button type="button" class="small" id="page-next" disabled=${page >= pages - 1} onClick=${() => setPage(page + 1)}
+      aria-label=${t("grid.next")}><${Icon} name="chevronRight" size="16" /></button>
+  </nav>`;
+}
+
 /**
  * Arrange the tiles: a screen share (or, in speaker view, the active speaker) on the stage with the others in a
- * filmstrip; otherwise a grid.
+ * filmstrip; otherwise a grid in pages. Only the videos on screen are forwarded: another page's tiles are not
+ * drawn, and a filmstrip tile scrolled out of view reports 0x0.
  */
 export function Layout({ people, client, activeSpeaker, view }) {
+  const recent = useRef([]);
+  if (activeSpeaker && recent.current[0] !== activeSpeaker) {
+    recent.current = [activeSpeaker, ...recent.current.filter((id) => id !== activeSpeaker)];
+  }
+  const [page, setPage] = useState(0);
+  const tile = (p) => html`<${Tile} key=${p.id} person=${p} video=${p.camera} client=${client} local=${p.local}
+      speaking=${p.id === activeSpeaker} />`;
+  const shown = new Set();
+  const showAll = (list) => list.forEach((p) => shown.add(`${p.id}-camera`));
   const screens = people.filter((p) => p.screen);
-  const tiles = people.map(
-    (p) => html`<${Tile} key=${p.id} person=${p} video=${p.camera} client=${client} local=${p.local}
-      speaking=${p.id === activeSpeaker} />`,
-  );
+  let body;
   if (screens.length) {
     const sharer = screens[0];
-    return html`<div class="layout stage-layout">
+    shown.add(`${sharer.id}-screen`);
+    showAll(people);
+    body = html`<div class="layout stage-layout">
       <div class="stage"><${Tile} key=${`${sharer.id}-screen`} person=${sharer} video=${sharer.screen} client=${client}
         local=${sharer.local} large screen /></div>
-      <div class="filmstrip">${tiles}</div>
+      <div class="filmstrip">${people.map(tile)}</div>
     </div>`;
-  }
-  if (view === "speaker" && people.length > 1) {
+  } else if (view === "speaker" && people.length > 1) {
     const focus = people.find((p) => p.id === activeSpeaker && !p.local) || people.find((p) => !p.local) || people[0];
-    return html`<div class="layout stage-layout">
+    showAll(people);
+    body = html`<div class="layout stage-layout">
       <div class="stage"><${Tile} key=${`${focus.id}-focus`} person=${focus} video=${focus.camera} client=${client}
         local=${focus.local} speaking=${focus.id === activeSpeaker} large /></div>
-      <div class="filmstrip">${tiles.filter((_, i) => people[i] !== focus)}</div>
+      <div class="filmstrip">${people.filter((p) => p !== focus).map(tile)}</div>
+    </div>`;
+  } else {
+    const size = pageSize();
+    const pages = Math.max(1, Math.ceil(people.length / size));
+    const current = Math.min(page, pages - 1);
+    const onPage = gridOrder(people, recent.current).slice(current * size, (current + 1) * size);
+    showAll(onPage);
+    const columns = Math.ceil(Math.sqrt(onPage.length));
+    body = html`<div class="layout grid-pages">
+      <div class="layout grid" style=${`--columns:${columns};--rows:${Math.ceil(onPage.length / columns)}`}>
+        ${onPage.map(tile)}
+      </div>
+      ${pages > 1 ? html`<${PageControls} page=${current} pages=${pages} setPage=${setPage} />` : null}
     </div>`;
   }
-  const columns = Math.ceil(Math.sqrt(people.length));
-  return html`<div class="layout grid" style=${`--columns:${columns};--rows:${Math.ceil(people.length / columns)}`}>${tiles}</div>`;
+  useHidden(client, people, shown);
+  return body;
 }

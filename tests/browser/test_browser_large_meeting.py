@@ -23,11 +23,14 @@ ROBOTS = """async ({ number, passcode, names }) => {
   window.robots = [];
   for (const name of names) {
     const client = new MeetingClient({ simulcast: false });
-    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 160, height: 120, frameRate: 10 } });
+    const video = { width: 160, height: 120, frameRate: 10 };
+    const media = await navigator.mediaDevices.getUserMedia({ video });
     client.setLocalMedia({ camera: media.getVideoTracks()[0] });
     // Nothing is shown here: ask the SFU for no video, as a tile off screen does.
     client.addEventListener("tracks", () => {
-      for (const t of client.remoteTracks.values()) if (t.kind === "video") client.setVideoSize(t.trackId, 0, 0);
+      for (const t of client.remoteTracks.values()) {
+        if (t.kind === "video") client.setVideoSize(t.trackId, 0, 0);
+      }
     });
     await client.join({ meetingNumber: number, passcode, displayName: name });
     window.robots.push(client);

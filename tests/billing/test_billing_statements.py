@@ -159,6 +159,13 @@ async def test_statements_credit_notes_and_the_run_through_a_month(api: Api, tmp
         None,
         "321.25",
     )
+    # Overdue since the day after the due date; suspended 20 days after the notice if still unpaid.
+    assert (detail["state"], detail["notice_on"], detail["suspends_on"]) == (
+        "overdue",
+        "2026-07-12",
+        "2026-08-01",
+    )
+    assert detail["overdue_from"] == "2026-07-12"
     pay = {"amount": "2141.66", "paid_on": "2026-07-16", "reference": "BANK-0716"}
     assert (await root.call("POST", f"/invoices/{may}/payments", pay))[0] == 201
     status, note = await root.call(
@@ -168,6 +175,7 @@ async def test_statements_credit_notes_and_the_run_through_a_month(api: Api, tmp
     status, detail = await owner.call("GET", f"/invoices/{may}")
     assert (detail["amount_due"], detail["paid_amount"], detail["balance"]) == ("2141.66", "2141.66", "0.00")
     assert (detail["accrued_late_fee"], detail["late_fee_billed_in"]) == ("321.25", None)
+    assert (detail["overdue_from"], detail["suspends_on"]) == (None, None)
     assert [n["number"] for n in detail["credit_notes"]] == ["000005"]
 
     status, _ = await fetch(

@@ -193,6 +193,9 @@ async def test_seed_contract_run_invoice_late_payment(
         await page.wait_for_selector("#invoice-detail")
         assert "2141.66" in await page.inner_text("#invoice-total")
         assert "321.25" in await page.inner_text("#invoice-late-fee")
+        # Unpaid: the dates dunning will follow.
+        assert (await page.inner_text("#invoice-overdue-from")).strip() == "2026-07-12"
+        assert (await page.inner_text("#invoice-suspends-on")).strip() == "2026-08-01"
         # A second admin's page has the same invoice open: after the payment, its payment is refused.
         other = await sign_in(new_context, site, locale, ADMIN_EMAIL)
         await other.click('[data-invoice="000003"] a')

@@ -185,6 +185,9 @@ class InvoiceDetailOut(InvoiceOut):
     balance: Decimal
     # The invoice that charged the late fee as a line; None while it is still to be charged.
     late_fee_billed_in: str | None = None
+    # While unpaid: the day it becomes overdue (the notice) and the day the account's sites are suspended.
+    overdue_from: date | None = None
+    suspends_on: date | None = None
     credit_notes: list[CreditNoteBrief] = Field(default_factory=list)
 
 

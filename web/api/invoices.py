@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from rooms.billing import ledger, reports, store
 from rooms.billing.documents import invoice_sheet
+from rooms.billing.dunning import OUTSTANDING, InvoiceState, notice_date, suspension_date
 from rooms.billing.export import describe, invoice_csv, invoices_csv
 from rooms.billing.invoice import InvoiceLine
-from rooms.billing.models import CreditNote, Invoice
+from rooms.billing.models import Contract, CreditNote, Invoice
 from rooms.billing.money import ZERO, quantize
 from rooms.billing.pdf import InvoiceFontMissing, invoice_pdf
 from web.api.base import (
@@ -143,6 +144,12 @@ async def get_invoice(request: web.Request) -> web.Response:
                 select(CreditNote).where(CreditNote.invoice_id == invoice.id).order_by(CreditNote.seq)
             )
         ).all()
+        contract = await session.get(Contract, invoice.contract_id)
+    # While unpaid, the dates dunning will follow (the run records them as they come).
+    overdue_from = suspends_on = None
+    if invoice.paid_on is None and InvoiceState(invoice.state) in OUTSTANDING and contract is not None:
+        overdue_from = notice_date(invoice.due_date)
+        suspends_on = suspension_date(store.terms_of(contract), invoice.due_date)
     return send(
         InvoiceDetailOut(
             **base,
@@ -152,6 +159,8 @@ async def get_invoice(request: web.Request) -> web.Response:
             paid_amount=view.payment.amount if view.payment is not None else None,
             balance=ZERO if invoice.paid_on is not None else invoice.amount_due,
             late_fee_billed_in=billed_in.number if billed_in is not None else None,
+            overdue_from=overdue_from,
+            suspends_on=suspends_on,
             credit_notes=[
                 CreditNoteBrief(
                     id=n.id,

@@ -125,6 +125,10 @@ function InvoiceDetail({ id, user, onBack, onChanged }) {
       ${invoice.paid_on ? html`<dt>${t("admin.billing.paid_on")}</dt><dd id="invoice-paid-on">${invoice.paid_on}</dd>` : null}
       <dt>${t("admin.billing.balance")}</dt><dd id="invoice-balance">${money(invoice.balance, invoice.currency)}</dd>
       <dt>${lateFeeLabel(invoice)}</dt><dd id="invoice-late-fee">${money(invoice.accrued_late_fee, invoice.currency)}</dd>
+      ${invoice.overdue_from && !invoice.notice_on ? html`<dt>${t("admin.billing.overdue_from")}</dt>
+        <dd id="invoice-overdue-from">${invoice.overdue_from}</dd>` : null}
+      ${invoice.suspends_on && !invoice.suspended_on ? html`<dt>${t("admin.billing.suspends_on")}</dt>
+        <dd id="invoice-suspends-on">${invoice.suspends_on}</dd>` : null}
       ${invoice.notice_on ? html`<dt>${t("admin.billing.notice_on")}</dt><dd>${invoice.notice_on}</dd>` : null}
       ${invoice.suspended_on ? html`<dt>${t("admin.billing.suspended_on")}</dt><dd>${invoice.suspended_on}</dd>` : null}
       ${Number(invoice.carry_forward) ? html`<dt>${t("admin.billing.carry_forward")}</dt><dd>${money(invoice.carry_forward, invoice.currency)}</dd>` : null}

@@ -17,6 +17,7 @@ from rooms.database import Database
 from rooms.errors import Conflict, NotFound
 from rooms.recordings.models import Recording, RecordingFile
 from rooms.recordings.rules import UNFINISHED, check_transition, is_expired, retain_until, safe_name
+from rooms.webhooks.events import emit
 
 # Called inside the transaction that makes a recording ready: the "recording ready" notification is written
 # to the outbox in that same transaction, or not at all.
@@ -163,6 +164,9 @@ async def rendered(
         recording.size_bytes = sum(f.size_bytes for f in recording.files)
         recording.duration_ms = recording.duration_ms or composite.duration_ms
         recording.updated_at = now
+        data = {"recording_id": recording.id, "meeting_id": recording.meeting_id,
+                "duration_ms": recording.duration_ms, "size_bytes": recording.size_bytes}  # fmt: skip
+        await emit(session, "recording.ready", account_id=recording.account_id, data=data, now=now)
         if on_ready is not None:
             await on_ready(session, recording)
         await session.commit()

@@ -129,3 +129,18 @@ def yunhui(*args: str, var_dir: Path, database_url: str | None = None) -> subpro
         timeout=120,
         check=False,
     )
+
+
+def yunhui_here(
+    *args: str, var_dir: Path, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (click's runner): no second process's imports to wait for."""
+    from click.testing import CliRunner
+
+    from yunhui.cli import main
+
+    env = {"YUNHUI_PATHS__VAR_DIR": str(var_dir)}
+    if database_url is not None:
+        env["YUNHUI_DATABASE__URL"] = database_url
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return subprocess.CompletedProcess(["yunhui", *args], result.exit_code, result.stdout, result.stderr)

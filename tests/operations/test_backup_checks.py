@@ -183,10 +183,10 @@ async def test_a_migration_backs_up_an_existing_database_first(tmp_path: Path) -
 
 
 def test_the_cli_prints_one_line_for_a_refused_restore(archive: Path, tmp_path: Path) -> None:
-    from tests.operations.backup_scene import yunhui
+    from tests.operations.backup_scene import yunhui_here
 
     newer = _rewrite(archive, tmp_path / "newer.tar.gz", manifest={"schema_revision": "0999"})
-    done = yunhui("restore", str(newer), var_dir=tmp_path / "fresh")
+    done = yunhui_here("restore", str(newer), var_dir=tmp_path / "fresh")
     assert done.returncode == 1
     assert done.stderr.startswith("Error: the archive's schema revision 0999 is newer than this Yunhui's")
     assert len(done.stderr.strip().splitlines()) == 1

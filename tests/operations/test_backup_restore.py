@@ -18,7 +18,7 @@ from aiohttp import web
 from rooms.database import Database
 from rooms.tokens import mint_join_token
 from tests.conftest import SECRET_KEY
-from tests.operations.backup_scene import MEETING_NUMBER, rows, seed, tree_digest, yunhui
+from tests.operations.backup_scene import MEETING_NUMBER, rows, seed, tree_digest, yunhui, yunhui_here
 from tests.rooms.conftest import _create_pg_database, _drop_pg_database, postgres_server
 from tests.signaling.live_server import Client
 from web.keys import DATABASE
@@ -113,7 +113,7 @@ async def test_backup_of_a_live_meeting_restores_identical_data(
     assert {m.name for m in manifest.members} >= {f"files/{name}" for name in files_before}
 
     fresh = tmp_path / "fresh"
-    restored = yunhui("restore", str(archive), var_dir=fresh, database_url=target_url)
+    restored = yunhui_here("restore", str(archive), var_dir=fresh, database_url=target_url)
     assert restored.returncode == 0, restored.stderr
     assert tree_digest(fresh / "files") == files_before
     database = await Database.connect(_settings(fresh, target_url).database_url)

@@ -278,3 +278,59 @@ def test_signatures_and_the_retry_schedule() -> None:
     assert next_attempt(2, START, (5, 60)) == START + timedelta(seconds=60)
     assert next_attempt(3, START, (5, 60)) is None
     assert set(get_args(EventName)) == set(EVENTS)
+
+
+async def test_the_running_app_delivers_a_live_meetings_events(tmp_path: Path, receiver: Receiver) -> None:
+    """The whole app: a join over Socket.IO reaches the receiver through the app's own dispatcher task."""
+    from rooms.tokens import mint_join_token
+    from tests.conftest import SECRET_KEY
+    from tests.signaling.live_server import Client as SocketClient
+    from web.keys import DATABASE
+    from yunhui.app import create_app, utc_now
+    from yunhui.settings import load_settings
+
+    settings = load_settings(
+        overrides={
+            "paths": {"var_dir": str(tmp_path / "var")},
+            "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            "webhooks": {"allow_private_addresses": True, "poll_interval_seconds": 0.05},
+        }
+    )
+    app = await create_app(settings, secret_key=SECRET_KEY)
+    db = app[DATABASE]
+    await db.upgrade()
+    async with db.session() as session:
+        from rooms.models import Account
+        from rooms.webhooks.models import Webhook
+
+        account = Account(name="Acme", created_at=START)
+        session.add(account)
+        await session.flush()
+        room = Room(account_id=account.id, name="R", meeting_number="555000999", passcode=None, capacity=5,
+                    max_session_minutes=None, created_at=START)  # fmt: skip
+        session.add(room)
+        events = ["participant.joined"]
+        hook = Webhook(account_id=account.id, url=receiver.url, secret="whsec_live", events=events,
+                       active=True, description="", created_at=START)  # fmt: skip
+        session.add(hook)
+        await session.commit()
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    client = SocketClient()
+    try:
+        token, _ = mint_join_token(
+            SECRET_KEY, room_id=room.id, meeting_number="555000999", account_id=account.id, role="host",
+            display_name="Ann", now=utc_now(), ttl=timedelta(hours=1),
+        )  # fmt: skip
+        await client.connect(f"http://{host}:{port}", {"token": token})
+        await client.expect("joined")
+        async with asyncio.timeout(20):
+            await receiver.arrived.wait()
+        headers, body = receiver.got[0]
+        assert json.loads(body)["data"]["display_name"] == "Ann"
+        verify("whsec_live", headers["Yunhui-Signature"], body, now=utc_now())
+    finally:
+        await client.close()
+        await runner.cleanup()

@@ -9,13 +9,11 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from rooms.outbox import maintenance as windows
-from rooms.outbox.invitations import NoticeSettings
 from rooms.outbox.models import MaintenanceNotice, MaintenanceWindow
 from web.api.base import (
     CLOCK,
     DB,
     Api,
-    ApiError,
     authenticate,
     parse_body,
     parse_query,
@@ -23,7 +21,7 @@ from web.api.base import (
     principal,
     send,
 )
-from web.api.notifications import NOTICES, wake
+from web.api.notifications import notice_settings, wake
 
 api = Api()
 NOTICE_TIME_ZONE = web.AppKey("maintenance_time_zone", str)
@@ -123,13 +121,6 @@ def _detail(w: MaintenanceWindow, notices: list[MaintenanceNotice]) -> WindowDet
     return WindowDetail(**window_out(w).model_dump(), notices=[NoticeOut.model_validate(n) for n in notices])
 
 
-def _notices(request: web.Request) -> NoticeSettings:
-    settings = request.app.get(NOTICES)
-    if settings is None:
-        raise ApiError(503, "notifications_off", "notifications are not configured in this server")
-    return settings
-
-
 @api.op(
     "POST",
     "/maintenance",
@@ -138,13 +129,12 @@ def _notices(request: web.Request) -> NoticeSettings:
     body=WindowIn,
     response=WindowDetail,
     status=201,
-    errors=(503,),
 )
 async def create_window(request: web.Request) -> web.Response:
     who = principal(request)
     who.require_platform_admin()
     body = await parse_body(request, WindowIn)
-    settings = _notices(request)
+    settings = notice_settings(request)
     draft = windows.WindowDraft(
         scope=body.scope,
         starts_at=body.starts_at,

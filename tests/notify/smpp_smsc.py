@@ -41,6 +41,15 @@ class Submitted:
 Policy = Callable[[smpp34.SubmitSmEvent, int], int | None]
 
 
+def within_tps(arrivals: list[float], tps: int) -> bool:
+    """The SMSC saw at most `tps` submits a second: over the whole run (with 0.3 s of slack for a stalled
+    event loop that recorded early arrivals late), and in any one-second window with 3 of slack (a bucket
+    that banked a second of tokens would let 2 × TPS through one)."""
+    span = max(arrivals) - min(arrivals)
+    busiest = max(sum(1 for t in arrivals if a <= t < a + 1.0) for a in arrivals)
+    return span >= (len(arrivals) - 1) / tps - 0.3 and busiest <= tps + 3
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -71,7 +71,10 @@ class Recorder:
         self._closed = False
         self._result: RecordingResult | None = None
         self.errors = 0
-        self._timeline = TimelineWriter(directory)
+        try:  # opened here, once, so that an unwritable directory is the caller's clear error
+            self._timeline = TimelineWriter(directory)
+        except OSError as exc:
+            raise RecordingError(f"{directory}: the timeline cannot be written: {exc}") from exc
         self._thread = threading.Thread(target=self._run, name=f"recorder:{directory.name}", daemon=True)
         self.event("recording_started", meeting=meeting_id, wall=wall())
         self._thread.start()

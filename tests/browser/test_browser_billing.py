@@ -20,7 +20,7 @@ from playwright.async_api import Page
 
 from rooms import users
 from tests.api.conftest import Clock
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, artifact
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UNNAMED_CONTROLS, artifact
 from tests.conftest import SECRET_KEY, RunningServer
 from web.keys import DATABASE
 from yunhui.app import create_app
@@ -90,6 +90,8 @@ async def sign_in(new_context: Callable[..., Any], site: RunningServer, locale: 
 
 async def shot(page: Page, name: str, language: str) -> None:
     """A screenshot for the test's artefacts and the manual's figure of the same name."""
+    # Every control on the page has a name a screen reader can announce (its label).
+    assert await page.evaluate(UNNAMED_CONTROLS) == [], name
     MANUAL.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=artifact(f"billing-{name}-{language}.png"), full_page=True)
     await page.screenshot(path=str(MANUAL / f"{name}-{language}.png"), full_page=True)

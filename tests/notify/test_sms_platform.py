@@ -262,6 +262,17 @@ async def test_templates_are_checked_at_save_and_previewed(app: App, smsc: TestS
     assert smsc.submits[0].part.text == "【云会】李雷您好，会议改期。"
     status, _ = await app.call("DELETE", path, token)
     assert status == 204
+    # The reminder is rendered with the booking's values: other variables are refused at save.
+    status, bad = await app.call(
+        "PUT",
+        f"/accounts/{account_id}/sms/templates/reminder",
+        token,
+        {
+            "texts": {"zh-CN": "${title}${room}", "en": "${title}${room}"},
+            "variables": [{"name": "title"}, {"name": "room"}],
+        },
+    )
+    assert (status, bad["error"]["field"]) == (422, "variables") and "room" in bad["error"]["message"]
 
 
 async def test_a_booked_meeting_reminds_invitees_by_sms_with_the_accounts_template(

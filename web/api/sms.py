@@ -126,7 +126,16 @@ async def put_template(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", "key: letters, digits, _ . -", "key")
     body = await parse_body(request, TemplateIn)
     variables = [v.model_dump() for v in body.variables]
-    previews = texts_of(request).check_template(body.texts, variables, body.sample)
+    service = texts_of(request)
+    for shipped in service.shipped():
+        # A shipped key (the meeting reminder) is rendered with the values its sender has, and no others.
+        known = {v.name for v in shipped.variables}
+        extra = sorted({v.name for v in body.variables} - known)
+        if shipped.key == key and extra:
+            names = ", ".join(sorted(known))
+            message = f"variables: {shipped.key} texts can use only {names} (not {extra[0]})"
+            raise ApiError(422, "invalid_template", message, "variables")
+    previews = service.check_template(body.texts, variables, body.sample)
     rows = await templates.save_template(
         request.app[DB],
         account_id=account_id,

@@ -334,3 +334,65 @@ async def test_the_running_app_delivers_a_live_meetings_events(tmp_path: Path, r
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_the_billing_run_queues_invoice_issued_in_its_transaction(
+    scene: Scene, receiver: Receiver
+) -> None:
+    from sqlalchemy import select
+
+    from rooms.billing.run import run_billing
+    from rooms.billing.store import create_contract
+    from rooms.models import Site
+    from rooms.webhooks.models import WebhookDelivery
+
+    status, hook = await scene.admin.call(
+        "POST", "/webhooks", {"url": receiver.url, "events": ["invoice.issued"]}
+    )
+    assert status == 201
+    async with scene.db.session() as session:
+        site = Site(account_id=scene.account_id, name="S", created_at=START)
+        session.add(site)
+        await session.commit()
+    terms = {"currency": "CNY", "fee_per_endpoint_year": "12850", "start": "2026-01-01", "trial_months": 0}
+    await create_contract(scene.db, account_id=scene.account_id, terms=terms, sites=[{"site_id": site.id}],
+                          now=START)  # fmt: skip
+    report = await run_billing(scene.db, now=START)
+    async with scene.db.session() as session:
+        rows = (await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))).all()
+    numbers = [json.loads(r.body)["data"]["number"] for r in rows]
+    assert report.issued and numbers == report.issued
+    assert {r.event for r in rows} == {"invoice.issued"} and all(r.webhook_id == hook["id"] for r in rows)
+    assert await run_billing(scene.db, now=START) is not None
+    async with scene.db.session() as session:
+        assert len((await session.scalars(select(WebhookDelivery))).all()) == len(
+            rows
+        )  # nothing issued twice
+
+
+async def test_a_recording_turning_ready_queues_recording_ready(scene: Scene, receiver: Receiver) -> None:
+    from sqlalchemy import select
+
+    from rooms.recordings import store as recordings
+    from rooms.webhooks.models import WebhookDelivery
+
+    status, hook = await scene.admin.call(
+        "POST", "/webhooks", {"url": receiver.url, "events": ["recording.ready"]}
+    )
+    assert status == 201
+    meeting = await meetings.start_meeting(scene.db, room_id=scene.room_id, now=START)
+    recording_id = await recordings.create(
+        scene.db, account_id=scene.account_id, meeting_id=meeting.id, room_id=scene.room_id, directory="r1",
+        started_by="host", now=START,
+    )  # fmt: skip
+    track = recordings.FileFact(kind="track", name="a.webm", size_bytes=10, participant="p1")
+    await recordings.finalised(scene.db, recording_id, [track], duration_ms=60_000, ended_at=START,
+                               retention_days=None, render=True, now=START)  # fmt: skip
+    composite = recordings.FileFact(kind="composite", name="c.mp4", size_bytes=100, duration_ms=60_000)
+    await recordings.rendered(scene.db, recording_id, composite, now=START)
+    async with scene.db.session() as session:
+        rows = (await session.scalars(select(WebhookDelivery))).all()
+    assert [(r.event, r.webhook_id) for r in rows] == [("recording.ready", hook["id"])]
+    assert json.loads(rows[0].body)["data"] == {
+        "recording_id": recording_id, "meeting_id": meeting.id, "duration_ms": 60_000, "size_bytes": 110,
+    }  # fmt: skip

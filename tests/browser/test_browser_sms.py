@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AdminApi
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UNNAMED_CONTROLS, AdminApi
 from tests.conftest import RunningServer
 from tests.notify.smpp_smsc import TestSmsc
 from yunhui.settings import Settings, load_settings
@@ -119,3 +119,8 @@ async def test_send_templates_batches_and_statistics(
     await page.click("#sms-tab-history")
     await page.wait_for_selector("#sms-history tr[data-message]")
     assert await page.locator("#sms-history tr[data-message]").count() == 3
+    # Every control of every tab has a name a screen reader can announce.
+    for tab in ("send", "batches", "templates", "stats", "history"):
+        await page.click(f"#sms-tab-{tab}")
+        await page.wait_for_selector(f"#sms-tab-{tab}[aria-selected='true']")
+        assert await page.evaluate(UNNAMED_CONTROLS) == [], tab

@@ -28,9 +28,11 @@ from notify.channel import (
     Receipt,
     Rejected,
 )
+from notify.smpp import PartlyAccepted
 from rooms.database import Database
 from rooms.outbox import store
 from rooms.outbox.store import Claim
+from rooms.sms.store import record_taken_parts
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +185,12 @@ class Dispatcher:
             )
         elif isinstance(exc, Ambiguous):
             log.warning("outbox %d to %s ambiguous: %s", claimed.id, claimed.recipient, exc.message)
-            await store.mark_ambiguous(
+            marked = await store.mark_ambiguous(
                 self._db, claimed, now=now, error=exc.message, resend=channel.resend_when_ambiguous
             )
+            if marked and isinstance(exc, PartlyAccepted):
+                # The parts the SMSC took are billed even though the message as a whole is unknown.
+                await record_taken_parts(self._db, claimed.id, exc.provider_ids, now=now)
         else:
             not_before = None if exc.retry_after is None else now + timedelta(seconds=exc.retry_after)
             status = await store.mark_retry(

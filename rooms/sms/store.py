@@ -405,3 +405,18 @@ async def billable_parts(session: AsyncSession, account_id: int, lo: datetime, h
         )
     )
     return int(total or 0)
+
+
+async def record_taken_parts(
+    db: Database, outbox_id: int, provider_ids: Sequence[str], *, now: datetime
+) -> None:
+    """A message left `unknown` after some of its parts were taken: count those parts (billing meters
+    them) and stamp when. No part rows are written, so their receipts cannot make the message look
+    delivered."""
+    async with db.writer() as session:
+        row = await session.get(Notification, outbox_id)
+        if row is not None and row.status == "unknown":
+            row.parts = len(provider_ids)
+            row.sent_at = now
+            row.last_error = f"{row.last_error or ''} (taken: {', '.join(provider_ids)})"[:1000]
+        await session.commit()

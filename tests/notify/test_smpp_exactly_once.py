@@ -170,3 +170,26 @@ async def test_the_dispatcher_backs_off_under_throttling_within_the_tps(db: Data
     throttled = [s for s in smsc.submits if s.status == smpp34.ESME_RTHROTTLED]
     assert 0 < len(throttled) < tps / 2
     assert within_tps([s.at for s in smsc.submits], tps)
+
+
+async def test_a_partly_taken_message_is_unknown_and_its_taken_parts_are_billed(db: Database) -> None:
+    smsc = TestSmsc(policy=lambda event, index: smpp34.ESME_RINVMSGLEN if index == 1 else None)
+    await smsc.start()
+    account = await _account(db)
+    row_id, _ = await store.send_now(
+        db, account_id=account, recipient="+8613800138000", text="会" * 200, locale="zh-CN", now=NOW
+    )
+    dispatcher = Dispatcher(db, clock=Clock())
+    dispatcher.register(SmppSender(settings_for(smsc.port)))
+    try:
+        await dispatcher.run_once()
+    finally:
+        await dispatcher.close()
+        await smsc.stop()
+    row = await _row(db, row_id)
+    taken = [s.message_id for s in smsc.accepted]
+    assert len(smsc.submits) == 3 and len(taken) == 2  # 200 characters: three parts, the second refused
+    assert (row.status, row.parts, row.sent_at) == ("unknown", 2, NOW)
+    assert all(t and t in (row.last_error or "") for t in taken)
+    async with db.session() as session:
+        assert await store.billable_parts(session, account, NOW, NOW + timedelta(days=1)) == 2

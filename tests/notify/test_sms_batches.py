@@ -1,11 +1,10 @@
 """Batches in the store: 10,000 numbers in one transaction, spaced at the channel's rate; more are refused;
-numbers that opted out are skipped and counted; a batch of only opted-out numbers writes nothing."""
+numbers that opted out are skipped and counted; a batch of only opted-out numbers writes nothing; the daily
+cap per number. On SQLite and PostgreSQL (the `db` fixture of tests/notify/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -19,16 +18,6 @@ from rooms.sms.models import SmsBatch
 from rooms.sms.store import MAX_BATCH, BatchRow
 
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'batches.db'}")
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def _account(db: Database) -> int:
@@ -68,6 +57,12 @@ async def test_a_full_batch_is_one_transaction_released_at_the_rate(db: Database
     assert billable == MAX_BATCH
     progress = await store.batch_progress(db, account_id=account, batch_id=batch.id)
     assert (progress.statuses, progress.done) == ({"queued": MAX_BATCH}, 0)
+    for group_by, key in (("day", "2026-12-03"), ("batch", store.batch_key(batch.id)), ("status", "queued")):
+        [row] = await store.stats(
+            db, account_id=account, since=NOW - timedelta(days=1), until=NOW + timedelta(days=1),
+            group_by=group_by,
+        )  # fmt: skip
+        assert (row.key, row.messages, row.accepted, row.parts) == (key, MAX_BATCH, 0, 0)
     assert await store.cancel_batch(db, account_id=account, batch_id=batch.id, now=NOW) == MAX_BATCH
     with pytest.raises(InvalidInput, match="at most 10000"):
         await store.create_batch(

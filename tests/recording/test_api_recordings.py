@@ -399,3 +399,15 @@ async def test_start_and_stop_over_rest_in_a_live_meeting(env: Env) -> None:
         assert status == 409 and body["error"]["code"] == "bad_state"
     finally:
         await host.close()
+
+
+async def test_a_room_is_set_to_record_automatically(env: Env) -> None:
+    room_id = env.ids["room_a"]
+    status, room = await env.call("GET", f"/rooms/{room_id}")
+    assert status == 200 and room["auto_record"] is False
+    status, room = await env.call("PATCH", f"/rooms/{room_id}", json={"auto_record": True})
+    assert status == 200 and room["auto_record"] is True
+    status, body = await env.call("PATCH", f"/rooms/{room_id}", json={"auto_record": "sometimes"})
+    assert status == 422 and body["error"]["field"] == "auto_record"
+    status, room = await env.call("POST", "/rooms", json={"name": "Auto", "auto_record": True})
+    assert status == 201 and room["auto_record"] is True

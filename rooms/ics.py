@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vRecur, vText
 
@@ -58,6 +59,7 @@ def _event(
     cancelled: bool,
     overridden: frozenset[datetime] = frozenset(),
     join: JoinDetails | None = None,
+    attendees: Sequence[Mapping[str, Any]] | None = None,
 ) -> Event:
     zone = time_zone(booking.time_zone)
     event = Event()
@@ -87,7 +89,9 @@ def _event(
                 event.add("exdate", exdate.replace(tzinfo=zone))
     if booking.recurrence_id is not None:
         event.add("recurrence-id", booking.recurrence_id.replace(tzinfo=zone))
-    for invitee in booking.invitees:
+    for invitee in booking.invitees if attendees is None else attendees:
+        if not invitee.get("email"):
+            continue  # reached by SMS only
         attendee = vCalAddress(f"mailto:{invitee['email']}")
         if invitee.get("name"):
             attendee.params["cn"] = vText(invitee["name"])
@@ -118,20 +122,26 @@ def invitation(
     *,
     now: datetime,
     join: JoinDetails | None = None,
+    removed: Sequence[Mapping[str, Any]] | None = None,
 ) -> bytes:
     """METHOD:REQUEST for a live booking and its detached occurrences; METHOD:CANCEL once cancelled.
 
     With `join` (the e-mailed invitation) it carries ORGANIZER, ATTENDEE;RSVP=TRUE, a VALARM, the join URL and
-    a DESCRIPTION with the meeting number, passcode and SIP dial string.
+    a DESCRIPTION with the meeting number, passcode and SIP dial string. With `removed` it is the CANCEL sent
+    to invitees taken off a live booking, naming them as its attendees (RFC 5546 §3.2.5).
     """
-    cancelled = booking.cancelled_at is not None
+    cancelled = booking.cancelled_at is not None or removed is not None
     cal = _calendar("CANCEL" if cancelled else "REQUEST")
     live = [d for d in details if d.cancelled_at is None or cancelled]
     overridden = frozenset(d.recurrence_id for d in live if d.recurrence_id is not None)
     _add_time_zones(cal, [b.time_zone for b in (booking, *live)])
-    cal.add_component(_event(booking, room, now=now, cancelled=cancelled, overridden=overridden, join=join))
+    cal.add_component(
+        _event(
+            booking, room, now=now, cancelled=cancelled, overridden=overridden, join=join, attendees=removed
+        )
+    )
     for item in live:
-        cal.add_component(_event(item, room, now=now, cancelled=cancelled, join=join))
+        cal.add_component(_event(item, room, now=now, cancelled=cancelled, join=join, attendees=removed))
     data: bytes = cal.to_ical()
     return data
 

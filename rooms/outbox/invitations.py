@@ -19,6 +19,7 @@ from rooms.bookings import occurrences
 from rooms.ics import JoinDetails, invitation
 from rooms.models import Booking, Room, User
 from rooms.outbox import store
+from rooms.outbox.models import Notification
 from rooms.outbox.store import Attachment
 from rooms.recurrence import Occurrence, time_zone
 
@@ -201,12 +202,62 @@ class Invitations:
                 booking_id=root.id,
                 expires_at=now + self._settings.expiry,
             )
+        if not cancelled:
+            await self._cancel_removed(
+                session, root, room=room, details=details, join=join, variables=variables, now=now
+            )
         for item in (root, *details):
             await store.cancel_queued(session, booking_id=item.id, kinds=[REMINDER], now=now)
         if not cancelled:
             for item in (root, *details):
                 if item.cancelled_at is None:
                     await self.queue_reminders(session, item, room, now=now, horizon=timedelta(days=2))
+
+    async def _cancel_removed(
+        self,
+        session: AsyncSession,
+        root: Booking,
+        *,
+        room: Room,
+        details: Sequence[Booking],
+        join: JoinDetails,
+        variables: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """A CANCEL to each invitee taken off the booking, so the event leaves their calendar too."""
+        rows = await session.execute(
+            select(Notification.recipient, Notification.kind)
+            .where(
+                Notification.booking_id == root.id,
+                Notification.channel == "email",
+                Notification.kind.in_(["invite", "update", "cancel"]),
+            )
+            .order_by(Notification.id)
+        )
+        latest: dict[str, tuple[str, str]] = {}
+        for recipient, kind in rows.all():
+            latest[recipient.lower()] = (recipient, kind)
+        current = {str(i.get("email", "")).strip().lower() for i in root.invitees}
+        removed = [(address, kind) for key, (address, kind) in latest.items() if key not in current]
+        for address, kind in removed:
+            if kind == "cancel":
+                continue  # told already
+            ics = invitation(root, room, details, now=now, join=join, removed=[{"email": address}]).decode()
+            locale = (await self._locales(session, [{"email": address}])).get(address.lower())
+            await store.enqueue(
+                session,
+                channel="email",
+                kind="cancel",
+                recipient=address,
+                idempotency_key=f"cancel:{root.uid}:{root.sequence}:{address.lower()}",
+                now=now,
+                account_id=root.account_id,
+                locale=locale or self._settings.default_locale,
+                variables={**variables, "invitee_name": "", "method": "CANCEL"},
+                attachments=[Attachment("invite.ics", "text/calendar", ics, {"method": "CANCEL"})],
+                booking_id=root.id,
+                expires_at=now + self._settings.expiry,
+            )
 
     async def queue_reminders(
         self, session: AsyncSession, booking: Booking, room: Room, *, now: datetime, horizon: timedelta

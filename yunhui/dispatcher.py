@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -62,6 +63,14 @@ def message_of(claimed: Claim) -> Message:
     )
 
 
+class DispatchStats:
+    """What the dispatcher did, for /metrics: outcomes per (channel, outcome) and the last queue depth."""
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self.queue_depth: dict[str, int] = {}
+
+
 class Dispatcher:
     """Owns the registered channels and its loop task; :meth:`close` stops both (idempotent)."""
 
@@ -83,6 +92,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._closed = False
         self.runs = 0
+        self.stats = DispatchStats()
         self._ran = asyncio.Condition()
         # Receipts that overtook the write of their own acceptance (an SMSC answers within milliseconds),
         # matched again right after that write.
@@ -116,6 +126,7 @@ class Dispatcher:
         while True:
             try:
                 await self.run_once()
+                self.stats.queue_depth = await store.queue_depth(self._db, now=self._clock())
             except Exception:
                 log.exception("outbox dispatch failed; retrying in %.0f s", self._interval)
             async with self._ran:
@@ -167,6 +178,7 @@ class Dispatcher:
             log.exception("outbox %d: channel %s raised", claimed.id, channel.name)
             await self._failed(channel, claimed, Ambiguous(f"{type(exc).__name__}: {exc}"))
             return
+        self.stats.outcomes[(channel.name, "sent")] += 1
         if not await store.mark_sent(
             self._db, claimed, now=self._clock(), provider_ids=accepted.provider_ids
         ):
@@ -178,6 +190,7 @@ class Dispatcher:
 
     async def _failed(self, channel: Channel, claimed: Claim, exc: ChannelError) -> None:
         now = self._clock()
+        self.stats.outcomes[(channel.name, exc.disposition)] += 1
         if isinstance(exc, Rejected):
             log.info("outbox %d to %s failed: %s", claimed.id, claimed.recipient, exc.message)
             await store.mark_failed(

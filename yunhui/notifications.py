@@ -8,11 +8,13 @@ cluster-wide advisory lock will rely on when it puts these jobs under one runner
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from notify.channel import Accepted, EventSink, Message, Rejected
 from notify.email import EmailChannel
@@ -28,6 +30,7 @@ from signaling.messages import Announcement
 from signaling.server import MeetingServer
 from web.api.maintenance import NOTICE_TIME_ZONE
 from web.api.notifications import BOOKING_CHANGES, NOTICES, WAKE
+from web.keys import METRICS
 from yunhui.dispatcher import Dispatcher
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
@@ -62,6 +65,28 @@ def notice_settings(settings: Settings) -> NoticeSettings:
             "sms": tuple(timedelta(minutes=m) for m in notify.sms_reminder_minutes),
         },
     )
+
+
+class NotifyCollector(Collector):
+    """yunhui_notify_sent_total{channel,outcome} and yunhui_notify_queue_depth{channel}, without per-account
+    labels; alert on a growing queue."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._stats = dispatcher.stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        sent = CounterMetricFamily(
+            "yunhui_notify_sent", "send attempts by channel and outcome", labels=["channel", "outcome"]
+        )
+        for (channel, outcome), count in sorted(self._stats.outcomes.items()):
+            sent.add_metric([channel, outcome], count)
+        yield sent
+        depth = GaugeMetricFamily(
+            "yunhui_notify_queue_depth", "messages due or being sent", labels=["channel"]
+        )
+        for channel, count in sorted(self._stats.queue_depth.items()):
+            depth.add_metric([channel], count)
+        yield depth
 
 
 class AnnouncementChannel:
@@ -125,6 +150,7 @@ def install(
     notices = notice_settings(settings)
     dispatcher = Dispatcher(database, clock=clock, interval=notify.dispatch_interval_seconds)
     app[DISPATCHER] = dispatcher
+    app[METRICS].register(NotifyCollector(dispatcher))
     invitations = Invitations(notices)
     app[INVITATIONS] = invitations
     hook: ChangeHook = invitations

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, select, update
+from sqlalchemy import String, and_, cast, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -454,6 +454,22 @@ async def record_receipt(
                 row.status = "delivered"
         await session.commit()
         return row.id
+
+
+async def queue_depth(db: Database, *, now: datetime) -> dict[str, int]:
+    """Rows waiting per channel (`queued` and due, or `sending`): a growing number means a stuck channel."""
+    query = (
+        select(Notification.channel, func.count())
+        .where(
+            or_(
+                Notification.status == "sending",
+                and_(Notification.status == "queued", Notification.next_attempt_at <= now),
+            )
+        )
+        .group_by(Notification.channel)
+    )
+    async with db.session() as session:
+        return {channel: int(count) for channel, count in (await session.execute(query)).all()}
 
 
 async def due_soonest(db: Database, *, channels: Sequence[str]) -> datetime | None:

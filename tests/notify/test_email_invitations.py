@@ -136,6 +136,11 @@ async def test_invitations_updates_and_cancellation_reach_the_smtp_server(tmp_pa
         assert len(smtp.handler.received) == 6
         assert _message_ids_unique(smtp.handler.received)
         await app.dispatcher.wait_for_run(app.dispatcher.runs)  # the run that sent them has recorded it
+        await app.dispatcher.wait_for_run(app.dispatcher.runs)  # and the next measured the queue
+        async with app.http.get(f"{app.url}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'yunhui_notify_sent_total{channel="email",outcome="sent"} 6.0' in metrics
+        assert 'yunhui_notify_queue_depth{channel="email"}' not in metrics  # nothing due
         rows = await store.history(app.db, booking_id=booking["id"])
         assert sorted((r.kind, r.status, r.recipient) for r in rows) == [
             ("cancel", "sent", "bob@example.com"),

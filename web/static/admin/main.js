@@ -7,6 +7,7 @@ import { api, handleUnauthorized, setToken, token } from "./api.js";
 import { errorText } from "./common.js";
 import { GuidedStart } from "./firstrun.js";
 import { MaintenanceBanner } from "./maintenance.js";
+import { ForgotPassword } from "./password_reset.js";
 import { SECTIONS } from "./sections.js";
 
 const VIEWS = Object.fromEntries(SECTIONS.map((s) => [s.name, s.view]));
@@ -48,6 +49,7 @@ function Login({ onLogin }) {
         onInput=${(e) => setPassword(e.target.value)} />
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
       <button type="submit" class="primary" disabled=${busy}>${t("admin.login.submit")}</button>
+      <${ForgotPassword} email=${email} />
     </form>
   </main>`;
 }

@@ -336,6 +336,15 @@ class MeetingInfo:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class IceServer:
+    """One STUN or TURN server for the client's PeerConnections (RTCIceServer's fields)."""
+
+    urls: tuple[str, ...]
+    username: str | None
+    credential: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FileInfo:
     file_id: str
     name: str
@@ -349,15 +358,6 @@ class ChatEntry:
     message_id: str
     sender_id: str
     sender_name: str
-@dataclasses.dataclass(frozen=True, slots=True)
-class IceServer:
-    """One STUN or TURN server for the client's PeerConnections (RTCIceServer's fields)."""
-
-    urls: tuple[str, ...]
-    username: str | None
-    credential: str | None
-
-
     to: str | None
     text: str
     sent_at: datetime
@@ -378,6 +378,8 @@ class Joined:
     upload_url: str | None
     # Signed by this meeting: sent back in `auth` on a later join, it tells the server who this is (bans).
     rejoin_key: str | None = None
+    # STUN/TURN servers with this participant's time-limited TURN credential (signaling/turn.py).
+    ice_servers: tuple[IceServer, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -392,8 +394,6 @@ class LobbyRejected:
     message: str
 
 
-    # STUN/TURN servers with this participant's time-limited TURN credential (signaling/turn.py).
-    ice_servers: tuple[IceServer, ...] = ()
 @dataclasses.dataclass(frozen=True, slots=True)
 class LobbyChanged:
     waiting: tuple[LobbyEntry, ...]

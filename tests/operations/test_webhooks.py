@@ -396,3 +396,24 @@ async def test_a_recording_turning_ready_queues_recording_ready(scene: Scene, re
     assert json.loads(rows[0].body)["data"] == {
         "recording_id": recording_id, "meeting_id": meeting.id, "duration_ms": 60_000, "size_bytes": 110,
     }  # fmt: skip
+
+
+async def test_two_dispatchers_never_send_the_same_attempt(scene: Scene, receiver: Receiver) -> None:
+    # Two workers polling one outbox: the lease gives each delivery to one of them.
+    status, hook = await scene.admin.call(
+        "POST", "/webhooks", {"url": receiver.url, "events": ["meeting.started"]}
+    )
+    assert status == 201
+    settings = WebhookSettings(allow_private_addresses=True)
+    first, second = (WebhookDispatcher(scene.db, settings, scene.clock) for _ in range(2))
+    try:
+        for _ in range(3):
+            await scene.admin.call("POST", f"/webhooks/{hook['id']}/ping")
+        sent = 0
+        for _ in range(3):
+            sent += sum(await asyncio.gather(first.run_once(), second.run_once()))
+        assert sent == 3 and len(receiver.got) == 3
+        assert len({json.loads(body)["id"] for _, body in receiver.got}) == 3
+    finally:
+        await first.close()
+        await second.close()

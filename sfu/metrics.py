@@ -34,6 +34,8 @@ class SfuMetrics:
     retransmissions_suppressed: int = 0
     # Towards publishers: NACK packets sent, keyframe requests (PLI/FIR) sent and refused by a budget.
     nacks_sent: int = 0
+    # RTCP transport-cc feedback packets sent to publishers (sfu/twcc.py).
+    transport_feedback_sent: int = 0
     keyframe_requests_sent: int = 0
     keyframe_requests_refused: int = 0
     # Packets of a layer held back until its keyframe (a switch or attach waiting).
@@ -66,6 +68,7 @@ class SfuMetrics:
             "retransmissions",
             "retransmissions_suppressed",
             "nacks_sent",
+            "transport_feedback_sent",
             "keyframe_requests_sent",
             "keyframe_requests_refused",
             "keyframe_waits",

@@ -55,6 +55,7 @@ from sfu.sdp import (
 from sfu.settings import SfuSettings
 from sfu.simulcast import PublisherRemb
 from sfu.track import Layer, Track
+from sfu.twcc import FEEDBACK_INTERVAL_S, TransportFeedback, answer_with_transport_cc, offered_extension_id
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,9 @@ class PublishConnection:
         self._rids: dict[str, list[str]] = {}
         self._mid_id = self._abs_id = self._level_id = self._rid_id = self._rrid_id = 0
         self._remb = RemoteBitrateEstimator()
+        # transport-cc (sfu/twcc.py): the offer's extension id once answered; 0 while REMB is all there is.
+        self._twcc_id = 0
+        self._twcc = TransportFeedback()
         self._remb_policy = PublisherRemb(settings.max_publish_bitrate)
         self._rtcp_ssrc = random.getrandbits(32)  # sender SSRC of our RTCP feedback
         self._h = RtpHeader()
@@ -150,6 +154,9 @@ class PublishConnection:
                     self._run_reports(), name=f"sfu-publish:{self.participant_id}"
                 )
             sdp = answer_with_simulcast(self.pc.localDescription.sdp, rids)
+            if self._settings.transport_cc:
+                sdp = answer_with_transport_cc(offer_sdp, sdp)
+                self._twcc_id = offered_extension_id(offer_sdp)
             return announce_address(sdp, self._settings.announced_address)
 
     def _on_receive(self, transceiver: Any, params: Any) -> None:
@@ -236,6 +243,8 @@ class PublishConnection:
             return
         # The one clock read of this packet: NACK timing, abs-send-time and each subscriber's last-sent time.
         now = h.arrival = time.monotonic()
+        if self._twcc_id:
+            await self._transport_feedback(data, h, now)
         layer = self._by_ssrc.get(h.ssrc)
         if layer is None:
             layer = self._resolve(data, h)
@@ -254,6 +263,9 @@ class PublishConnection:
                 )
                 if estimate is not None:
                     bitrate = self._remb_policy.update(estimate[0], time.monotonic())
+                    if self._twcc_id:
+                        # The publisher estimates for itself from our feedback; REMB is only the ceiling.
+                        bitrate = self._settings.max_publish_bitrate
                     fci = pack_remb_fci(bitrate, estimate[1])
                     self.rembs_sent += 1
                     remb = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=track.rtcp_ssrc, media_ssrc=0, fci=fci)
@@ -371,6 +383,20 @@ class PublishConnection:
                         self._end_track(layer.track)
 
     # ------------------------------------------------------------------------------------- reports
+    async def _transport_feedback(self, data: bytes, h: Any, now: float) -> None:
+        # Every packet counts, padding probes and retransmissions too: that is what the estimator measures.
+        value = get_extension(data, h, self._twcc_id)
+        if value is None or len(value) != 2:
+            return
+        feedback = self._twcc
+        feedback.record((value[0] << 8) | value[1], int(now * 1_000_000))
+        if now - feedback.last_sent < FEEDBACK_INTERVAL_S:
+            return
+        feedback.last_sent = now
+        for packet in feedback.build(0, h.ssrc):
+            METRICS.transport_feedback_sent += 1
+            await self.hooks.send(packet)
+
     async def _run_reports(self) -> None:
         while True:
             await asyncio.sleep(REPORT_INTERVAL_S * (0.75 + random.random() / 2))

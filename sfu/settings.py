@@ -56,6 +56,9 @@ class SfuSettings(BaseModel):
     # Audio last-N: once audio_last_n_from participants publish a microphone, each subscriber gets only the
     # audio_last_n most recent speakers (a speaker keeps its place audio_last_n_hold_ms after it last spoke;
     # sfu/audio_selection.py). 0 forwards every microphone always.
+    # Answer publishers' transport-wide congestion control (sfu/twcc.py): they run their own delay-based
+    # estimator on our feedback and probe; REMB then only carries max_publish_bitrate as the ceiling.
+    transport_cc: bool = True
     audio_last_n: int = Field(default=4, ge=0, le=100)
     audio_last_n_from: int = Field(default=10, ge=2)
     audio_last_n_hold_ms: int = Field(default=1500, ge=0, le=60_000)

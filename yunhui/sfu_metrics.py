@@ -21,6 +21,7 @@ HELP = {
     "retransmissions": "retransmissions sent to subscribers",
     "retransmissions_suppressed": "NACKed packets not resent (capped, resent within an RTT, or gone)",
     "nacks_sent": "RTCP NACK packets sent to publishers",
+    "transport_feedback_sent": "RTCP transport-cc feedback packets sent to publishers",
     "keyframe_requests_sent": "keyframe requests (PLI/FIR) sent to publishers",
     "keyframe_requests_refused": "subscribers' keyframe requests refused by their budget",
     "keyframe_waits": "packets held back until a keyframe (attach or layer switch)",

@@ -13,132 +13,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import ipaddress
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aioice
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests import netns_link
 from tests.browser.conftest import CHROMIUM_ARGS, AdminApi, artifact
+from tests.browser.netns_site import LOOPBACK, SELECTED, TwoAddressServer, ice_also_on, serve_twice
 from tests.browser.test_browser_meeting import inbound, participant_id, wait_rising
-from tests.conftest import SECRET_KEY, RunningServer, require_tool
+from tests.conftest import RunningServer, require_tool
+from tests.netns_link import VethNamespace
 from tests.turn.coturn import Coturn, coturn
-from web.keys import DATABASE
-from yunhui.app import create_app
 from yunhui.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 NAMESPACE = f"yunhui-turn-{os.getpid()}"
-HOST_IF, NS_IF = "yhturn0", "yhturn1"
 HOST_ADDRESS, NS_ADDRESS = "198.18.7.1", "198.18.7.2"
-LINK = ipaddress.ip_network("198.18.7.0/30")
-LOOPBACK = "127.0.0.1"
-
-# aioice as it ships, captured before tests/conftest.py's _loopback_ice patches it for each test.
-_ADD_REMOTE_CANDIDATE = aioice.ice.Connection.add_remote_candidate
-_REQUEST_RECEIVED = aioice.ice.Connection.request_received
-
-# The local candidate of the connection's selected pair, as Chromium reports it.
-SELECTED = """async (which) => {
-  const pc = which === 'publish' ? window.yunhui.client.publishPc : window.yunhui.client.subscribePc;
-  if (!pc) return null;
-  const stats = await pc.getStats(); let pair = null;
-  stats.forEach((s) => {
-    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-  });
-  if (!pair) return { state: pc.iceConnectionState };
-  const local = stats.get(pair.localCandidateId);
-  return { state: pc.iceConnectionState, type: local.candidateType,
-           relayProtocol: local.relayProtocol || null };
-}"""
-
-# Runs inside the namespace: 127.0.0.1:<ephemeral> there -> the server here; prints its port.
-RELAY = """
-import asyncio, sys
-async def pipe(r, w):
-    try:
-        while data := await r.read(65536):
-            w.write(data); await w.drain()
-    finally:
-        w.close()
-async def serve(r, w):
-    ur, uw = await asyncio.open_connection(sys.argv[1], int(sys.argv[2]))
-    await asyncio.gather(pipe(r, uw), pipe(ur, w), return_exceptions=True)
-async def main():
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-"""
-
-
-def _run(*args: str) -> None:
-    result = subprocess.run(list(args), capture_output=True, text=True, check=False, timeout=20)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip()}")
 
 
 @pytest.fixture(scope="module")
-def firewall() -> Iterator[str]:
-    """The namespace, its veth link to here, and the drop of every UDP packet it sends."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
+def firewall() -> Iterator[VethNamespace]:
+    """The namespace, its veth link to here, and the blackhole of every UDP packet it sends."""
+    if not netns_link.available():
         pytest.skip("needs root and ip to build the firewalled network namespace")
-    _run("ip", "netns", "add", NAMESPACE)
+    namespace = VethNamespace(NAMESPACE, 7)
+    namespace.create()
     try:
-        _run("ip", "link", "add", HOST_IF, "type", "veth", "peer", "name", NS_IF, "netns", NAMESPACE)
-        _run("ip", "addr", "add", f"{HOST_ADDRESS}/30", "dev", HOST_IF)
-        _run("ip", "link", "set", HOST_IF, "up")
-        _run("ip", "-n", NAMESPACE, "link", "set", "lo", "up")
-        _run("ip", "-n", NAMESPACE, "addr", "add", f"{NS_ADDRESS}/30", "dev", NS_IF)
-        _run("ip", "-n", NAMESPACE, "link", "set", NS_IF, "up")
-        # Every UDP datagram the namespace would send off its own addresses is blackholed by a routing rule
-        # (this machine's kernel has no packet filter modules): sendto fails, as behind a firewall that
-        # rejects UDP. TCP goes through.
-        _run("ip", "-n", NAMESPACE, "rule", "add", "ipproto", "udp", "blackhole")
-        yield NAMESPACE
+        namespace.blackhole_udp()
+        yield namespace
     finally:
-        # Deleting the namespace deletes the veth pair with it.
-        subprocess.run(["ip", "netns", "delete", NAMESPACE], check=False, timeout=20)
+        namespace.delete()
 
 
 @pytest.fixture(autouse=True)
-def _loopback_ice(firewall: str) -> Iterator[None]:
+def _loopback_ice(firewall: VethNamespace) -> Iterator[None]:
     """Overrides tests/conftest.py's: the SFU also gathers and checks on the veth link's address."""
-
-    def ours(host: str) -> bool:
-        return host == LOOPBACK or ipaddress.ip_address(host) in LINK
-
-    async def add_remote_candidate(self: aioice.ice.Connection, candidate: aioice.Candidate | None) -> None:
-        # Chromium's other candidates (mDNS names, the machine's real interfaces) are not tried.
-        if candidate is None or (not candidate.host.endswith(".local") and ours(candidate.host)):
-            await _ADD_REMOTE_CANDIDATE(self, candidate)
-
-    def request_received(
-        self: aioice.ice.Connection, message: Any, addr: tuple[str, int], *rest: Any
-    ) -> None:
-        if ours(addr[0]):
-            _REQUEST_RECEIVED(self, message, addr, *rest)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [LOOPBACK, HOST_ADDRESS])
-        patch.setattr(aioice.ice.Connection, "add_remote_candidate", add_remote_candidate)
-        patch.setattr(aioice.ice.Connection, "request_received", request_received)
+    with ice_also_on(firewall):
         yield
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def turn(firewall: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Coturn]:
+async def turn(firewall: VethNamespace, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Coturn]:
     async with coturn(tmp_path_factory.mktemp("coturn"), address=HOST_ADDRESS, relay=LOOPBACK) as server:
         yield server
 
@@ -167,51 +88,23 @@ def browser_settings(request: pytest.FixtureRequest, tmp_path: Path, turn: Cotur
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class TwoAddressServer(RunningServer):
-    veth_port: int = 0
+@pytest_asyncio.fixture(loop_scope="module")
+async def site(browser_settings: Settings, firewall: VethNamespace) -> AsyncIterator[TwoAddressServer]:
+    async with serve_twice(browser_settings, firewall) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def site(browser_settings: Settings) -> AsyncIterator[TwoAddressServer]:
-    """The application on 127.0.0.1 (for the browser here) and on the veth address (for the namespace)."""
-    app = await create_app(browser_settings, secret_key=SECRET_KEY)
-    await app[DATABASE].upgrade()
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, LOOPBACK, 0).start()
-    await web.TCPSite(runner, HOST_ADDRESS, 0).start()
-    (_, port), (_, veth_port) = (address[:2] for address in runner.addresses)
-    try:
-        yield TwoAddressServer(f"http://{LOOPBACK}:{port}", app, browser_settings, veth_port)
-    finally:
-        await runner.cleanup()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def firewalled_url(firewall: str, site: TwoAddressServer) -> AsyncIterator[str]:
-    """http://127.0.0.1:<port> inside the namespace, relayed over TCP to the server."""
-    process = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", firewall, sys.executable, "-c", RELAY, HOST_ADDRESS, str(site.veth_port),
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 15)
-        yield f"http://{LOOPBACK}:{int(line)}"
-    finally:
-        process.kill()
-        await process.wait()
+async def firewalled_url(firewall: VethNamespace, site: TwoAddressServer) -> AsyncIterator[str]:
+    async with firewall.relay(site.veth_port) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def firewalled_chromium(
-    firewall: str, tmp_path_factory: pytest.TempPathFactory
+    firewall: VethNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Browser]:
-    """Chromium started inside the namespace (ip netns exec keeps Playwright's pipe to it)."""
-    wrapper = tmp_path_factory.mktemp("netns-chromium") / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {firewall} {require_tool("chromium")} "$@"\n')
-    wrapper.chmod(0o755)
+    wrapper = firewall.chromium_wrapper(tmp_path_factory.mktemp("netns-chromium"), require_tool("chromium"))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
         try:

@@ -73,6 +73,8 @@ PERMANENT = frozenset({0x01, 0x0A, 0x0B, 0x0C, 0x33, 0x42, 0x43, 0x44, 0x45, 0x4
 STATUS_NAMES = {0x01: "ESME_RINVMSGLEN", 0x08: "ESME_RSYSERR", 0x0A: "ESME_RINVSRCADR"}
 STATUS_NAMES |= {0x0B: "ESME_RINVDSTADR", 0x14: "ESME_RMSGQFUL", 0x45: "ESME_RSUBMITFAIL"}
 STATUS_NAMES |= {0x58: "ESME_RTHROTTLED", 0x64: "ESME_RX_T_APPN", 0xFF: "ESME_RUNKNOWNERR"}
+# How long submits answer "retry later" at once after one gave up on a throttling SMSC (seconds).
+THROTTLE_REST = 60.0
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # An account's own template text for a message, or None for the shipped one.
 TextSource = Callable[[Message], Awaitable[str | None]]
@@ -136,6 +138,8 @@ class SmppSender:
         self._events: EventSink | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._unavailable_until = 0.0
+        self._unavailable_reason = ""
         self._keys = itertools.count(1)
         self._references = itertools.cycle(range(256))
         self._esme = Esme(
@@ -244,7 +248,13 @@ class SmppSender:
     async def _submit_part(self, message: Message, part: Pdu) -> str:
         give_up = time.monotonic() + self.settings.throttle_give_up_seconds
         while True:
+            # After one submit has waited out a missing bind or a throttling SMSC, the next ones answer at
+            # once: the dispatcher sends one message after another, and e-mail waits for its run to end.
+            wait = self._unavailable_until - time.monotonic()
+            if wait > 0 and not (self.bound and self._unavailable_reason == "bind"):
+                raise RetryLater(f"the SMSC is unavailable ({self._unavailable_reason})", retry_after=wait)
             if not await self.wait_bound(self.settings.bind_wait_seconds):
+                self._unavailable("bind", self.settings.bind_wait_seconds)
                 raise RetryLater("the SMSC is not bound", retry_after=self.settings.bind_wait_seconds)
             await self.bucket.take()
             async with self._window:
@@ -259,6 +269,7 @@ class SmppSender:
                     self.stats.lost += 1
                     raise Ambiguous(str(exc)) from None
             if status == ESME_ROK:
+                self._unavailable_until = 0.0
                 self.bucket.accepted()
                 self.stats.accepted += 1
                 return provider_id
@@ -269,7 +280,10 @@ class SmppSender:
                     "SMSC answered %s; %.2f s pause, %.1f TPS", status_name(status), pause, self.bucket.rate
                 )
                 if time.monotonic() + pause > give_up:
-                    raise RetryLater(f"the SMSC keeps answering {status_name(status)}", retry_after=60.0)
+                    self._unavailable("throttled", THROTTLE_REST)
+                    raise RetryLater(
+                        f"the SMSC keeps answering {status_name(status)}", retry_after=THROTTLE_REST
+                    )
                 continue
             self.stats.rejected += 1
             if status in PERMANENT:
@@ -309,6 +323,10 @@ class SmppSender:
 
     def _written(self, sequence: int, key: str) -> None:
         self._by_sequence[sequence] = key
+
+    def _unavailable(self, reason: str, seconds: float) -> None:
+        self._unavailable_until = time.monotonic() + seconds
+        self._unavailable_reason = reason
 
     def _session_ended(self) -> None:
         was_bound = self._bound.is_set()

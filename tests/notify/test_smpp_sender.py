@@ -197,6 +197,8 @@ async def test_a_dropped_session_makes_in_flight_parts_ambiguous_and_new_ones_wa
             await asyncio.wait_for(pending, 5)
         with pytest.raises(RetryLater, match="not bound"):
             await sender.submit(sms(2, "hello"))
+        with pytest.raises(RetryLater, match="unavailable"):  # at once, not after another bind wait
+            await sender.submit(sms(4, "hello"))
         assert not sender.bound and len(smsc.held) == 1
         relay.refusing = False
         smsc.hold = False

@@ -139,6 +139,7 @@ class TrackRecording:
         self.arrival_timed = 0  # frames timed by arrival (no sender report in time)
         self.holes = 0
         self.frames_before_file = 0
+        self.superseded = 0  # frames of a layer switched away from, replaced by the new layer's
 
     # ------------------------------------------------------------------------------ queue
     def step(self, now: float) -> None:
@@ -187,9 +188,32 @@ class TrackRecording:
 
     # ------------------------------------------------------------------------------ timing and muxing
     def _frames(self, rid: str, frames: list[Frame]) -> None:
-        if frames:
-            self._held.extend([rid, f, False] for f in frames)
-            self._release(frames[-1].arrival)
+        if not frames:
+            return
+        if any(entry[0] != rid for entry in self._held):
+            # A layer switch: the new layer starts at a keyframe of an instant the old layer may already
+            # have sent (a publisher sends its layers one after the other); the old layer's frames of that
+            # instant and later go, or two frames would share one time.
+            start = frames[0]
+            self._held = [
+                entry
+                for entry in self._held
+                if entry[0] == rid or self._before(entry[0], entry[1], rid, start)
+            ]
+        self._held.extend([rid, f, False] for f in frames)
+        self._release(frames[-1].arrival)
+
+    def _before(self, rid: str, frame: Frame, other_rid: str, other: Frame) -> bool:
+        """Whether `frame` was taken before `other`: by the sender's clock when both layers map to it, else by
+        arrival (a publisher sends its layers' frames of one instant within milliseconds of each other)."""
+        a, b = self._clocks.get(rid), self._clocks.get(other_rid)
+        if a is not None and b is not None and a.mapped and b.mapped:
+            if a.sender_time(frame.ts) < b.sender_time(other.ts) - 0.001:
+                return True
+        elif frame.arrival < other.arrival - 0.010:
+            return True
+        self.superseded += 1
+        return False
 
     def _release(self, now: float) -> None:
         """Write the held frames that are old enough: `settle_ms` once their stream has a sender report (the

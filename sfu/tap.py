@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from sfu.fanout import SubscriptionBase
 from sfu.metrics import METRICS
 from sfu.rtp import RtpHeader
+from sfu.subscription import GUARD_WINDOW
 
 if TYPE_CHECKING:
     from sfu.track import Layer, LayerView, Track
@@ -159,7 +160,13 @@ class TapSubscription(SubscriptionBase):
 
     def forward_now(self, layer: Layer, data: bytes, h: RtpHeader, level: bytes | None, abs3: bytes) -> bool:
         """Hand one packet of `layer` to the sink; True when a keyframe of `layer` should be requested."""
-        if layer is not self.current:
+        if layer is self.current:
+            # sfu/_fanout.c drops packets older than switch_seq before they reach a Python-path subscription
+            # (and moves it only for its own copies): keep it GUARD_WINDOW behind the stream, as
+            # Subscription._after_switch does, or half of the sequence number space would be dropped.
+            if ((h.seq - self.switch_seq) & 0xFFFF) > GUARD_WINDOW:
+                self.switch_seq = (h.seq - GUARD_WINDOW) & 0xFFFF
+        else:
             if layer is not self.target:
                 return False
             track = layer.track
@@ -167,6 +174,7 @@ class TapSubscription(SubscriptionBase):
                 self.dropped_before_keyframe += 1
                 return True
             self.current, self.target = layer, None
+            self.switch_seq = h.seq
             self.joining = False
             self.switches += 1
             if layer.sr_ntp:  # the new layer's timing, before its first packet

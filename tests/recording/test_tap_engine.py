@@ -4,13 +4,17 @@ a Router.tap per Track into a Recorder, real ffprobe/ffmpeg on the files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from recording.recorder import Recorder
 from recording.track import TrackInfo, TrackSink
@@ -178,3 +182,80 @@ async def test_per_track_files_hold_every_frame_sent(
     assert abs(offsets[len(offsets) // 2]) <= 0.06, offsets
     assert result.dropped_packets == 0
     assert all(tap.track is None for tap in taps)
+
+
+async def until(predicate: Callable[[], bool], within: float) -> None:
+    """Until the tap's state (moved by packets, which signal nothing) holds: checked every 10 ms."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not reached within {within} s")
+        await asyncio.sleep(0.01)
+
+
+async def test_simulcast_is_recorded_at_its_best_layer_and_switches_up(tmp_path: Path) -> None:
+    from tests.sfu.conftest import read_counter as read_sfu_counter
+    from tests.sfu.test_simulcast import SimulcastPublisher
+
+    meeting = Meeting()
+    recorder = Recorder(tmp_path / "rec")
+    publisher = SimulcastPublisher()
+    paused = {"f"}  # the top layer starts later (a browser whose bandwidth estimate is still low)
+    send = publisher.hooks.send
+    started: list[float] = []
+
+    async def send_unpaused(data: bytes) -> bool:
+        if not started:
+            started.append(time.monotonic())
+        ssrc = int.from_bytes(data[8:12], "big")
+        if any(publisher.ssrc[rid] == ssrc for rid in paused):
+            return True
+        return await send(data)
+
+    async def sender_reports() -> None:
+        """What a browser sends beside its layers (this publisher writes RTP by hand): an SR per layer."""
+        while True:
+            await asyncio.sleep(0.5)
+            if not started:
+                continue
+            elapsed = time.monotonic() - started[0]
+            ntp = int((time.time() + 2_208_988_800) * (1 << 32))
+            for rid, ssrc in publisher.ssrc.items():
+                if rid not in paused:
+                    rtp = (publisher.ts_base[rid] + round(elapsed * 90000)) & 0xFFFFFFFF
+                    info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=rtp, packet_count=0, octet_count=0)
+                    await send(bytes(RtcpSrPacket(ssrc=ssrc, sender_info=info)))
+
+    publisher.hooks.send = send_unpaused  # type: ignore[method-assign]
+    reports = asyncio.create_task(sender_reports())
+    try:
+        owner = await meeting.client("pub")
+        await publisher.publish(owner)
+        await meeting.wait_tracks(1)
+        track = next(iter(meeting.router.tracks.values()))
+        tap = meeting.router.tap(track.id, lambda t: recorder.attach(info_of(t)))
+        await until(lambda: tap.current is track.layers["h"] and tap.packets > 30, within=10)
+        paused.clear()
+        await until(lambda: tap.current is track.layers["f"], within=10)
+        switched_at = tap.packets
+        await until(lambda: tap.packets > switched_at + 60, within=10)
+        assert track.pauser.active >= {"f"}, "the tap keeps the top layer wanted"
+        tap.close()
+    finally:
+        reports.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reports
+        await publisher.close()
+        await meeting.close()
+    result = await recorder.close()
+    (video,) = [tmp_path / "rec" / f.name for f in result.files]
+    assert decode_errors(video) == ""
+    sizes, counters = [], []
+    with av.open(str(video)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            sizes.append((frame.width, frame.height))
+            counters.append(read_sfu_counter(frame))
+    assert sizes[0] == (160, 120) and sizes[-1] == (320, 240)
+    assert sizes == sorted(sizes), "one switch, up"
+    steps = {b - a for a, b in itertools.pairwise(counters)}
+    assert steps <= {0, 1}, f"frames lost or repeated at the switch: {sorted(steps)}"

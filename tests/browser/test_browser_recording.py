@@ -119,8 +119,10 @@ async def test_host_records_from_the_toolbar_and_the_recording_plays_in_the_admi
         await admin_en.screenshot(path=shot("en-03-admin-rendering.png"))
     row = await wait_recording(admin, meeting_id, {"ready", "failed"}, seen)
     assert row["state"] == "ready", row
-    # The progress only grows, in steps between 0 and 100 (ffmpeg's -progress), and ends at 100.
-    assert seen == sorted(seen) and seen[-1] == 100 and any(0 < p < 100 for p in seen), seen
+    # The progress only grows and ends at 100. Whether a poll catches a value in between depends on how fast
+    # this machine renders (a quiet CI machine finished between two polls): the engine's own test
+    # (tests/recording/test_composite_engine.py) checks the steps; the admin page showed the bar above.
+    assert seen == sorted(seen) and seen[-1] == 100, seen
     assert sorted(f["kind"] for f in row["files"]) == [
         "audio",
         "audio",

@@ -6,13 +6,16 @@ import contextlib
 import dataclasses
 import ipaddress
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aioice
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, async_playwright
 
-from tests.conftest import SECRET_KEY, RunningServer
+from tests.browser.conftest import CHROMIUM_ARGS
+from tests.conftest import SECRET_KEY, RunningServer, require_tool
 from tests.netns_link import VethNamespace
 from web.keys import DATABASE
 from yunhui.app import create_app
@@ -86,3 +89,15 @@ async def serve_twice(settings: Settings, namespace: VethNamespace) -> AsyncIter
         yield TwoAddressServer(f"http://{LOOPBACK}:{port}", app, settings, veth_port)
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def chromium_in(namespace: VethNamespace, directory: Path) -> AsyncIterator[Browser]:
+    """Chromium started inside the namespace, with the suite's flags."""
+    wrapper = namespace.chromium_wrapper(directory, require_tool("chromium"))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -12,13 +12,19 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from sfu.metrics import METRICS
 from tests import netns_link
-from tests.browser.conftest import CHROMIUM_ARGS, AdminApi
-from tests.browser.netns_site import LOOPBACK, SELECTED, TwoAddressServer, ice_also_on, serve_twice
-from tests.conftest import require_tool
+from tests.browser.conftest import AdminApi
+from tests.browser.netns_site import (
+    LOOPBACK,
+    SELECTED,
+    TwoAddressServer,
+    chromium_in,
+    ice_also_on,
+    serve_twice,
+)
 from tests.netns_link import VethNamespace
 from yunhui.settings import Settings, load_settings
 
@@ -65,13 +71,8 @@ async def site(browser_settings: Settings, uplink: VethNamespace) -> AsyncIterat
 async def shaped_chromium(
     uplink: VethNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Browser]:
-    wrapper = uplink.chromium_wrapper(tmp_path_factory.mktemp("netns-chromium"), require_tool("chromium"))
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with chromium_in(uplink, tmp_path_factory.mktemp("netns-chromium")) as browser:
+        yield browser
 
 
 async def _estimate(page: Page) -> float:

@@ -20,13 +20,20 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from tests import netns_link
-from tests.browser.conftest import CHROMIUM_ARGS, AdminApi, artifact
-from tests.browser.netns_site import LOOPBACK, SELECTED, TwoAddressServer, ice_also_on, serve_twice
+from tests.browser.conftest import AdminApi, artifact
+from tests.browser.netns_site import (
+    LOOPBACK,
+    SELECTED,
+    TwoAddressServer,
+    chromium_in,
+    ice_also_on,
+    serve_twice,
+)
 from tests.browser.test_browser_meeting import inbound, participant_id, wait_rising
-from tests.conftest import RunningServer, require_tool
+from tests.conftest import RunningServer
 from tests.netns_link import VethNamespace
 from tests.turn.coturn import Coturn, coturn
 from yunhui.settings import Settings, load_settings
@@ -104,13 +111,8 @@ async def firewalled_url(firewall: VethNamespace, site: TwoAddressServer) -> Asy
 async def firewalled_chromium(
     firewall: VethNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Browser]:
-    wrapper = firewall.chromium_wrapper(tmp_path_factory.mktemp("netns-chromium"), require_tool("chromium"))
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with chromium_in(firewall, tmp_path_factory.mktemp("netns-chromium")) as browser:
+        yield browser
 
 
 async def _open(browser: Browser, url: str, room: dict[str, Any], name: str) -> Page:

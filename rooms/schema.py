@@ -15,6 +15,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "rooms.webhooks.models",
     "rooms.audit.models",
     "rooms.recordings.models",
+    "rooms.sip.models",
+    "rooms.live.models",
 )
 
 

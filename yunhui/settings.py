@@ -31,10 +31,12 @@ from pydantic_settings import (
 )
 
 from notify.settings import NotifySettings
+from recording.live.settings import LiveSettings
 from recording.settings import RecordingSettings
 from rooms.settings import RoomsSettings
 from sfu.settings import SfuSettings
 from signaling.settings import SignalingSettings
+from signaling.sip.settings import SipSettings
 
 ENV_PREFIX = "YUNHUI_"
 ENV_DELIMITER = "__"
@@ -180,6 +182,10 @@ class WebhookSettings(_Section):
     allow_private_addresses: bool = False
 
 
+class WorkerSettings(_Section):
+    """Worker processes on PostgreSQL and Redis (issue #20); one process with embedded defaults needs none."""
+
+
 class Settings(BaseSettings):
     """The whole tree. Build it with :func:`load_settings`, never directly from library code."""
 
@@ -204,6 +210,9 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     backup: BackupSettings = BackupSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    sip: SipSettings = SipSettings()
+    live: LiveSettings = LiveSettings()
+    workers: WorkerSettings = WorkerSettings()
 
     @classmethod
     def settings_customise_sources(

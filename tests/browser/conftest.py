@@ -7,6 +7,7 @@ tests/conftest.py's `server` started in that loop, with short meeting timers; it
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,3 +165,18 @@ def artifact(name: str) -> str:
     """Path for a screenshot kept as a test artefact (CI uploads test-artifacts/)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS / name)
+
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def docs_screenshot(relative: str) -> str:
+    """Path for a screenshot the manuals show, e.g. ``"live/viewer-en.png"``.
+
+    Written into docs/screenshots/ only when YUNHUI_DOCS_SCREENSHOTS=1 (refreshing the manuals' pictures
+    is a deliberate act); otherwise next to the other artefacts, so a test run leaves the tree clean.
+    """
+    root = DOCS_SCREENSHOTS if os.environ.get("YUNHUI_DOCS_SCREENSHOTS") == "1" else ARTIFACTS / "docs"
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)

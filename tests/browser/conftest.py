@@ -176,7 +176,13 @@ def docs_screenshot(relative: str) -> str:
     Written into docs/screenshots/ only when YUNHUI_DOCS_SCREENSHOTS=1 (refreshing the manuals' pictures
     is a deliberate act); otherwise next to the other artefacts, so a test run leaves the tree clean.
     """
-    root = DOCS_SCREENSHOTS if os.environ.get("YUNHUI_DOCS_SCREENSHOTS") == "1" else ARTIFACTS / "docs"
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = docs_screenshot_dir(str(Path(relative).parent)) / Path(relative).name
     return str(path)
+
+
+def docs_screenshot_dir(feature: str) -> Path:
+    """The folder :func:`docs_screenshot` writes a feature's pictures into (created)."""
+    root = DOCS_SCREENSHOTS if os.environ.get("YUNHUI_DOCS_SCREENSHOTS") == "1" else ARTIFACTS / "docs"
+    folder = root / feature
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

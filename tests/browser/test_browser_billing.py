@@ -20,7 +20,13 @@ from playwright.async_api import Page
 
 from rooms import users
 from tests.api.conftest import Clock
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UNNAMED_CONTROLS, artifact
+from tests.browser.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    UNNAMED_CONTROLS,
+    artifact,
+    docs_screenshot_dir,
+)
 from tests.conftest import SECRET_KEY, RunningServer
 from web.keys import DATABASE
 from yunhui.app import create_app
@@ -29,7 +35,7 @@ from yunhui.settings import Settings, load_settings
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 START = datetime(2026, 3, 16, 4, tzinfo=UTC)
-MANUAL = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "billing"
+MANUAL = docs_screenshot_dir("billing")
 OWNER_EMAIL = "owner@county.example"
 CLOCK = Clock(START)
 

@@ -11,7 +11,6 @@ import io
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,14 +20,20 @@ from PIL import Image
 from playwright.async_api import Locator, Page, expect
 
 from rooms import users
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UNNAMED_CONTROLS, AdminApi
+from tests.browser.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    UNNAMED_CONTROLS,
+    AdminApi,
+    docs_screenshot_dir,
+)
 from tests.conftest import RunningServer
 from web.i18n import catalogue
 from web.keys import DATABASE
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "first-run"
+SHOTS = docs_screenshot_dir("first-run")
 ONE_TIME = "Zk3-one-time-9"
 NEW_PASSWORD = "my own long password"
 PASSCODE = "246810"

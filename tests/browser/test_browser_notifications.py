@@ -17,14 +17,14 @@ import pytest_asyncio
 from icalendar import Calendar
 from playwright.async_api import Page
 
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AdminApi
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AdminApi, docs_screenshot_dir
 from tests.conftest import RunningServer
 from tests.notify.email_server import SmtpServer, smtp_server
 from yunhui.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 PUBLIC_URL = "https://meet.example.com"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "notifications"
+SCREENSHOTS = docs_screenshot_dir("notifications")
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page
 
-from tests.browser.conftest import UNNAMED_CONTROLS, AdminApi
+from tests.browser.conftest import UNNAMED_CONTROLS, AdminApi, docs_screenshot_dir
 from tests.browser.test_browser_admin import sign_in
 from tests.browser.test_browser_meeting import inbound, join, participant_id, remote_video_width
 from tests.conftest import RunningServer, require_tool
@@ -21,7 +20,7 @@ from yunhui.recordings import RECORDINGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "recording"
+SHOTS = docs_screenshot_dir("recording")
 # Media recorded before the stop: frames the host receives from the guest (about 2 s at 30 fps).
 RECORDED_FRAMES = 60
 

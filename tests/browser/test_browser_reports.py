@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,13 +13,13 @@ import pytest
 from playwright.async_api import Page
 
 from rooms.meetings import end_meeting, record_join, record_leave, start_meeting
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AdminApi, artifact
+from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, AdminApi, artifact, docs_screenshot_dir
 from tests.conftest import RunningServer
 from web.keys import DATABASE
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-MANUAL = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "reports"
+MANUAL = docs_screenshot_dir("reports")
 ZONE = ZoneInfo("Asia/Shanghai")
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile"

@@ -14,13 +14,19 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UNNAMED_CONTROLS, AdminApi
+from tests.browser.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    UNNAMED_CONTROLS,
+    AdminApi,
+    docs_screenshot_dir,
+)
 from tests.conftest import RunningServer
 from tests.notify.smpp_smsc import TestSmsc
 from yunhui.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "sms"
+SCREENSHOTS = docs_screenshot_dir("sms")
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -20,7 +20,14 @@ from playwright.async_api import Page
 
 from rooms import users
 from tests.api.conftest import Clock
-from tests.browser.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, artifact, chromium, new_context
+from tests.browser.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    artifact,
+    chromium,
+    docs_screenshot_dir,
+    new_context,
+)
 from tests.conftest import SECRET_KEY, RunningServer
 from web.keys import DATABASE
 from yunhui.app import create_app
@@ -32,7 +39,7 @@ __all__ = ["chromium", "new_context"]
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 NINE = datetime(2026, 5, 12, 9, 0, tzinfo=UTC)
-MANUAL = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "operations"
+MANUAL = docs_screenshot_dir("operations")
 OWNER_EMAIL = "owner@county.example"
 CLOCK = Clock(NINE)
 

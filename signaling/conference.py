@@ -104,6 +104,8 @@ class Conference:
         self._timers: list[Timer] = []
         self._empty_timer: Timer | None = None
         self._end_task: asyncio.Task[None] | None = None
+        # In-process observers of what everyone is told (the recorder's timeline): see watch().
+        self._watchers: list[Callable[[ServerMessage], None]] = []
         self.log = logging.LoggerAdapter(logger, {"room_id": room.room_id})
 
     # --- membership ---
@@ -310,6 +312,22 @@ class Conference:
         for p in list(self._participants.values()):
             if p.ready and p is not exclude:
                 p.send(message)
+        for watcher in list(self._watchers):
+            try:
+                watcher(message)
+            except Exception:  # an observer's bug must not stop the meeting's broadcasts
+                self.log.exception("a meeting watcher failed on %s", type(message).__name__)
+
+    def watch(self, watcher: Callable[[ServerMessage], None]) -> Callable[[], None]:
+        """Call ``watcher`` with every message broadcast to the meeting (after the same coalescing the
+        clients get), on the event loop; returns the function that stops it."""
+        self._watchers.append(watcher)
+
+        def stop() -> None:
+            if watcher in self._watchers:
+                self._watchers.remove(watcher)
+
+        return stop
 
     def track_owners(self) -> dict[str, Participant]:
         return {tid: p for p in self._participants.values() for tid in p.tracks}

@@ -48,11 +48,12 @@ from sfu.sfu import Sfu
 from sfu.tap import TappedTrack, TapSink, TapSubscription
 from signaling.conference import Conference
 from signaling.errors import ProtocolError
-from signaling.messages import SYSTEM_ROLES, LeaveReason
+from signaling.messages import LeaveReason
 from signaling.participant import Participant
 from signaling.recording import RecordingUnavailable
 from signaling.server import MeetingServer
 from yunhui.jobs import PeriodicJob
+from yunhui.recording_timeline import MeetingTimeline
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class _Session:
     participant: Participant | None = None
     taps: dict[str, TapSubscription] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # participant id -> display name
+    unwatch: Callable[[], None] | None = None
     closed: bool = False
 
 
@@ -178,10 +180,10 @@ class Recordings:
         if not joined:
             await participant.close(LeaveReason.ERROR)
             raise RecordingUnavailable("the recorder could not join the meeting")
+        timeline = MeetingTimeline(recorder, session.names)
         for p in conference.participants():
-            if p.role not in SYSTEM_ROLES:
-                session.names[p.id] = p.display_name
-                recorder.event("joined", participant=p.id, name=p.display_name)
+            timeline.present(p.info())
+        session.unwatch = conference.watch(timeline)  # later joins, leaves, mutes and screen shares
         router.add_listener(functools.partial(self._on_router_event, session, conference, router))
         for track_id in list(router.tracks):
             self._tap(session, conference, router, track_id)
@@ -241,6 +243,8 @@ class Recordings:
                 session.recorder.event("speaker", participant=pid)
 
     async def _finish(self, session: _Session) -> None:
+        if session.unwatch is not None:
+            session.unwatch()
         for tap in session.taps.values():
             tap.close()
         try:

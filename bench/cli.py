@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import hotspots, janus, joins, netns, recording, report
+from bench import hotspots, janus, joins, netns, recording, report, sections
 from bench.media import ensure_media
 from bench.scenarios import (
     LOADGEN_CPU_LIMIT_PCT,
@@ -276,6 +276,9 @@ def write_report(args: argparse.Namespace, runs: list[Run], elapsed: float) -> N
     for name in (HOTSPOTS, MEETING_HOTSPOTS, JOIN_HOTSPOTS):
         if (args.workdir / name).exists():
             extra += [(args.workdir / name).read_text(), ""]
+    # Sections that scenarios write on their own (recording, live, sip, ...) are not rerun here: kept.
+    if args.out.exists():
+        extra += sections.kept(args.out.read_text())
     text = report.render(
         runs,
         plot_name=plot_path.name if has_plot else None,

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import sections
 from bench.forwarding_micro import World, make_packets
 from recording.composite import render
 from recording.recorder import Recorder
@@ -144,7 +145,7 @@ async def run(args: argparse.Namespace) -> list[str]:
     core = (added + w) * PACKETS_PER_S * STREAMS / 1e6 * 100
     command = (
         f"python -m bench --scenario recording --runs {args.runs} --packets {args.packets} "
-        f"--composite-seconds {args.composite_seconds:g} --out FILE"
+        f"--composite-seconds {args.composite_seconds:g} --out docs/benchmarks.md"
     )
     return [
         "## Recording (issue #17)",
@@ -181,10 +182,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--packets", type=int, default=3000, help="per stream and run (300 a second)")
     parser.add_argument("--composite-seconds", type=float, default=20.0)
-    parser.add_argument("--out", type=Path, required=True, help="where the markdown section is written")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the benchmarks file its section is merged into (or created)"
+    )
     args, _ = parser.parse_known_args(argv)
     lines = asyncio.run(run(args))
-    args.out.write_text("\n".join(lines) + "\n")
+    sections.merge_into(args.out, "recording", lines)
     print("\n".join(lines))
     return 0
 

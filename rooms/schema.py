@@ -17,6 +17,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "rooms.recordings.models",
     "rooms.sip.models",
     "rooms.live.models",
+    "rooms.live.videos",
 )
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from sfu.allocator import Ranking
 from sfu.audio_selection import AudioSelection
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
@@ -21,10 +22,12 @@ from sfu.events import (
     TrackUnpublished,
 )
 from sfu.peer import Peer
+from sfu.plain import PlainPeer
+from sfu.plain_media import MediaKind
 from sfu.settings import SfuSettings
 from sfu.speaker import SpeakerDetector
 from sfu.tap import TappedTrack, TapSink, TapSubscription
-from sfu.track import Track
+from sfu.track import LayerView, Track
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Router:
         self._on_closed = on_closed
         self._listeners: list[Callable[[RouterEvent], None]] = []
         self._peers: dict[str, Peer] = {}
+        self._plain: dict[str, PlainPeer] = {}  # SIP legs (sfu/plain.py)
         self.tracks: dict[str, Track] = {}
         self._speaker = SpeakerDetector(
             threshold=settings.speaker_threshold,
@@ -55,6 +59,8 @@ class Router:
             speech_dbov=settings.audio_last_n_speech_dbov,
             hold=settings.audio_last_n_hold_ms / 1000,
         )
+        # When each participant was last the active speaker: the allocator forwards recent speakers first.
+        self._spoke_at: dict[str, float] = {}
         self._closed = False
 
     @property
@@ -85,12 +91,38 @@ class Router:
             )
         return peer
 
+    async def add_plain_peer(
+        self,
+        participant_id: str,
+        kinds: tuple[MediaKind, ...] = ("audio", "video"),
+        *,
+        host: str = "127.0.0.1",
+    ) -> PlainPeer:
+        """A SIP leg's media (plain RTP/SRTP): sockets on `host` per kind from the configured port range; call
+        ``start`` on the returned PlainPeer once the SDP is negotiated. Removed with ``remove_peer``."""
+        if self._closed:
+            raise Closed(f"router {self.meeting_id!r} is closed")
+        if not participant_id:
+            raise BadRequest("participant_id: must not be empty")
+        if participant_id in self._peers or participant_id in self._plain:
+            raise BadRequest(f"participant_id: {participant_id!r} already has a peer in this meeting")
+        peer = PlainPeer.open(self, participant_id, self._settings, kinds, host)
+        self._plain[participant_id] = peer
+        if self._speaker_task is None:
+            self._speaker_task = asyncio.create_task(
+                self._run_speaker(), name=f"sfu-speaker:{self.meeting_id}"
+            )
+        return peer
+
     async def remove_peer(self, participant_id: str) -> None:
         """Close the participant's peer: its tracks are unpublished, the others renegotiate. Unknown: no-op"""
-        peer = self._peers.pop(participant_id, None)
+        peer: Peer | PlainPeer | None = self._peers.pop(participant_id, None) or self._plain.pop(
+            participant_id, None
+        )
         if peer is None:
             return
         await peer.close()
+        self._spoke_at.pop(participant_id, None)
         if self._speaker.remove(participant_id) is None:
             self._emit(ActiveSpeakerChanged(None))
             self._follow_speaker()
@@ -113,7 +145,8 @@ class Router:
         if self._closed:
             return
         self._closed = True
-        peers, self._peers = list(self._peers.values()), {}
+        peers = self._every_peer()
+        self._peers, self._plain = {}, {}
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         if self._speaker_task is not None:
             self._speaker_task.cancel()
@@ -137,7 +170,7 @@ class Router:
             track.selected = self._audio.forwards(track.participant_id)  # no subscriptions yet
             self._audio_publishers_changed()
         self._emit(TrackPublished(track.participant_id, track.id, track.kind, track.source))  # type: ignore[arg-type]
-        for peer in list(self._peers.values()):
+        for peer in self._every_peer():
             peer.track_published(track)
 
     def _track_unpublished(self, track: Track) -> None:
@@ -146,7 +179,7 @@ class Router:
         for subscription in track.subscriptions:
             subscription.unbind()
         self._emit(TrackUnpublished(track.participant_id, track.id))
-        for peer in list(self._peers.values()):
+        for peer in self._every_peer():
             peer.track_unpublished(track)
         if track.kind == "audio":
             if not self._audio_tracks_of(track.participant_id):
@@ -195,8 +228,11 @@ class Router:
         """The participants whose audio subscribers get while the audio last-N is on; None when it is off."""
         return self._audio.selected if self._audio.active else None
 
+    def _every_peer(self) -> list[Peer | PlainPeer]:
+        return [*self._peers.values(), *self._plain.values()]
+
     def _follow_speaker(self) -> None:
-        for peer in list(self._peers.values()):
+        for peer in self._every_peer():
             peer.follow_speaker()
 
     async def _check_layers(self, now: float) -> None:
@@ -220,6 +256,18 @@ class Router:
                 log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)
                 self._emit(LayersWanted(track.participant_id, track.id, track.mid, rids))
 
+    def _allocate(self, now: float) -> None:
+        """Split each subscriber's downlink across its videos (each when due, all when the speaker changed)."""
+        speaker = self._speaker.speaker
+        if speaker is not None:
+            self._spoke_at[speaker] = now
+        ranking = Ranking(speaker, self._spoke_at)
+        views: dict[str, LayerView] = {}  # one sample of each track's layers for every subscriber
+        for peer in list(self._peers.values()):
+            connection = peer.subscribe_connection
+            if connection is not None:
+                connection.allocate(now, ranking, views)
+
     async def _run_speaker(self) -> None:
         """The router's one task: speaker ticks and simulcast layer checks, every SPEAKER_TICK_S."""
         while True:
@@ -235,3 +283,7 @@ class Router:
                     self._follow_speaker()
                 except Exception:
                     log.exception("router %s: following the speaker failed", self.meeting_id)
+            try:
+                self._allocate(time.monotonic())
+            except Exception:
+                log.exception("router %s: allocating downlinks failed", self.meeting_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 
 class Kind(StrEnum):
@@ -119,6 +120,35 @@ def admit(
     if terms.lobby and not host and kind is not Kind.VIEWER:
         return LOBBY
     return ADMITTED
+
+
+class SiteFacts(Protocol):
+    """What admission needs of a Site (rooms.models.Site satisfies it)."""
+
+    @property
+    def suspended_at(self) -> datetime | None: ...
+
+
+# The words a refused room terminal shows (SIP Warning and Reason headers); the reason stays machine-readable.
+ENDPOINT_REFUSALS = {
+    Reason.SITE_SUSPENDED: "Site suspended: unpaid invoice",
+    Reason.ENDPOINT_DISABLED: "Endpoint disabled by its administrator",
+}
+
+
+def endpoint_may_register(site: SiteFacts, now: datetime, *, enabled: bool = True) -> Reason | None:
+    """None if an Endpoint of ``site`` may register now, else why not (billing suspends a site)."""
+    if site.suspended_at is not None and site.suspended_at <= now:
+        return Reason.SITE_SUSPENDED
+    if not enabled:
+        return Reason.ENDPOINT_DISABLED
+    return None
+
+
+def endpoint_may_join(site: SiteFacts, now: datetime, *, enabled: bool = True) -> Reason | None:
+    """None if an Endpoint of ``site`` may join a meeting now, else why not. The same rule as registering
+    today; kept apart because a contract may one day allow registering without calling (or the reverse)."""
+    return endpoint_may_register(site, now, enabled=enabled)
 
 
 def session_deadline(

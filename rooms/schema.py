@@ -16,6 +16,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "rooms.audit.models",
     "rooms.recordings.models",
     "rooms.sip.models",
+    "rooms.sip.calls",
     "rooms.live.models",
     "rooms.live.videos",
 )

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from sfu.allocator import Ranking
 from sfu.audio_selection import AudioSelection
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
@@ -27,7 +26,7 @@ from sfu.plain_media import MediaKind
 from sfu.settings import SfuSettings
 from sfu.speaker import SpeakerDetector
 from sfu.tap import TappedTrack, TapSink, TapSubscription
-from sfu.track import LayerView, Track
+from sfu.track import Track
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ class Router:
             speech_dbov=settings.audio_last_n_speech_dbov,
             hold=settings.audio_last_n_hold_ms / 1000,
         )
-        # When each participant was last the active speaker: the allocator forwards recent speakers first.
-        self._spoke_at: dict[str, float] = {}
         self._closed = False
 
     @property
@@ -122,7 +119,6 @@ class Router:
         if peer is None:
             return
         await peer.close()
-        self._spoke_at.pop(participant_id, None)
         if self._speaker.remove(participant_id) is None:
             self._emit(ActiveSpeakerChanged(None))
             self._follow_speaker()
@@ -256,18 +252,6 @@ class Router:
                 log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)
                 self._emit(LayersWanted(track.participant_id, track.id, track.mid, rids))
 
-    def _allocate(self, now: float) -> None:
-        """Split each subscriber's downlink across its videos (each when due, all when the speaker changed)."""
-        speaker = self._speaker.speaker
-        if speaker is not None:
-            self._spoke_at[speaker] = now
-        ranking = Ranking(speaker, self._spoke_at)
-        views: dict[str, LayerView] = {}  # one sample of each track's layers for every subscriber
-        for peer in list(self._peers.values()):
-            connection = peer.subscribe_connection
-            if connection is not None:
-                connection.allocate(now, ranking, views)
-
     async def _run_speaker(self) -> None:
         """The router's one task: speaker ticks and simulcast layer checks, every SPEAKER_TICK_S."""
         while True:
@@ -283,7 +267,3 @@ class Router:
                     self._follow_speaker()
                 except Exception:
                     log.exception("router %s: following the speaker failed", self.meeting_id)
-            try:
-                self._allocate(time.monotonic())
-            except Exception:
-                log.exception("router %s: allocating downlinks failed", self.meeting_id)

@@ -39,7 +39,7 @@ VARIABLES: Mapping[str, tuple[str, ...]] = {
     "cancel": MEETING_VARIABLES,
     "reminder": (*MEETING_VARIABLES, "minutes_before", "unsubscribe_url"),
     "password_reset": ("name", "one_time_password", "expires_minutes", "login_url"),
-    "recording_ready": ("name", "title", "start", "url"),
+    "recording_ready": ("name", "title", "start", "url", "watch_url", "watch_until"),
     "invoice_issued": (
         "name",
         "account_name",

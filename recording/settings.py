@@ -17,6 +17,8 @@ class RecordingSettings(BaseModel):
     # Days a finished recording is kept (an account's contract may say otherwise); None keeps it forever.
     retention_days: int | None = Field(default=90, ge=1, le=3660)
     download_link_ttl_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    # The "recording ready" e-mail's link that plays the composite without signing in.
+    email_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     purge_interval_seconds: float = Field(default=3600.0, ge=1.0)
     # The composite after the meeting ("grid" or "speaker"); False: per-track files only.
     composite: bool = True

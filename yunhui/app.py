@@ -248,7 +248,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
     ui.add_static(app)
     recordings = install_recordings(
         app, settings.recording, var_dir=settings.paths.var_dir, database=database, sfu=sfu,
-        meetings=meetings, clock=clock, public_url=settings.server.public_url,
+        meetings=meetings, clock=clock, public_url=settings.server.public_url, secret_key=secret_key,
     )  # fmt: skip
     api = create_api(
         database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings),

@@ -39,7 +39,7 @@ from rooms.models import Booking, Meeting, Room, User
 from rooms.outbox.store import enqueue
 from rooms.recordings import store
 from rooms.recordings.models import Recording
-from rooms.recordings.rules import safe_name
+from rooms.recordings.rules import safe_name, sign_link
 from rooms.recordings.store import FileFact
 from sfu.errors import SfuError
 from sfu.events import ActiveSpeakerChanged, RouterEvent, TrackPublished
@@ -119,8 +119,10 @@ class Recordings:
         meetings: MeetingServer,
         clock: Clock,
         public_url: str | None = None,
+        secret_key: str | None = None,
     ) -> None:
         assert settings.root_dir is not None, "the composition root fills in recording.root_dir"
+        self._secret_key = secret_key  # signs the e-mail's watch link; None: the e-mail has none
         self.settings = settings
         self.root: Path = settings.root_dir
         self._db = database
@@ -345,6 +347,20 @@ class Recordings:
             )
             recipients = list(admins.all())
         url = f"{self._public_url}/admin/recordings?meeting={recording.meeting_id or ''}"
+        # The organiser need not be an admin: the e-mail also carries a signed link that plays the composite
+        # without signing in, valid for email_link_ttl_seconds.
+        watch_url, watch_until = "", ""
+        if self._secret_key is not None and recording.composite_path is not None:
+            token, expires_at = sign_link(
+                self._secret_key,
+                recording_id=recording.id,
+                account_id=recording.account_id,
+                file_name=recording.composite_path,
+                now=self._clock(),
+                ttl=timedelta(seconds=self.settings.email_link_ttl_seconds),
+            )
+            watch_url = f"{self._public_url}/api/v1/recordings/download?token={token}"
+            watch_until = expires_at.isoformat(timespec="minutes")
         for user in recipients:
             await enqueue(
                 session,
@@ -360,6 +376,8 @@ class Recordings:
                     "title": room.name if room is not None else "",
                     "start": recording.started_at.isoformat(timespec="minutes"),
                     "url": url,
+                    "watch_url": watch_url,
+                    "watch_until": watch_until,
                 },
             )
 
@@ -521,14 +539,16 @@ def install(
     meetings: MeetingServer,
     clock: Clock,
     public_url: str | None,
+    secret_key: str | None = None,
 ) -> ApiRecordings:
     """Wire recording into the app: the meeting server's port, the start-up recovery, the purge job, and
     the cleanup that stops it all (before the database and the SFU close). Returns the REST API's port."""
     if settings.root_dir is None:
         settings = settings.model_copy(update={"root_dir": var_dir / "recordings"})
     recordings = Recordings(
-        settings, database=database, sfu=sfu, meetings=meetings, clock=clock, public_url=public_url
-    )
+        settings, database=database, sfu=sfu, meetings=meetings, clock=clock, public_url=public_url,
+        secret_key=secret_key,
+    )  # fmt: skip
     meetings.recordings = recordings
     app[RECORDINGS] = recordings
     purge = PeriodicJob("recordings-purge", recordings.purge, settings.purge_interval_seconds)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -101,6 +102,15 @@ async def test_a_recording_killed_mid_way_is_finished_at_the_next_start(env: Env
     ]
     assert mails[0].variables["title"] == "Room a"
     assert mails[0].variables["url"].endswith(f"/admin/recordings?meeting={recording.meeting_id}")
+    # The organiser need not be an admin: the mail's watch link plays the composite with no session.
+    watch = mails[0].variables["watch_url"]
+    assert "/api/v1/recordings/download?token=" in watch
+    async with env.http.get(env.url + watch[watch.index("/api/v1/") :]) as resp:
+        assert resp.status == 200 and resp.content_type == "video/mp4"
+        assert (await resp.read())[4:8] == b"ftyp"
+    assert mails[0].variables["watch_until"] == (env.clock.now + timedelta(days=7)).isoformat(
+        timespec="minutes"
+    )
 
     # Recovering again finds nothing to do, and queues no second mail.
     assert await env.recordings.recover() == 0

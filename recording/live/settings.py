@@ -2,10 +2,77 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LiveProfile(BaseModel):
+    """The one media profile of a channel's output: every source is copied or turned into it (docs/live.md).
+
+    Uploaded videos are normalised to it, so that playout copies their packets; a VP8 publisher is transcoded
+    to it; an H.264 publisher is copied as it is sent (its size may differ: a DISCONTINUITY marks a change).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(default=1280, ge=160, le=3840)
+    height: int = Field(default=720, ge=90, le=2160)
+    fps: int = Field(default=30, ge=1, le=60)
+    video_bitrate_k: int = Field(default=2500, ge=100, le=20_000)
+    audio_rate: int = 48000
+    audio_channels: int = Field(default=2, ge=1, le=2)
+    audio_bitrate_k: int = Field(default=128, ge=32, le=512)
+    # x264 preset of the transcodes (VP8 publishers): veryfast keeps a 720p30 stream under 0.75 core.
+    preset: str = "veryfast"
 
 
 class LiveSettings(BaseModel):
     """Segmenting, playout, standby and viewer statistics of live channels (issue #18)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Where channels write their playlists and segments; None: <paths.var_dir>/live (the composition root).
+    root_dir: Path | None = None
+    profile: LiveProfile = LiveProfile()
+
+    # HLS: the segment length aimed at (cut at the first keyframe once it is reached) and the live window.
+    segment_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
+    window_segments: int = Field(default=5, ge=3, le=60)
+    # A keyframe is requested from a copied source this long before a segment is due, so that it arrives in
+    # time (a publisher answers a PLI within about a frame plus the round trip).
+    keyframe_lead_s: float = Field(default=0.3, ge=0.0, le=2.0)
+    # Frames wait this long for their sender report mapping (the recorder's settle) before they are cut.
+    settle_ms: int = Field(default=150, ge=0, le=5_000)
+    # Without a sender report after this long a copied stream is timed by arrival.
+    sender_report_wait_ms: int = Field(default=1500, ge=0, le=30_000)
+    # A video hole waits this long for its repair (NACK) before the frames behind it are given up.
+    max_wait_ms: int = Field(default=600, ge=50, le=10_000)
+    hole_keyframe_ms: int = Field(default=200, ge=20, le=10_000)
+    audio_wait_ms: int = Field(default=80, ge=0, le=2_000)
+    # Packets queued per channel between the event loop and the channel's worker thread (then dropped and
+    # counted: a stalled disk never stalls forwarding).
+    queue_packets: int = Field(default=8000, ge=16, le=1_000_000)
+    # How often the worker thread wakes up to drain the queues, pace playout and time out holes.
+    tick_ms: int = Field(default=20, ge=1, le=1000)
+
+    # Hot standby: the standby source goes on air when the primary sent no video this long, and the primary
+    # takes over again after it has been healthy this long (prefer-primary).
+    standby_after_s: float = Field(default=3.0, ge=0.2, le=120.0)
+    standby_hold_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+
+    # RTMP push: restarted after the receiver drops, waiting backoff_min, doubled up to backoff_max; a push
+    # that ran this long without failing starts over at backoff_min.
+    rtmp_backoff_min_s: float = Field(default=1.0, ge=0.05, le=60.0)
+    rtmp_backoff_max_s: float = Field(default=30.0, ge=0.05, le=600.0)
+    rtmp_healthy_s: float = Field(default=30.0, ge=0.1, le=3600.0)
+
+    # Viewer sessions (web/): a signed session token lives this long; a session is concurrent while its last
+    # request is younger than concurrent_window_s (2 × target duration + grace, research/recording.md §4).
+    session_token_ttl_s: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
+    concurrent_window_s: float = Field(default=15.0, ge=1.0, le=600.0)
+
+    # Debian's ffmpeg (RTMP push, tests' probes) and the transcodes' CPU priority.
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+    transcode_nice: int = Field(default=5, ge=0, le=19)

@@ -43,6 +43,9 @@ class LiveChannel(Base):
     standby_override: Mapped[str] = mapped_column(String(20), default="auto")
     # Where the programme is pushed too (RTMP): it holds the receiver's stream key, so the API masks it.
     rtmp_url: Mapped[str | None] = mapped_column(Text)
+    # The current run's directory under the live root (the engine's playlists and segments); a new one per
+    # rehearsal or go-live from draft, so a rehearsal that was stopped never leaks into the replay.
+    directory: Mapped[str | None] = mapped_column(String(200))
     show_viewer_count: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     rehearsal_at: Mapped[datetime | None]

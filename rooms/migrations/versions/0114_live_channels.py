@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("standby_kind", sa.String(20), nullable=False),
         sa.Column("standby_override", sa.String(20), nullable=False),
         sa.Column("rtmp_url", sa.Text(), nullable=True),
+        sa.Column("directory", sa.String(200), nullable=True),
         sa.Column("show_viewer_count", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("rehearsal_at", sa.DateTime(timezone=True), nullable=True),

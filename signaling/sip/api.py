@@ -13,6 +13,7 @@ __all__ = [
     "CallHandler",
     "Credentials",
     "EndpointCredentials",
+    "OfferRefused",
     "Registration",
     "SipCall",
     "Transport",
@@ -39,6 +40,14 @@ class CallGone(Exception):
     def __init__(self, reason: CallEnded) -> None:
         super().__init__(reason)
         self.reason: CallEnded = reason
+
+
+class OfferRefused(Exception):
+    """The terminal refused our re-INVITE with a final ``status`` (e.g. 488); the call goes on."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"re-INVITE refused with {status}")
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,14 @@ class SipCall(Protocol):
 
     async def send_info(self, content_type: str, body: bytes) -> int:
         """Send INFO in the dialog (e.g. picture_fast_update); returns the final status (408 on timeout)."""
+        ...
+
+    async def reinvite(self, sdp: str) -> str | None:
+        """Send a re-INVITE with our new ``sdp`` (hold, a new m-line); return the terminal's answer.
+
+        Glare (491) is retried after the random wait of RFC 3261 §14.1; OfferRefused on another final
+        error (the old session stays), CallGone if the dialog is gone (481/408: the call ends).
+        """
         ...
 
     async def hangup(self) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 from signaling.clock import Scheduler
 from signaling.sip.api import (
@@ -15,7 +21,24 @@ from signaling.sip.api import (
     SipCall,
     Transport,
 )
+from signaling.sip.auth import Digest
+from signaling.sip.dialog import (
+    ALLOW,
+    KNOWN_NOT_ALLOWED,
+    SUPPORTED,
+    Dialog,
+    IntervalTooSmall,
+    negotiate_session_timer,
+    unsupported_requirements,
+)
+from signaling.sip.incoming import IncomingCall
+from signaling.sip.message import SipParseError, SipRequest, SipResponse
+from signaling.sip.registrar import Registrar
+from signaling.sip.session import Session
 from signaling.sip.settings import SipSettings
+from signaling.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer, new_tag
+from signaling.sip.transport import SipTransport, Source
+from signaling.sip.uri import NameAddr, SipUri
 
 __all__ = [
     "CallEnded",
@@ -32,8 +55,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The calls layer types its variables with these names; both are SipCall.
-IncomingCall = SipCall
+# The calls layer may type dial-out legs with this name; both kinds are SipCall.
 OutgoingCall = SipCall
 
 
@@ -51,32 +73,99 @@ class SipServer:
         clock: Scheduler,
         credentials: Credentials,
         handler: CallHandler,
+        *,
+        state_dir: Path | None = None,
     ) -> None:
-        self._settings = settings
-        self._clock = clock
+        self.settings = settings
+        self.clock = clock
+        self.t1 = settings.t1_ms / 1000
+        self.t2 = settings.t2_ms / 1000
         self._credentials = credentials
         self._handler = handler
-        self._ports: dict[Transport, int] = {}
+        self._state_dir = state_dir
+        self._transport = SipTransport(settings, clock, self._received)
+        self._layer = TransactionLayer(
+            t1=self.t1,
+            t2=self.t2,
+            t4=settings.t4_ms / 1000,
+            clock=clock,
+            transport=self._transport,
+            user=self,
+        )
+        secret = (
+            settings.nonce_secret.get_secret_value().encode()
+            if settings.nonce_secret
+            else secrets.token_bytes(32)
+        )
+        self._digest = Digest(
+            settings.realm,
+            secret,
+            lambda: clock.now().timestamp(),
+            settings.nonce_ttl_seconds,
+            settings.digest_algorithms,
+        )
+        self.registrar = Registrar(
+            clock, settings.min_expires, settings.max_expires, settings.default_expires
+        )
+        self._sessions: dict[tuple[str, str, str], Session] = {}
+        self._invites: dict[int, IncomingCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
         self._closed = False
+
+    def _received(self, message: SipRequest | SipResponse, source: Source) -> None:
+        self._layer.received(message, source)
 
     @property
     def ports(self) -> dict[Transport, int]:
         """The bound port of each running transport, e.g. {"udp": 40211, "tcp": 40212, "tls": 40213}."""
-        return dict(self._ports)
+        return dict(self._transport.ports)
+
+    @property
+    def transport(self) -> SipTransport:
+        return self._transport
+
+    @property
+    def host(self) -> str:
+        """The host we put in Contact and Warning."""
+        if self.settings.advertised_host:
+            return self.settings.advertised_host
+        return "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
 
     async def start(self) -> None:
-        raise NotImplementedError("SIP core in progress (issue #16)")
+        if self._started:
+            return
+        self._started = True
+        await self._transport.start(self._state_dir)
+        logger.info("sip: listening on %s %s", self.settings.host, self.ports)
 
     async def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        for session in list(self._sessions.values()):
+            if isinstance(session, IncomingCall) and not session.answered:
+                session.invite.reply(503, "Shutting down", to_tag=session.dialog.local.tag)
+                session.end("shutdown")
+            elif session.ended_reason is None:
+                self._layer.request(session.dialog.request("BYE"), session.dialog.source)
+                session.end("shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        self._layer.close()
+        self.registrar.close()
+        await self._transport.close()
 
     def registrations(self) -> list[Registration]:
         """A snapshot of the live bindings (expired ones excluded), for REST and the admin UI."""
-        return []
+        return self.registrar.snapshot()
 
-    def calls(self) -> list[SipCall]:
+    def calls(self) -> list[IncomingCall]:
         """The calls in progress (answered or not), for REST and the admin UI."""
-        return []
+        return [s for s in self._sessions.values() if isinstance(s, IncomingCall) and s.ended_reason is None]
 
     async def invite(self, endpoint_id: str, sdp_offer: str) -> SipCall:
         """Dial out to a registered Endpoint's newest binding and wait for its final answer.
@@ -86,3 +175,230 @@ class SipServer:
         (``answer()``/``reject()`` are not used on an outgoing call).
         """
         raise NotImplementedError("dial-out comes after the core (issue #16)")
+
+    # -- CallHost -----------------------------------------------------------------------------------
+
+    def send(self, data: bytes, dest: Source) -> bool:
+        return self._transport.send(data, dest)
+
+    def request(self, request: SipRequest, dest: Source) -> ClientTransaction:
+        return self._layer.request(request, dest)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        if self._closed:
+            coroutine.close()
+            return
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("sip: task failed", exc_info=task.exception())
+
+    def ended(self, session: Session) -> None:
+        if self._sessions.get(session.dialog.key) is session:
+            del self._sessions[session.dialog.key]
+        if isinstance(session, IncomingCall):
+            self._invites.pop(id(session.invite), None)
+
+    # -- TransactionUser ----------------------------------------------------------------------------
+
+    def on_request(self, request: SipRequest, transaction: ServerTransaction) -> None:
+        method = request.method
+        try:
+            SipUri.parse(request.uri)
+            to_tag = NameAddr.parse(request.headers.get("To") or "").tag
+            from_tag = NameAddr.parse(request.headers.get("From") or "").tag
+        except SipParseError as error:
+            transaction.reply(error.status, str(error)[:60])
+            return
+        forwards = request.headers.get("Max-Forwards")
+        if forwards is not None and forwards.strip() == "0" and method != "OPTIONS":
+            transaction.reply(483)
+            return
+        unsupported = unsupported_requirements(request)
+        if unsupported:
+            transaction.reply(420, headers=(("Unsupported", ", ".join(unsupported)),))
+            return
+        if to_tag:
+            session = self._sessions.get((request.call_id, to_tag, from_tag))
+            if session is None:
+                transaction.reply(481)
+            else:
+                session.in_dialog(request, transaction)
+            return
+        if method == "REGISTER":
+            self.spawn(self._register(request, transaction))
+        elif method == "INVITE":
+            self.spawn(self._invite(request, transaction))
+        elif method == "OPTIONS":
+            transaction.reply(
+                200,
+                headers=(
+                    ("Allow", ", ".join(ALLOW)),
+                    ("Supported", ", ".join(SUPPORTED)),
+                    ("Accept", "application/sdp"),
+                    ("Server", self.settings.user_agent),
+                ),
+                to_tag=new_tag(),
+            )
+        elif method in ("BYE", "INFO", "UPDATE"):
+            transaction.reply(481)
+        elif method in KNOWN_NOT_ALLOWED:
+            transaction.reply(405, headers=(("Allow", ", ".join(ALLOW)),))
+        else:
+            transaction.reply(501)
+
+    def on_ack(self, request: SipRequest, source: Source) -> None:
+        try:
+            to_tag = NameAddr.parse(request.headers.get("To") or "").tag
+            from_tag = NameAddr.parse(request.headers.get("From") or "").tag
+        except SipParseError:
+            return
+        session = self._sessions.get((request.call_id, to_tag, from_tag))
+        if session is not None:
+            session.ack(request)
+
+    def on_cancel(self, invite: ServerTransaction) -> None:
+        call = self._invites.get(id(invite))
+        if call is not None:
+            call.cancelled()
+        else:
+            # Still authenticating: _invite sees the final response and stops.
+            invite.reply(487, to_tag=new_tag())
+
+    def on_stray_response(self, response: SipResponse, source: Source) -> None:
+        try:
+            local = NameAddr.parse(response.headers.get("From") or "").tag
+            remote = NameAddr.parse(response.headers.get("To") or "").tag
+        except SipParseError:
+            return
+        session = self._sessions.get((response.call_id, local, remote))
+        if session is not None:
+            session.resend_ack(response)
+
+    # -- REGISTER and INVITE ------------------------------------------------------------------------
+
+    async def _authenticate(
+        self, request: SipRequest, transaction: ServerTransaction, *, guest_ok: bool
+    ) -> tuple[bool, EndpointCredentials | None]:
+        """(True, endpoint) when the request may go on; otherwise the answer (401/403/503) is sent."""
+        source = transaction.source
+        if source.host in self.settings.trusted_proxies:
+            return await self._asserted(request, transaction, guest_ok=guest_ok)
+        header = request.headers.get("Authorization") or request.headers.get("Proxy-Authorization")
+        username = self._digest.username(header)
+        if username is None:
+            if guest_ok and self.settings.allow_guests:
+                return True, None
+            transaction.reply(401, headers=tuple(self._digest.challenges()), to_tag=new_tag())
+            return False, None
+        try:
+            endpoint = await self._credentials.lookup(username)
+        except Exception:
+            logger.exception("sip: credentials lookup failed")
+            transaction.reply(503, headers=(("Retry-After", "30"),), to_tag=new_tag())
+            return False, None
+
+        def stored(algorithm: str) -> str | None:
+            if endpoint is None:
+                return None
+            return endpoint.ha1_md5 if algorithm == "MD5" else endpoint.ha1_sha256
+
+        answer = self._digest.check(header, request.method, stored)
+        if not answer.ok:
+            if answer.failure not in ("stale", "replay"):
+                self._transport.limits.auth_failed(source.host)
+            # The same 401 for an unknown user and a wrong password (no enumeration).
+            stale = answer.failure == "stale"
+            transaction.reply(401, headers=tuple(self._digest.challenges(stale=stale)), to_tag=new_tag())
+            return False, None
+        assert endpoint is not None
+        if endpoint.refusal is not None:
+            self._refuse(transaction, endpoint.refusal)
+            return False, None
+        return True, endpoint
+
+    async def _asserted(
+        self, request: SipRequest, transaction: ServerTransaction, *, guest_ok: bool
+    ) -> tuple[bool, EndpointCredentials | None]:
+        """Trusted front proxy: the identity header names the Endpoint, the proxy did the digest."""
+        value = request.headers.get(self.settings.identity_header)
+        if value is None:
+            if guest_ok and self.settings.allow_guests:
+                return True, None
+            transaction.reply(403, "No asserted identity", to_tag=new_tag())
+            return False, None
+        try:
+            user = SipUri.parse(NameAddr.parse(value).uri).user
+            endpoint = await self._credentials.lookup(user)
+        except SipParseError:
+            endpoint = None
+        except Exception:
+            logger.exception("sip: credentials lookup failed")
+            transaction.reply(503, headers=(("Retry-After", "30"),), to_tag=new_tag())
+            return False, None
+        if endpoint is None:
+            transaction.reply(403, "Unknown asserted identity", to_tag=new_tag())
+            return False, None
+        if endpoint.refusal is not None:
+            self._refuse(transaction, endpoint.refusal)
+            return False, None
+        return True, endpoint
+
+    def _refuse(self, transaction: ServerTransaction, refusal: str) -> None:
+        text = refusal.replace("\\", "").replace('"', "'")
+        transaction.reply(
+            403,
+            headers=(
+                ("Warning", f'399 {self.host} "{text}"'),
+                ("Reason", f'SIP;cause=403;text="{text}"'),
+            ),
+            to_tag=new_tag(),
+        )
+
+    async def _register(self, request: SipRequest, transaction: ServerTransaction) -> None:
+        ok, endpoint = await self._authenticate(request, transaction, guest_ok=False)
+        if not ok or endpoint is None:
+            return
+        result = self.registrar.register(endpoint.endpoint_id, request, transaction.source)
+        transaction.reply(result.status, result.reason, headers=result.headers, to_tag=new_tag())
+
+    async def _invite(self, request: SipRequest, transaction: ServerTransaction) -> None:
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if request.body and content_type != "application/sdp":
+            transaction.reply(415, headers=(("Accept", "application/sdp"),), to_tag=new_tag())
+            return
+        try:
+            timer = negotiate_session_timer(
+                request.headers, self.settings.min_se, self.settings.session_expires
+            )
+        except IntervalTooSmall as small:
+            transaction.reply(422, headers=(("Min-SE", str(small.min_se)),), to_tag=new_tag())
+            return
+        except ValueError:
+            transaction.reply(400, "bad Session-Expires", to_tag=new_tag())
+            return
+        ok, endpoint = await self._authenticate(request, transaction, guest_ok=True)
+        if not ok or transaction.state != "proceeding" or self._closed:
+            return
+        source = transaction.source
+        port = self.ports.get(source.transport, 5060)
+        contact = f"sip:{self.host}:{port};transport={source.transport}"
+        dialog = Dialog.as_uas(request, source, new_tag(), contact)
+        call = IncomingCall(self, transaction, dialog, endpoint, timer)
+        self._sessions[dialog.key] = call
+        self._invites[id(transaction)] = call
+        self.spawn(self._hand_over(call))
+
+    async def _hand_over(self, call: IncomingCall) -> None:
+        try:
+            await self._handler.on_invite(call)
+        except CallGone:
+            pass
+        except Exception:
+            logger.exception("sip: the call handler failed on %s", call.call_id)
+            if not call.answered:
+                await call.reject(500)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -66,6 +67,9 @@ class SipSettings(BaseModel):
     # The HMAC key of stateless nonces; generated at start when empty (nonces then die with the process).
     nonce_secret: SecretStr | None = None
     nonce_ttl_seconds: int = Field(default=300, ge=10)
+    # Digest algorithms offered, preferred first (RFC 8760). A UA that reads only the first challenge and
+    # knows only MD5 (sipp does this) fails on SHA-256 first: put "MD5" alone or first for such fleets.
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(default=("SHA-256", "MD5"), min_length=1)
     # INVITEs without credentials: None = challenged like everyone else; the calls layer decides on guests.
     allow_guests: bool = False
     # Terminal TCP/TLS connections that say nothing for this long are closed.

@@ -17,7 +17,7 @@ from rooms.policy import Kind, Terms, Window, window
 from rooms.recurrence import Occurrence
 from rooms.webhooks.events import emit
 
-# The meeting server knows which moderator acted but does not pass it down yet: the log says "moderator".
+# Who the log names when the caller does not say which moderator acted.
 MODERATOR = Actor(None, "moderator", None, "")
 
 
@@ -125,7 +125,9 @@ def _attendance_data(attendance: Attendance) -> dict[str, object]:
     }
 
 
-async def end_meeting(db: Database, meeting_id: int, *, reason: str, now: datetime) -> Meeting:
+async def end_meeting(
+    db: Database, meeting_id: int, *, reason: str, now: datetime, by: Actor | None = None
+) -> Meeting:
     """End a meeting and close every open attendance. Idempotent: a second call changes nothing."""
     async with db.writer() as session:
         meeting = await session.get(Meeting, meeting_id)
@@ -146,7 +148,7 @@ async def end_meeting(db: Database, meeting_id: int, *, reason: str, now: dateti
             await emit(session, "meeting.ended", account_id=meeting.account_id, data=data, now=now)
             if reason == "host_ended":
                 record(session, "end", "meeting", meeting.id, account_id=meeting.account_id,
-                       changes={"reason": reason}, now=now, actor=MODERATOR)  # fmt: skip
+                       changes={"reason": reason}, now=now, actor=by or MODERATOR)  # fmt: skip
             await session.commit()
     return meeting
 
@@ -196,7 +198,7 @@ async def record_join(
 
 
 async def record_leave(
-    db: Database, *, meeting_id: int, participant_id: str, reason: str, now: datetime
+    db: Database, *, meeting_id: int, participant_id: str, reason: str, now: datetime, by: Actor | None = None
 ) -> Attendance | None:
     """Close the participant's open attendance; None when there is none (already left)."""
     async with db.writer() as session:
@@ -219,7 +221,7 @@ async def record_leave(
         if reason == "removed":
             changes = {"meeting_id": meeting_id, "display_name": attendance.display_name}
             record(session, "remove", "participant", participant_id, account_id=attendance.account_id,
-                   changes=changes, now=now, actor=MODERATOR)  # fmt: skip
+                   changes=changes, now=now, actor=by or MODERATOR)  # fmt: skip
         await session.commit()
     return attendance
 

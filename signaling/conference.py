@@ -58,7 +58,7 @@ from signaling.messages import (
 from signaling.moderation import Moderation, forwarded
 from signaling.outbox import Transport
 from signaling.participant import Close, ConnectionState, NeedsOffer, Participant
-from signaling.ports import MeetingStore, RoomView, RouterPort, SfuPort
+from signaling.ports import ActedBy, MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.recording import NoTransport, RecordingControl, RecordingPort
 from signaling.settings import SignalingSettings
 from signaling.turn import client_ice_servers
@@ -106,6 +106,7 @@ class Conference:
         self._end_task: asyncio.Task[None] | None = None
         # In-process observers of what everyone is told (the recorder's timeline): see watch().
         self._watchers: list[Callable[[ServerMessage], None]] = []
+        self._ended_by: ActedBy | None = None
         self.log = logging.LoggerAdapter(logger, {"room_id": room.room_id})
 
     # --- membership ---
@@ -374,11 +375,12 @@ class Conference:
     def _time_up(self) -> None:
         self.end(EndReason.TIME_LIMIT)
 
-    def end(self, reason: EndReason) -> None:
+    def end(self, reason: EndReason, *, by: ActedBy | None = None) -> None:
         """End the meeting for everyone (idempotent); the work runs in a task this conference owns."""
         if self.ending:
             return
         self.ending = True
+        self._ended_by = by
         for timer in [*self._timers, *([self._empty_timer] if self._empty_timer else [])]:
             timer.cancel()
         self.log.info("meeting ending: %s", reason.value)
@@ -390,7 +392,9 @@ class Conference:
             people = [*self._participants.values(), *self._lobby.values()]
             await asyncio.gather(*(p.close(LeaveReason.MEETING_ENDED, MeetingEnded(reason)) for p in people))
             if self.meeting_id is not None:
-                await self.store.end_meeting(self.meeting_id, reason=reason.value, now=self.scheduler.now())
+                await self.store.end_meeting(
+                    self.meeting_id, reason=reason.value, now=self.scheduler.now(), by=self._ended_by
+                )
             if self.router is not None:
                 await self.router.close()
         except Exception:

@@ -49,6 +49,7 @@ from signaling.permissions import (
     may_moderate,
     rejoin_key,
 )
+from signaling.ports import ActedBy
 
 if TYPE_CHECKING:
     from signaling.conference import Conference
@@ -141,6 +142,7 @@ class Moderation:
             case ModerationAction.REMOVE:
                 assert target is not None
                 self._ban(target)
+                target.removed_by = acted_by(actor)
                 target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
             case ModerationAction.LOCK | ModerationAction.UNLOCK:
                 conference.set_locked(action is ModerationAction.LOCK)
@@ -158,7 +160,7 @@ class Moderation:
                     Close(LeaveReason.REMOVED, LobbyRejected(RefusalCode.REJECTED, "the host declined"))
                 )
             case ModerationAction.END:
-                conference.end(EndReason.HOST_ENDED)
+                conference.end(EndReason.HOST_ENDED, by=acted_by(actor))
             case ModerationAction.MAKE_COHOST | ModerationAction.REVOKE_COHOST:
                 assert target is not None
                 if target.role in SYSTEM_ROLES or target.media_session:
@@ -257,3 +259,8 @@ class Moderation:
         for p in [*previous, participant]:
             conference.participant_changed(p)
         participant.send(LobbyChanged(conference.lobby_entries()))
+
+
+def acted_by(moderator: Participant) -> ActedBy:
+    """The audit log's view of a moderator."""
+    return ActedBy(moderator.id, moderator.display_name, moderator.role.value, moderator.identity.user_id)

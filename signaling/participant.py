@@ -49,7 +49,7 @@ from signaling.messages import (
 )
 from signaling.metrics import SIGNALING_METRICS
 from signaling.outbox import Outbox, Transport
-from signaling.ports import PeerPort
+from signaling.ports import ActedBy, PeerPort
 from signaling.ratelimit import RateLimit
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ class Participant:
         self.conference = conference
         self._transport = transport
         self._recorded = False  # an open Attendance row exists
+        self.removed_by: ActedBy | None = None  # the moderator who removed it, for the audit log
         self._errors = 0
         self._subscribing = False  # the client asked for subscribe offers
         self._offer_outstanding = False
@@ -531,6 +532,7 @@ class Participant:
                         participant_id=self.id,
                         reason=reason.value,
                         now=conference.scheduler.now(),
+                        by=self.removed_by,
                     )
                 except Exception:
                     self.log.exception("recording the leave failed")

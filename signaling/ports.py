@@ -72,12 +72,24 @@ class UserView:
     display_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class ActedBy:
+    """The moderator who removed someone or ended the meeting, for the audit log."""
+
+    participant_id: str
+    display_name: str
+    role: str
+    user_id: int | None
+
+
 class MeetingStore(Protocol):
     async def room_by_number(self, meeting_number: str, *, now: datetime) -> RoomView | None: ...
     async def room_by_id(self, room_id: int, *, now: datetime) -> RoomView | None: ...
     async def user(self, user_id: int) -> UserView | None: ...
     async def start_meeting(self, room: RoomView, *, now: datetime) -> int: ...
-    async def end_meeting(self, meeting_id: int, *, reason: str, now: datetime) -> None: ...
+    async def end_meeting(
+        self, meeting_id: int, *, reason: str, now: datetime, by: ActedBy | None = None
+    ) -> None: ...
     async def record_join(
         self,
         *,
@@ -89,5 +101,5 @@ class MeetingStore(Protocol):
         user_agent: str,
     ) -> None: ...
     async def record_leave(
-        self, *, meeting_id: int, participant_id: str, reason: str, now: datetime
+        self, *, meeting_id: int, participant_id: str, reason: str, now: datetime, by: ActedBy | None = None
     ) -> None: ...

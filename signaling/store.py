@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from rooms import meetings
+from rooms.audit.recorder import Actor
 from rooms.database import Database
 from rooms.models import Room, User
 from rooms.settings import RoomsSettings
-from signaling.ports import RoomView, UserView
+from signaling.ports import ActedBy, RoomView, UserView
 
 
 class RoomsMeetingStore:
@@ -78,9 +79,11 @@ class RoomsMeetingStore:
             )
         return meeting.id
 
-    async def end_meeting(self, meeting_id: int, *, reason: str, now: datetime) -> None:
+    async def end_meeting(
+        self, meeting_id: int, *, reason: str, now: datetime, by: ActedBy | None = None
+    ) -> None:
         async with self._writing():
-            await meetings.end_meeting(self._db, meeting_id, reason=reason, now=now)
+            await meetings.end_meeting(self._db, meeting_id, reason=reason, now=now, by=_actor(by))
 
     async def record_join(
         self,
@@ -103,8 +106,18 @@ class RoomsMeetingStore:
                 user_agent=user_agent,
             )
 
-    async def record_leave(self, *, meeting_id: int, participant_id: str, reason: str, now: datetime) -> None:
+    async def record_leave(
+        self, *, meeting_id: int, participant_id: str, reason: str, now: datetime, by: ActedBy | None = None
+    ) -> None:
         async with self._writing():
             await meetings.record_leave(
-                self._db, meeting_id=meeting_id, participant_id=participant_id, reason=reason, now=now
-            )
+                self._db, meeting_id=meeting_id, participant_id=participant_id, reason=reason, now=now,
+                by=_actor(by),
+            )  # fmt: skip
+
+
+def _actor(by: ActedBy | None) -> Actor | None:
+    """The audit log's actor for a moderator: the person's account user when signed in, and their name."""
+    if by is None:
+        return None
+    return Actor(by.user_id, f"{by.display_name} ({by.role})", None, "")

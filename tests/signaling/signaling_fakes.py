@@ -16,7 +16,7 @@ import socketio
 from rooms.policy import Terms, Window
 from rooms.tokens import mint_join_token
 from sfu.events import RouterEvent
-from signaling.ports import RoomView, UserView
+from signaling.ports import ActedBy, RoomView, UserView
 from signaling.server import MeetingServer
 from signaling.settings import SignalingSettings
 
@@ -221,7 +221,9 @@ class FakeStore:
         self.meetings[meeting_id] = MeetingRow(room.room_id, now)
         return meeting_id
 
-    async def end_meeting(self, meeting_id: int, *, reason: str, now: datetime) -> None:
+    async def end_meeting(
+        self, meeting_id: int, *, reason: str, now: datetime, by: ActedBy | None = None
+    ) -> None:
         row = self.meetings[meeting_id]
         row.ended_at, row.end_reason = now, reason
         for a in self.attendance:
@@ -241,7 +243,9 @@ class FakeStore:
     ) -> None:
         self.attendance.append(AttendanceRow(meeting_id, participant_id, display_name, kind, user_agent, now))
 
-    async def record_leave(self, *, meeting_id: int, participant_id: str, reason: str, now: datetime) -> None:
+    async def record_leave(
+        self, *, meeting_id: int, participant_id: str, reason: str, now: datetime, by: ActedBy | None = None
+    ) -> None:
         for a in self.attendance:
             if a.meeting_id == meeting_id and a.participant_id == participant_id and a.left_at is None:
                 a.left_at, a.leave_reason = now, reason

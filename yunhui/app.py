@@ -32,7 +32,7 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, monitor, webhooks
+from yunhui import backup_jobs, cluster, monitor, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.notifications import install as install_notifications
 from yunhui.recordings import install as install_recordings
@@ -155,7 +155,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         nonlocal worker_id
         recovery = await start_worker(
             database,
-            name=WORKER_NAME,
+            name=cluster.slot_name(settings.workers),
             now=clock(),
             stale_after=stale_after(dt.timedelta(seconds=interval)),
             host=socket.gethostname(),
@@ -274,3 +274,4 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         ),
     )
     return app
+    cluster.install(app, settings, database, meetings=meetings, clock=clock, once_jobs=[billing])

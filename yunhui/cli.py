@@ -24,9 +24,12 @@ from rooms.users import create_user, has_platform_admin
 from yunhui import backup, backup_jobs
 from yunhui.app import create_app, utc_now
 from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
+from yunhui.cluster import worker_overrides
+from yunhui.leader import start_up_lock
 from yunhui.logs import configure_logging
 from yunhui.monitor import serving_at
 from yunhui.settings import Settings, SettingsError, load_settings
+from yunhui.supervisor import supervise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +49,15 @@ class _Context:
         self.config = config
         self.log_format = log_format
         self.log_level = log_level
+
+    def argv(self) -> list[str]:
+        """The global options again, for the worker processes a supervisor starts."""
+        argv = [] if self.config is None else ["--config", str(self.config)]
+        if self.log_format:
+            argv += ["--log-format", self.log_format]
+        if self.log_level:
+            argv += ["--log-level", self.log_level]
+        return argv
 
     def settings(self, **overrides: Any) -> Settings:
         section: dict[str, Any] = {}
@@ -186,15 +198,29 @@ def admin_create(obj: _Context, email: str, account_id: int | None, password: st
 @main.command("serve")
 @click.option("--host", default=None, help="Override server.host.")
 @click.option("--port", type=int, default=None, help="Override server.port (0 picks a free port).")
+@click.option("--workers", type=int, default=None, help="Start N worker processes (PostgreSQL and Redis).")
+@click.option("--worker", type=int, default=None, help="Run as worker K (its own port and UDP slice).")
 @click.pass_obj
-def serve(obj: _Context, host: str | None, port: int | None) -> None:
-    """Run everything in one process: web, API, meetings, media."""
+def serve(obj: _Context, host: str | None, port: int | None, workers: int | None, worker: int | None) -> None:
+    """Run everything in one process: web, API, meetings, media (or N worker processes of a cluster)."""
     server: dict[str, Any] = {}
     if host is not None:
         server["host"] = host
     if port is not None:
         server["port"] = port
+    if workers is not None:
+        count = {"workers": {"count": workers}}
+        sys.exit(supervise(obj.settings(**count), obj.argv(), workers))
     settings = obj.settings(**({"server": server} if server else {}))
+    if worker is not None:
+        try:
+            layout = worker_overrides(settings, worker)
+        except ValueError as exc:
+            click.echo(f"yunhui: configuration error: {exc}", err=True)
+            sys.exit(2)
+        if server:
+            layout["server"] = {**layout["server"], **server}
+        settings = obj.settings(**layout)
     try:
         code = _run(lambda: _serve(settings))
     except KeyboardInterrupt:
@@ -244,12 +270,13 @@ async def _serve(settings: Settings) -> int:
 
     database = await Database.connect(settings.database_url)
     try:
-        try:
-            await backup_jobs.upgrade_with_backup(database, settings, now=utc_now())
-        except backup.BackupError as exc:
-            click.echo(f"yunhui: not started: the backup before the migration failed: {exc}", err=True)
-            return 1
-        await _first_admin(database, settings)
+        async with start_up_lock(database):  # workers starting at once migrate one after the other
+            try:
+                await backup_jobs.upgrade_with_backup(database, settings, now=utc_now())
+            except backup.BackupError as exc:
+                click.echo(f"yunhui: not started: the backup before the migration failed: {exc}", err=True)
+                return 1
+            await _first_admin(database, settings)
     finally:
         await database.close()
 

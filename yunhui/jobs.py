@@ -14,10 +14,21 @@ class PeriodicJob:
     """Runs ``job`` at start and then every ``interval`` seconds until :meth:`close`.
 
     A failing run is logged and retried at the next interval; it never stops the job or the process.
+    ``gate``: a run happens only while it answers True (yunhui.leader: only in the cluster's leader);
+    skipped runs are counted in ``skipped``.
     """
 
-    def __init__(self, name: str, job: Callable[[], Awaitable[object]], interval: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        job: Callable[[], Awaitable[object]],
+        interval: float,
+        *,
+        gate: Callable[[], bool] | None = None,
+    ) -> None:
         self.name = name
+        self.gate = gate
+        self.skipped = 0
         self.runs = 0
         self.failures = 0
         self._job = job
@@ -35,6 +46,11 @@ class PeriodicJob:
 
     async def _loop(self) -> None:
         while True:
+            if self.gate is not None and not self.gate():
+                self.skipped += 1
+                # Looked at often, so a worker that has just taken the lead runs the job at once.
+                await asyncio.sleep(min(self._interval, 1.0))
+                continue
             try:
                 await self._job()
             except Exception:

@@ -108,6 +108,9 @@ class Monitor:
         self._round = asyncio.Lock()
         self._round_done = asyncio.Condition()
         self._loaded = False
+        # Rounds run only while this answers True: in the cluster's leader (yunhui.leader), so that one
+        # outage is not recorded once per worker.
+        self.gate: Callable[[], bool] | None = None
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -143,7 +146,8 @@ class Monitor:
         while True:
             started = time.monotonic()
             try:
-                await self.check_once()
+                if self.gate is None or self.gate():
+                    await self.check_once()
             except Exception:
                 log.exception("monitor round failed")
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

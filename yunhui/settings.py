@@ -9,6 +9,7 @@ Every package owns its own section model; this module only composes them.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -182,8 +183,64 @@ class WebhookSettings(_Section):
     allow_private_addresses: bool = False
 
 
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"40000-40999"`` as (40000, 40999); ValueError with the reason otherwise."""
+    low, sep, high = text.partition("-")
+    try:
+        first, last = int(low), int(high)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port range like 40000-40999") from None
+    if not sep or not 1024 <= first <= last <= 65535:
+        raise ValueError(f"{text!r} is not a port range like 40000-40999 (1024-65535, low first)")
+    return first, last
+
+
 class WorkerSettings(_Section):
-    """Worker processes on PostgreSQL and Redis (issue #20); one process with embedded defaults needs none."""
+    """Worker processes on PostgreSQL and Redis (issue #20); one process with embedded defaults needs none.
+
+    ``redis_url`` switches cluster mode on: each worker (``worker_id`` k, from ``yunhui serve --worker k``
+    or ``--workers N``) listens on ``base_port + k - 1`` and takes its own UDP slice, registers in Redis and
+    leases the meetings it hosts; jobs that must run once run in the worker holding the advisory lock.
+    """
+
+    redis_url: str | None = None
+    # How many workers `yunhui serve --workers` starts on this machine (ids first_id .. first_id + count - 1).
+    count: int = Field(default=1, ge=1, le=64)
+    first_id: int = Field(default=1, ge=1, le=999)
+    # This process's worker id; None: the single process (or the supervisor of --workers).
+    worker_id: int | None = Field(default=None, ge=1, le=999)
+    base_port: int = Field(default=8081, ge=1, le=65535)
+    # The address other workers and nginx reach this worker's HTTP port at (the machine's, across hosts).
+    address: str = "127.0.0.1"
+    # One "low-high" UDP range per worker of this machine; empty: sfu.udp_port_min..max split evenly.
+    udp_ranges: tuple[str, ...] = ()
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)
+    # A worker whose registry key is older than this is gone: no new meetings are placed on it.
+    worker_ttl_seconds: float = Field(default=6.0, gt=0, le=600)
+    # A meeting's lease; its owner renews it every heartbeat, another worker may take the room after it.
+    lease_ttl_seconds: float = Field(default=10.0, gt=0, le=600)
+    # How often a worker that does not lead tries to take the advisory lock (and the leader checks it).
+    leader_check_seconds: float = Field(default=5.0, gt=0, le=600)
+    # A room just placed counts this many participants on its worker for this long (burst ramp-up).
+    reserve_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # After SIGTERM a draining worker's meetings run on at most this long, then are moved.
+    drain_timeout_seconds: float = Field(default=4 * 3600.0, ge=0, le=24 * 3600)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("udp_ranges")
+    @classmethod
+    def _disjoint(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        ranges = sorted((*parse_port_range(text), text) for text in value)
+        for (_, high, text), (low, _, other) in itertools.pairwise(ranges):
+            if low <= high:
+                raise ValueError(f"the UDP slices {text} and {other} overlap")
+        return value
 
 
 class Settings(BaseSettings):
@@ -227,6 +284,19 @@ class Settings(BaseSettings):
         if settings_cls.model_config.get("toml_file") is not None:
             sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgresql(self) -> Settings:
+        workers = self.workers
+        if workers.redis_url is not None and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "workers.redis_url is set but database.url is SQLite: multi-worker needs PostgreSQL"
+            )
+        if workers.redis_url is None and (workers.count > 1 or workers.worker_id is not None):
+            raise ValueError("workers.count and workers.worker_id need workers.redis_url (Redis)")
+        if workers.udp_ranges and len(workers.udp_ranges) < workers.count:
+            raise ValueError(f"workers.udp_ranges: {workers.count} workers need as many UDP slices")
+        return self
 
     @property
     def database_url(self) -> str:

@@ -1,0 +1,72 @@
+"""S8: the jobs that must run once run in one worker; after kill -9 of the leader another leads within 6 s."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import aiohttp
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+from tests.cluster.conftest import Cluster, Worker, wait_until
+from yunhui.leader import LOCK_KEY
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
+
+BILLING = 'yunhui_job_runs_total{job="billing"}'
+
+
+async def _lock_holders(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        # A bigint advisory key is shown as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = $1 AND objid = $2 AND objsubid = 1",
+            LOCK_KEY >> 32,
+            LOCK_KEY & 0xFFFFFFFF,
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_billing_runs_in_one_worker_and_another_leads_after_kill_9(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> None:
+    cluster.extra = "[jobs]\nbilling_interval_seconds = 1\n"
+    first, second = await asyncio.gather(cluster.start(1), cluster.start(2))
+
+    async def leaders() -> list[Worker] | None:
+        metrics = [await w.metrics(http) for w in (first, second)]
+        leading = [
+            w for w, m in zip((first, second), metrics, strict=True) if m["yunhui_cluster_leader"] == 1
+        ]
+        return leading if len(leading) == 1 else None
+
+    (leader,) = await wait_until(leaders)
+    follower = second if leader is first else first
+    # The leader runs billing every second; the follower skips every run while the other leads.
+    await wait_until(lambda: _billing_at_least(leader, http, 3))
+    follower_metrics = await follower.metrics(http)
+    assert follower_metrics[BILLING] == 0
+    assert follower_metrics['yunhui_job_skipped_total{job="billing"}'] > 0
+    assert await _lock_holders(cluster.database_url) == 1
+
+    await leader.stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    async def follower_leads() -> bool:
+        return (await follower.metrics(http))["yunhui_cluster_leader"] == 1
+
+    await wait_until(follower_leads, within=10, every=0.05)
+    took = time.monotonic() - killed_at
+    assert took < 6, f"the survivor took {took:.1f} s to lead"
+    await wait_until(lambda: _billing_at_least(follower, http, 1))
+    assert await _lock_holders(cluster.database_url) == 1
+
+
+async def _billing_at_least(worker: Worker, http: aiohttp.ClientSession, runs: int) -> bool:
+    return (await worker.metrics(http)).get(BILLING, 0) >= runs

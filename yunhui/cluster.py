@@ -1,0 +1,121 @@
+"""Cluster wiring (issue #20): leader-only jobs, and in cluster mode the registry and meeting placement.
+
+One process with embedded defaults stays what it was: it leads at once (SQLite, or PostgreSQL without
+``workers.redis_url``: the advisory lock still keeps a second, accidental process from running the jobs),
+needs no Redis and places every meeting on itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from rooms.database import Database
+from signaling.server import MeetingServer
+from web.keys import METRICS
+from yunhui import leader
+from yunhui.backup_jobs import BACKUP_JOB
+from yunhui.jobs import PeriodicJob
+from yunhui.monitor import MONITOR
+from yunhui.notifications import PURGE_JOB, REMINDER_JOB
+from yunhui.recordings import RECORDINGS_JOB
+from yunhui.settings import Settings, WorkerSettings, parse_port_range
+
+log = logging.getLogger(__name__)
+
+# The PeriodicJobs that must run once cluster-wide, by the app key their module stores them under.
+# The outbox and webhook dispatchers are not here: they lease each row before sending (safe in every
+# worker), and the announcement channel reaches the meetings of the worker that sends.
+ONCE_JOB_KEYS: tuple[web.AppKey[PeriodicJob], ...] = (REMINDER_JOB, PURGE_JOB, RECORDINGS_JOB, BACKUP_JOB)
+
+
+def slot_name(workers: WorkerSettings) -> str:
+    """The rooms.workers slot of this process: a new run of a slot proves the previous one dead."""
+    return "main" if workers.worker_id is None else f"w{workers.worker_id}"
+
+
+def udp_slice(settings: Settings, worker_id: int) -> tuple[int, int] | None:
+    """Worker ``worker_id``'s UDP ports: its entry of workers.udp_ranges, else its even share of
+    sfu.udp_port_min..max; None when no range is set (every worker then binds ephemeral ports)."""
+    workers = settings.workers
+    index = worker_id - workers.first_id
+    if not 0 <= index < workers.count:
+        raise ValueError(
+            f"worker {worker_id} is not one of this machine's workers "
+            f"{workers.first_id}..{workers.first_id + workers.count - 1} (workers.first_id, workers.count)"
+        )
+    if workers.udp_ranges:
+        return parse_port_range(workers.udp_ranges[index])
+    low, high = settings.sfu.udp_port_min, settings.sfu.udp_port_max
+    if low is None or high is None:
+        return None
+    size = (high - low + 1) // workers.count
+    if size < 2:
+        raise ValueError(f"sfu.udp_port_min..max ({low}-{high}) is too small for {workers.count} workers")
+    first = low + index * size
+    return first, first + size - 1
+
+
+def worker_overrides(settings: Settings, worker_id: int) -> dict[str, Any]:
+    """The settings a worker process runs with: its id, its HTTP port (behind nginx: no HTTPS listener of
+    its own) and its UDP slice."""
+    overrides: dict[str, Any] = {
+        "workers": {"worker_id": worker_id},
+        "server": {"port": settings.workers.base_port + worker_id - settings.workers.first_id, "tls_port": 0},
+    }
+    ports = udp_slice(settings, worker_id)
+    if ports is not None:
+        overrides["sfu"] = {"udp_port_min": ports[0], "udp_port_max": ports[1]}
+    return overrides
+
+
+class LeaderCollector(Collector):
+    """/metrics: whether this worker leads, and the runs (and skipped runs) of the jobs it gates."""
+
+    def __init__(self, leadership: leader.Leadership, jobs: list[PeriodicJob]) -> None:
+        self._leadership = leadership
+        self._jobs = jobs
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "yunhui_cluster_leader",
+            "1 while this worker holds the scheduler lock",
+            value=self._leadership.leading,
+        )
+        runs = CounterMetricFamily("yunhui_job_runs", "runs of the jobs that must run once", labels=["job"])
+        skipped = CounterMetricFamily(
+            "yunhui_job_skipped", "runs skipped because another worker leads", labels=["job"]
+        )
+        for job in self._jobs:
+            runs.add_metric([job.name], job.runs)
+            skipped.add_metric([job.name], job.skipped)
+        yield runs
+        yield skipped
+
+
+def install(
+    app: web.Application,
+    settings: Settings,
+    database: Database,
+    *,
+    meetings: MeetingServer,
+    clock: Callable[[], datetime],
+    once_jobs: Iterable[PeriodicJob] = (),
+) -> leader.Leadership:
+    """Gate the jobs that must run once on the leadership; call it last in create_app (the jobs exist)."""
+    leadership = leader.install(app, database, check_seconds=settings.workers.leader_check_seconds)
+    gate = leadership.is_leader
+    gated = [*once_jobs, *(job for key in ONCE_JOB_KEYS if (job := app.get(key)) is not None)]
+    for job in gated:
+        job.gate = gate
+    app[METRICS].register(LeaderCollector(leadership, gated))
+    monitor = app.get(MONITOR)
+    if monitor is not None:
+        monitor.gate = gate
+    return leadership

@@ -77,6 +77,14 @@ def acting(actor: Callable[[], Actor | None], now: Callable[[], datetime]) -> It
         _acting.reset(token)
 
 
+def acting_unless_acting(
+    actor: Actor, now: Callable[[], datetime]
+) -> contextlib.AbstractContextManager[None]:
+    """:func:`acting` for a background job (e.g. the billing run), unless a caller already acts for someone
+    (an admin's REST request that runs it): then the entries name that person."""
+    return contextlib.nullcontext() if _acting.get() is not None else acting(lambda: actor, now)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

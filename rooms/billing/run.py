@@ -15,6 +15,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rooms.audit.recorder import Actor, acting_unless_acting
 from rooms.billing.charges import ServiceChangeKind, state_on
 from rooms.billing.contract import ContractTerms, parse_date, trial_end
 from rooms.billing.dunning import (
@@ -53,6 +54,8 @@ from rooms.sms.store import billable_parts as billable_sms_parts
 from rooms.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
+# The audit log's actor for what the periodic run (not a person) writes.
+BILLING_RUN = Actor(None, "system: billing run", None, "")
 
 # Usage rows are kept a contract year past retention: included yearly packs are counted from them.
 USAGE_KEPT_MONTHS = 13
@@ -103,15 +106,17 @@ async def run_billing(db: Database, *, now: datetime, through: date | None = Non
     report = RunReport(through=through)
     async with db.session() as session:
         contract_ids = list((await session.scalars(select(Contract.id).order_by(Contract.id))).all())
-    for contract_id in contract_ids:
-        async with db.writer() as session:
-            contract = await session.scalar(
-                select(Contract).where(Contract.id == contract_id).with_for_update()
-            )
-            if contract is None:
-                continue
-            await _run_contract(session, contract, now, report, through)
-            await session.commit()
+    # What the run writes (invoices issued, sites suspended or restored) is in the audit log under its name.
+    with acting_unless_acting(BILLING_RUN, lambda: now):
+        for contract_id in contract_ids:
+            async with db.writer() as session:
+                contract = await session.scalar(
+                    select(Contract).where(Contract.id == contract_id).with_for_update()
+                )
+                if contract is None:
+                    continue
+                await _run_contract(session, contract, now, report, through)
+                await session.commit()
     if report.issued or report.suspended or report.purged:
         logger.info(
             "billing run: %d invoices issued, %d suspended, %d purged",

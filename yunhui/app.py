@@ -34,6 +34,7 @@ from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
 from yunhui import backup_jobs, cluster, monitor, webhooks
 from yunhui.jobs import PeriodicJob
+from yunhui.live_videos import install as install_live_videos
 from yunhui.notifications import install as install_notifications
 from yunhui.recordings import install as install_recordings
 from yunhui.settings import Settings
@@ -260,6 +261,10 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         app, api, settings=settings, database=database, clock=clock, meetings=meetings, secret_key=secret_key
     )
     install_sms(app, api, settings=settings, database=database, clock=clock)
+    install_live_videos(
+        app, api, settings.live, var_dir=settings.paths.var_dir, database=database, clock=clock,
+        owner=cluster.slot_name(settings.workers),
+    )  # fmt: skip
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from recording.live.video_settings import VideoSettings
 
 
 class LiveProfile(BaseModel):
@@ -25,12 +28,22 @@ class LiveProfile(BaseModel):
     audio_bitrate_k: int = Field(default=128, ge=32, le=512)
     # x264 preset of the transcodes (VP8 publishers): veryfast keeps a 720p30 stream under 0.75 core.
     preset: str = "veryfast"
+    # Normalised uploads (recording/live/normalize.py): a keyframe every gop_seconds, the H.264 profile, and
+    # the EBU R128 targets of loudnorm, so that every item of a playlist plays at the same loudness.
+    gop_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
+    h264_profile: Literal["baseline", "main"] = "main"
+    loudness_lufs: float = Field(default=-16.0, ge=-70.0, le=-5.0)
+    true_peak_db: float = Field(default=-1.5, ge=-9.0, le=0.0)
+    loudness_range_lu: float = Field(default=11.0, ge=1.0, le=20.0)
 
 
 class LiveSettings(BaseModel):
     """Segmenting, playout, standby and viewer statistics of live channels (issue #18)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Pre-recorded videos: uploads, checks, the normalised profile (recording/live/video_settings.py).
+    videos: VideoSettings = VideoSettings()
 
     # Where channels write their playlists and segments; None: <paths.var_dir>/live (the composition root).
     root_dir: Path | None = None

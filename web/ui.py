@@ -44,6 +44,7 @@ VENDOR_FILES: dict[str, str] = {
     "preact/hooks.mjs": "preact/hooks/dist/hooks.mjs",
     "htm/htm.mjs": "htm/dist/htm.mjs",
     "socket.io/socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+    "hls.js/hls.mjs": "hls.js/dist/hls.min.mjs",
 }
 
 IMPORT_MAP = {
@@ -52,6 +53,7 @@ IMPORT_MAP = {
         "preact/hooks": "/static/vendor/preact/hooks.mjs",
         "htm": "/static/vendor/htm/htm.mjs",
         "socket.io-client": "/static/vendor/socket.io/socket.io.esm.min.js",
+        "hls.js": "/static/vendor/hls.js/hls.mjs",
     }
 }
 
@@ -173,8 +175,8 @@ async def live_page(request: web.Request) -> web.Response:
         request,
         page="live",
         arg=request.match_info["live_id"],
-        script="live.js",
-        css="meeting",
+        script="live/main.js",
+        css="live",
         title_key="live.title",
     )
 

@@ -32,9 +32,9 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, cluster, monitor, webhooks
+from yunhui import backup_jobs, monitor, webhooks
 from yunhui.jobs import PeriodicJob
-from yunhui.live_videos import install as install_live_videos
+from yunhui.live import install as install_live
 from yunhui.notifications import install as install_notifications
 from yunhui.recordings import install as install_recordings
 from yunhui.settings import Settings
@@ -156,7 +156,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         nonlocal worker_id
         recovery = await start_worker(
             database,
-            name=cluster.slot_name(settings.workers),
+            name=WORKER_NAME,
             now=clock(),
             stale_after=stale_after(dt.timedelta(seconds=interval)),
             host=socket.gethostname(),
@@ -256,15 +256,13 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         recordings=recordings,
     )  # fmt: skip
     webhooks.install(app, api, settings.webhooks, database, clock)
+    install_live(app, api, settings.live, var_dir=settings.paths.var_dir, database=database, sfu=sfu,
+                 meetings=meetings, clock=clock)  # fmt: skip
     backup_jobs.install(app, settings, clock)
     install_notifications(
         app, api, settings=settings, database=database, clock=clock, meetings=meetings, secret_key=secret_key
     )
     install_sms(app, api, settings=settings, database=database, clock=clock)
-    install_live_videos(
-        app, api, settings.live, var_dir=settings.paths.var_dir, database=database, clock=clock,
-        owner=cluster.slot_name(settings.workers),
-    )  # fmt: skip
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(
@@ -279,4 +277,3 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         ),
     )
     return app
-    cluster.install(app, settings, database, meetings=meetings, clock=clock, once_jobs=[billing])

@@ -30,7 +30,7 @@ async def page(chromium: Browser) -> AsyncIterator[Page]:
     try:
         tab = await context.new_page()
         await tab.goto(f"http://{host}:{port}/live/units")
-        await tab.wait_for_selector("#live-unavailable")
+        await tab.wait_for_selector("#live-status")
         yield tab
     finally:
         await context.close()

@@ -47,7 +47,7 @@ async def test_meeting_page_embeds_import_map_and_both_catalogues(
     assert '<script type="module" src="/static/meeting/main.js">' in page
     imports = _script_json(page, "importmap")["imports"]
     assert isinstance(imports, dict)
-    assert set(imports) == {"preact", "preact/hooks", "htm", "socket.io-client"}
+    assert set(imports) == {"preact", "preact/hooks", "htm", "socket.io-client", "hls.js"}
     match = re.search(r'<script type="application/json" id="yunhui-i18n">(.*?)</script>', page, re.S)
     assert match is not None
     catalogues = json.loads(match.group(1))
@@ -78,7 +78,7 @@ async def test_admin_and_live_pages_are_shells(base_url: str, http: aiohttp.Clie
     async with http.get(base_url + path, headers={"Accept-Language": "en-US"}) as r:
         assert r.status == 200
         page = await r.text()
-    script = "live.js" if path.startswith("/live") else "admin/main.js"
+    script = "live/main.js" if path.startswith("/live") else "admin/main.js"
     assert f'src="/static/{script}"' in page
     assert "<title>" in page
 

@@ -1,0 +1,352 @@
+"""Live channels wired into the process: one engine per running channel, the sampler job, the viewer page.
+
+LiveEngines owns one recording.live.LiveChannel per channel in rehearsal or live (the REST API drives it
+through web.api.live.LiveService). A meeting source taps the room's meeting's Router in process: the
+speaker's camera (followed with a hold, switched at its keyframe) and the audio of everyone — or, for a
+channel with an audio participant (an interpreter), that participant's microphone alone, so that two
+channels share one meeting's video with different audio. Encoder and playlist channels start without a
+primary; the playlist component (#18 uploads) puts its PlaylistSource on air through ``engine()``.
+
+Each run writes into its own directory (the row's ``directory``); a stopped rehearsal's directory is removed.
+A crash leaves channels in rehearsal or live without an engine: at the next start a rehearsal goes back to
+draft and a live channel ends, its playlists closed with ENDLIST, so the replay is what was streamed.
+
+The sampler writes a concurrency sample every 10 s; it is idempotent (rooms/live/store.py: one sample per
+channel, phase and 10 s instant), so two processes running it at once write each sample once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from recording.errors import RecordingError
+from recording.live.channel import EVENT, INDEX, LiveChannel, MeetingSource
+from recording.live.settings import LiveSettings
+from rooms.database import Database
+from rooms.errors import Conflict, RoomsError
+from rooms.live import store
+from rooms.live.models import LiveChannel as ChannelRow
+from sfu.events import ActiveSpeakerChanged, RouterEvent, TrackPublished, TrackUnpublished
+from sfu.router import Router
+from sfu.sfu import Sfu
+from signaling.server import MeetingServer
+from web.api.live import LIVE_SERVICE, EngineStatus
+from yunhui.jobs import PeriodicJob
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SAMPLE_INTERVAL_S = 10.0
+# Speaker follow: a new speaker goes on air only after the previous switch is this old (research §3.1).
+SPEAKER_HOLD_S = 3.0
+OVERRIDES = {"auto": "auto", "primary": "off", "standby": "on"}
+
+LIVE_ENGINES: web.AppKey[LiveEngines] = web.AppKey("live_engines")
+LIVE_SAMPLER = web.AppKey("live_sampler_job", PeriodicJob)
+
+
+@dataclass
+class _Run:
+    channel_id: int
+    engine: LiveChannel
+    directory: Path
+    router: Router | None = None
+    audio_participant: str = ""
+    video_track: str | None = None
+    switched_at: float = 0.0
+    closed: bool = False
+    audio: tuple[str, ...] = field(default_factory=tuple)
+
+
+class LiveEngines:
+    """The engines of the live channels running in this process (web.api.live.LiveService)."""
+
+    def __init__(
+        self,
+        settings: LiveSettings,
+        *,
+        database: Database,
+        sfu: Sfu,
+        meetings: MeetingServer,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        assert settings.root_dir is not None, "the composition root fills in live.root_dir"
+        self.settings = settings
+        self.root: Path = settings.root_dir
+        self._db = database
+        self._sfu = sfu
+        self._meetings = meetings
+        self._clock = clock
+        self._monotonic = monotonic
+        self._runs: dict[int, _Run] = {}
+        self._closing = False
+
+    # --- web.api.live.LiveService -------------------------------------------------------------------------
+
+    async def start(self, channel: ChannelRow) -> tuple[str, int | None]:
+        if self._closing:
+            raise Conflict("the server is restarting; try again shortly", code="unavailable")
+        if channel.id in self._runs:
+            raise Conflict("the channel's engine is already running", code="bad_state")
+        router, meeting_id = self._meeting_of(channel) if channel.source_kind == "meeting" else (None, None)
+        name = f"{channel.id}-{self._clock():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        try:
+            engine = LiveChannel(
+                self.root / name,
+                self.settings,
+                channel_id=str(channel.id),
+                rtmp_url=channel.rtmp_url or None,
+            )
+        except RecordingError as exc:
+            log.error("live channel %s: the engine did not start: %s", channel.id, exc)
+            raise Conflict("the live storage is not available", code="unavailable") from None
+        run = _Run(channel.id, engine, self.root / name, router, channel.audio_participant)
+        self._runs[channel.id] = run
+        try:
+            if router is not None:
+                router.add_listener(functools.partial(self._on_router_event, run))
+                self._put_meeting_on_air(run)
+            engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
+            await engine.start_rtmp()
+        except (RecordingError, OSError) as exc:
+            await self._discard(run)
+            raise Conflict(f"the channel could not start: {exc}", code="unavailable") from None
+        log.info("live channel %s: engine started in %s (meeting %s)", channel.id, name, meeting_id)
+        return name, meeting_id
+
+    async def go_live(self, channel: ChannelRow) -> None:
+        run = self._run(channel.id)
+        try:
+            run.engine.go_live()
+        except RecordingError as exc:
+            raise Conflict(str(exc), code="bad_state") from None
+
+    async def stop(self, channel: ChannelRow, *, end: bool) -> None:
+        run = self._runs.get(channel.id)
+        if run is None:
+            if end and channel.directory:  # no engine here (a restart): close the files ourselves
+                await asyncio.to_thread(end_playlists, self.root / channel.directory)
+            return
+        if end:
+            await self._end(run)
+        else:
+            await self._discard(run)
+
+    async def reconfigure(self, channel: ChannelRow) -> None:
+        run = self._runs.get(channel.id)
+        if run is None:
+            return
+        try:
+            run.engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
+            if channel.source_kind == "meeting":
+                router, _ = self._meeting_of(channel)
+                run.router = router
+                run.audio_participant = channel.audio_participant
+                self._put_meeting_on_air(run, force=True)
+        except RecordingError as exc:
+            raise Conflict(str(exc), code="bad_state") from None
+
+    def status(self, channel_id: int) -> EngineStatus | None:
+        run = self._runs.get(channel_id)
+        if run is None:
+            return None
+        s = run.engine.status()
+        return EngineStatus(
+            on_air=s.on_air,
+            source=s.source,
+            segments=s.segments,
+            public_segments=s.public_segments,
+            duration_s=s.duration_s,
+            public_duration_s=s.public_duration_s,
+            transcoding=s.transcoding,
+            rtmp=s.rtmp,
+        )
+
+    # --- for the playlist component and the tests -----------------------------------------------------------
+
+    def engine(self, channel_id: int) -> LiveChannel | None:
+        """The running engine of a channel (to put a PlaylistSource or a standby on air), or None."""
+        run = self._runs.get(channel_id)
+        return run.engine if run is not None else None
+
+    # --- meeting sources ------------------------------------------------------------------------------------
+
+    def _meeting_of(self, channel: ChannelRow) -> tuple[Router, int]:
+        for conference in self._meetings.conferences():
+            if conference.room.room_id == channel.room_id and conference.meeting_id is not None:
+                router = self._sfu.routers.get(str(conference.meeting_id))
+                if router is not None:
+                    return router, conference.meeting_id
+        raise Conflict("the room's meeting has not started; start the meeting first", code="not_live",
+                       field="room_id")  # fmt: skip
+
+    def _choose(self, run: _Run) -> tuple[str | None, tuple[str, ...]]:
+        """The video on air (the speaker's camera, else the first camera, else a screen) and the audio."""
+        assert run.router is not None
+        tracks = list(run.router.tracks.values())
+        cameras = [t for t in tracks if t.kind == "video" and t.source == "camera"]
+        videos = cameras or [t for t in tracks if t.kind == "video"]
+        video = run.video_track if any(t.id == run.video_track for t in videos) else None
+        if video is None and videos:
+            speaker = run.router.active_speaker
+            video = next((t.id for t in videos if t.participant_id == speaker), videos[0].id)
+        audio = [t for t in tracks if t.kind == "audio"]
+        if run.audio_participant:
+            audio = [t for t in audio if t.participant_id == run.audio_participant]
+        return video, tuple(t.id for t in audio)
+
+    def _put_meeting_on_air(self, run: _Run, *, force: bool = False) -> None:
+        if run.closed or run.router is None:
+            return
+        video, audio = self._choose(run)
+        if not force and video == run.video_track and audio == run.audio:
+            return
+        run.video_track, run.audio = video, audio
+        run.switched_at = self._monotonic()
+        run.engine.set_source(MeetingSource(run.router.tap, video, audio))
+
+    def _on_router_event(self, run: _Run, event: RouterEvent) -> None:
+        if run.closed:
+            return  # a Router keeps its listeners; an ended run ignores what follows
+        try:
+            match event:
+                case TrackPublished() | TrackUnpublished():
+                    self._put_meeting_on_air(run)
+                case ActiveSpeakerChanged(participant_id=pid) if pid is not None:
+                    self._follow_speaker(run, pid)
+        except RecordingError as exc:
+            log.warning("live channel %s: the source did not change: %s", run.channel_id, exc)
+
+    def _follow_speaker(self, run: _Run, participant_id: str) -> None:
+        assert run.router is not None
+        if self._monotonic() - run.switched_at < SPEAKER_HOLD_S:
+            return
+        camera = next(
+            (t.id for t in run.router.tracks.values()
+             if t.participant_id == participant_id and t.kind == "video" and t.source == "camera"),
+            None,
+        )  # fmt: skip
+        if camera is None or camera == run.video_track:
+            return
+        run.video_track = camera
+        run.switched_at = self._monotonic()
+        run.engine.select_video(camera)
+
+    # --- ending ---------------------------------------------------------------------------------------------
+
+    def _run(self, channel_id: int) -> _Run:
+        run = self._runs.get(channel_id)
+        if run is None:
+            raise Conflict("the channel's engine is not running in this process", code="not_running")
+        return run
+
+    async def _end(self, run: _Run) -> None:
+        run.closed = True
+        self._runs.pop(run.channel_id, None)
+        try:
+            await run.engine.end()  # ENDLIST written on return: event.m3u8 is the replay
+        finally:
+            await run.engine.close()
+
+    async def _discard(self, run: _Run) -> None:
+        run.closed = True
+        self._runs.pop(run.channel_id, None)
+        await run.engine.close()
+        await asyncio.to_thread(shutil.rmtree, run.directory, True)
+
+    async def recover(self) -> None:
+        """Channels a previous run left running: a rehearsal goes back to draft, a live channel ends."""
+        for channel in await store.in_states(self._db, ("rehearsal", "live")):
+            if channel.id in self._runs:
+                continue
+            try:
+                if channel.state == "live" and channel.directory:
+                    await asyncio.to_thread(end_playlists, self.root / channel.directory)
+                elif channel.directory:
+                    await asyncio.to_thread(shutil.rmtree, self.root / channel.directory, True)
+                await store.act(self._db, channel.id, "stop", now=self._clock())
+                log.warning(
+                    "live channel %s was %s when the server stopped: stopped", channel.id, channel.state
+                )
+            except (RoomsError, OSError) as exc:
+                log.error("live channel %s: recovery failed: %s", channel.id, exc)
+
+    async def sample(self) -> None:
+        await store.sample(self._db, now=self._clock())
+
+    async def close(self) -> None:
+        """A shutdown ends the live channels (their replay is complete) and drops rehearsals (idempotent)."""
+        self._closing = True
+        for run in list(self._runs.values()):
+            try:
+                async with self._db.session() as session:
+                    row = await session.get(ChannelRow, run.channel_id)
+                if row is not None and row.state == "live":
+                    await self._end(run)
+                    await store.act(self._db, run.channel_id, "stop", now=self._clock())
+                else:
+                    await self._discard(run)
+                    if row is not None and row.state == "rehearsal":
+                        await store.act(self._db, run.channel_id, "stop", now=self._clock())
+            except (RecordingError, RoomsError, OSError):
+                log.exception("live channel %s: closing failed", run.channel_id)
+                await run.engine.close()
+
+
+def end_playlists(directory: Path) -> None:
+    """Append ENDLIST to a run's playlists an engine left open (a crash); idempotent."""
+    for name in (INDEX, EVENT):
+        path = directory / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        if "#EXT-X-ENDLIST" not in text:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(text.rstrip("\n") + "\n#EXT-X-ENDLIST\n", encoding="utf-8")
+            temporary.replace(path)
+
+
+def install(
+    app: web.Application,
+    api: web.Application,
+    settings: LiveSettings,
+    *,
+    var_dir: Path,
+    database: Database,
+    sfu: Sfu,
+    meetings: MeetingServer,
+    clock: Clock,
+) -> LiveEngines:
+    """Wire live channels into the app: the REST API's engines, the start-up recovery, the
+    sampler, and the cleanup that ends them (before the SFU and the database close)."""
+    if settings.root_dir is None:
+        settings = settings.model_copy(update={"root_dir": var_dir / "live"})
+    engines = LiveEngines(settings, database=database, sfu=sfu, meetings=meetings, clock=clock)
+    app[LIVE_ENGINES] = engines
+    api[LIVE_SERVICE] = engines
+    sampler = PeriodicJob("live-sampler", engines.sample, SAMPLE_INTERVAL_S)
+    app[LIVE_SAMPLER] = sampler
+
+    async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+        await asyncio.to_thread(engines.root.mkdir, parents=True, exist_ok=True)
+        await engines.recover()
+        sampler.start()
+        yield
+        await sampler.close()
+        await engines.close()
+
+    app.cleanup_ctx.append(live_ctx)
+    return engines

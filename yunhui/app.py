@@ -32,9 +32,10 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, monitor, webhooks
+from yunhui import backup_jobs, cluster, monitor, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.live import install as install_live
+from yunhui.live_videos import install as install_live_videos
 from yunhui.notifications import install as install_notifications
 from yunhui.recordings import install as install_recordings
 from yunhui.settings import Settings
@@ -156,7 +157,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         nonlocal worker_id
         recovery = await start_worker(
             database,
-            name=WORKER_NAME,
+            name=cluster.slot_name(settings.workers),
             now=clock(),
             stale_after=stale_after(dt.timedelta(seconds=interval)),
             host=socket.gethostname(),
@@ -263,6 +264,10 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         app, api, settings=settings, database=database, clock=clock, meetings=meetings, secret_key=secret_key
     )
     install_sms(app, api, settings=settings, database=database, clock=clock)
+    install_live_videos(
+        app, api, settings.live, var_dir=settings.paths.var_dir, database=database, clock=clock,
+        owner=cluster.slot_name(settings.workers),
+    )  # fmt: skip
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(
@@ -277,3 +282,4 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         ),
     )
     return app
+    cluster.install(app, settings, database, meetings=meetings, clock=clock, once_jobs=[billing])

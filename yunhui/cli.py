@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 from aiohttp import web
 
+from rooms.audit.recorder import Actor, acting
 from rooms.database import Database
 from rooms.errors import RoomsError
 from rooms.users import create_user, has_platform_admin
@@ -33,6 +34,8 @@ from yunhui.supervisor import supervise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+CLI_ACTOR = Actor(None, "system: yunhui admin create", None, "")
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -175,16 +178,17 @@ def admin_create(obj: _Context, email: str, account_id: int | None, password: st
         database = await Database.connect(settings.database_url)
         try:
             await database.upgrade()
-            await create_user(
-                database,
-                email=email,
-                password=secret,
-                role="admin",
-                account_id=account_id,
-                now=utc_now(),
-                # A generated password was printed on a terminal: it is good for one login only.
-                must_change_password=generated,
-            )
+            with acting(lambda: CLI_ACTOR, utc_now):  # in the audit log as made on the server's console
+                await create_user(
+                    database,
+                    email=email,
+                    password=secret,
+                    role="admin",
+                    account_id=account_id,
+                    now=utc_now(),
+                    # A generated password was printed on a terminal: it is good for one login only.
+                    must_change_password=generated,
+                )
         finally:
             await database.close()
 

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -35,6 +36,12 @@ async def _start(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
         cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
+
+
+def _audit_entries(tmp_path: Path) -> list[tuple[str, str, str]]:
+    (database,) = [*tmp_path.glob("var/*.db"), *tmp_path.glob("var/*.sqlite*")]
+    with sqlite3.connect(database) as db:
+        return db.execute("SELECT actor, action, object_type FROM audit_entries").fetchall()
 
 
 def _free_port() -> int:
@@ -129,6 +136,8 @@ async def test_version_and_db_upgrade_and_admin_create(tmp_path: Path) -> None:
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()
     assert re.search(r"created admin ops@example.org with password \S{12,}", out.decode())
+    logged = _audit_entries(tmp_path)
+    assert logged == [("system: yunhui admin create", "create", "user")]
     proc = await _start(tmp_path, "admin", "create", "--email", "ops@example.org", "--password", "x" * 12)
     out, _ = await proc.communicate()
     assert proc.returncode != 0

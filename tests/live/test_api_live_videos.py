@@ -68,9 +68,7 @@ async def test_resumable_upload_across_a_dropped_connection(env: Env, tmp_path: 
     assert status == 204 and headers["Upload-Offset"] == str(half)
     # A half upload is not a video: it cannot be played, and nothing checks it.
     channel_id = await env.channel()
-    status, body = await env.call(
-        "POST", f"/live/channels/{channel_id}/playlist", json={"video_id": video_id}
-    )
+    status, body = await env.call("POST", f"/live/{channel_id}/playlist", json={"video_id": video_id})
     assert status == 409 and body["error"]["code"] == "not_ready", body
     # The next chunk's connection drops a third of the way through. The client asks where to resume and goes
     # on from there; while the dropped PATCH still stores what it had written, the offset it gets may be
@@ -180,7 +178,7 @@ async def test_playlist_order_insert_skip_and_the_hand_over(env: Env, tmp_path: 
     clip = make_clip(tmp_path / "c.mp4", seconds=1.0)
     red, green, blue, white = [await _ready_video(env, n, clip) for n in ("red", "green", "blue", "white")]
     channel_id = await env.channel()
-    url = f"/live/channels/{channel_id}/playlist"
+    url = f"/live/{channel_id}/playlist"
     for video_id in (red, green, blue):
         status, items = await env.call("POST", url, json={"video_id": video_id})
         assert status == 201, items
@@ -248,15 +246,13 @@ async def test_playlist_order_insert_skip_and_the_hand_over(env: Env, tmp_path: 
         assert status == 422 and body["error"]["field"] == "video_id"
         other = await env.channel("b")
         for method, path, json in (
-            ("GET", f"/live/channels/{other}/playlist", None),
-            ("POST", f"/live/channels/{other}/playlist", {"video_id": red}),
-            ("PUT", f"/live/channels/{other}/playlist/order", {"item_ids": []}),
+            ("GET", f"/live/{other}/playlist", None),
+            ("POST", f"/live/{other}/playlist", {"video_id": red}),
+            ("PUT", f"/live/{other}/playlist/order", {"item_ids": []}),
         ):
             status, _ = await env.call(method, path, json=json)
             assert status == 404, (method, path)
-        status, body = await env.call(
-            "POST", f"/live/channels/{other}/playlist", "admin_b", json={"video_id": red}
-        )
+        status, body = await env.call("POST", f"/live/{other}/playlist", "admin_b", json={"video_id": red})
         assert status == 422 and body["error"]["field"] == "video_id"  # a's video is not in b's account
     finally:
         await feed.close()

@@ -474,7 +474,7 @@ def _changed(request: web.Request, channel_id: int, *, cut: bool = False) -> Non
 
 @api.op(
     "GET",
-    "/live/channels/{channel_id}/playlist",
+    "/live/{channel_id}/playlist",
     summary="A live channel's playlist, in order",
     tag=TAG,
     response=ItemOut,
@@ -487,7 +487,7 @@ async def get_playlist(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/channels/{channel_id}/playlist",
+    "/live/{channel_id}/playlist",
     summary="Add a ready video to the playlist: at the end, before an item, or next",
     tag=TAG,
     body=ItemIn,
@@ -508,7 +508,7 @@ async def add_item(request: web.Request) -> web.Response:
 
 @api.op(
     "PUT",
-    "/live/channels/{channel_id}/playlist/order",
+    "/live/{channel_id}/playlist/order",
     summary="Reorder the queued items (every queued item once, in the new order)",
     tag=TAG,
     body=OrderIn,
@@ -525,7 +525,7 @@ async def reorder_playlist(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/channels/{channel_id}/playlist/{item_id}/skip",
+    "/live/{channel_id}/playlist/{item_id}/skip",
     summary="Skip a queued item, or cut the playing one and go on with the next",
     tag=TAG,
     response=ItemOut,
@@ -541,7 +541,7 @@ async def skip_item(request: web.Request) -> web.Response:
 
 @api.op(
     "DELETE",
-    "/live/channels/{channel_id}/playlist/{item_id}",
+    "/live/{channel_id}/playlist/{item_id}",
     summary="Remove an item from the playlist (a playing one is skipped first)",
     tag=TAG,
     status=204,

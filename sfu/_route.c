@@ -85,8 +85,9 @@ static PyObject *route_set(Route *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OOOKisi:set", keywords, &dtls, &PyDict_Type, &nominated,
                                      &connected, &pair, &session, &srtp, &fd, &host, &port))
         return NULL;
-    if (srtp == 0 || port <= 0 || port > 65535) {
-        PyErr_SetString(PyExc_ValueError, "Route.set: no SRTP session or a bad port");
+    /* srtp 0: plain RTP (a SIP room terminal without SDES, sfu/plain.py); sent as built. */
+    if (port <= 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "Route.set: a bad port");
         return NULL;
     }
     struct sockaddr_storage addr;
@@ -171,11 +172,7 @@ int route_ready(Route *self) {
 
 int route_send_buffer(Route *self, int length) {
     self->last_dropped = 0;
-    if (srtp_protect_fn == NULL) {
-        self->errors++;
-        return 0;
-    }
-    if (srtp_protect_fn(self->ctx, self->buffer, &length) != 0) {
+    if (self->ctx != NULL && (srtp_protect_fn == NULL || srtp_protect_fn(self->ctx, self->buffer, &length) != 0)) {
         self->errors++;
         return 0;
     }

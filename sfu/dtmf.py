@@ -1,4 +1,7 @@
-"""RFC 4733 telephone-event digits: decode once per event (the end packet is sent three times)."""
+"""RFC 4733 telephone-event digits: decode once per event (the end packet is sent three times).
+
+In sfu/ because PlainPeer reads them off the audio socket; the SIP INFO forms are in signaling/sip/dtmf.py.
+"""
 
 from __future__ import annotations
 

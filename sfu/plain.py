@@ -1,48 +1,115 @@
 """PlainPeer: a room terminal's media as plain RTP/SRTP on UDP sockets (no ICE, no DTLS).
 
-Created by ``Router.add_plain_peer``. The terminal's video becomes a Track of the router; a speaker-following
-video Subscription writes back to the terminal's socket. Audio goes through the gateway's mixer: the peer
-hands the terminal's audio payloads to ``on_audio``, sends the mixer's encoded frames with ``send_audio`` and
-publishes the mixer's Opus of the terminal with ``publish_audio``.
+Created by ``Router.add_plain_peer``. The terminal's video becomes a Track of the router; one video
+Subscription follows the active speaker back to the terminal (one SSRC, continuous numbers: Subscription's
+switch). Audio goes through the gateway's mixer: the peer hands the terminal's audio payloads to
+``on_audio``, sends the mixer's encoded frames with ``send_audio`` and publishes the terminal's voice (Opus,
+from the mixer) with ``publish_audio``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtcpParameters,
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtcpSrPacket
+
+from sfu import fanout
+from sfu.dtmf import DigitCollector
 from sfu.errors import BadRequest, Closed
-from sfu.plain_media import MediaKind, PlainMedia
+from sfu.metrics import METRICS
+from sfu.plain_media import MediaKind, PlainMedia, PlainStream
+from sfu.plain_stream import Address, MediaSocket
+from sfu.retransmit import TokenBucket
+from sfu.rtp import RTP_HEADER, RtpHeader, abs_send_time, parse_rtp, split_payload
+from sfu.subscription import Subscription
+from sfu.track import Track, codec_key
 
 if TYPE_CHECKING:
     from sfu.router import Router
     from sfu.settings import SfuSettings
-    from sfu.track import Track
 
 log = logging.getLogger(__name__)
+
+# A keyframe asked for by RTCP and not come after this long is asked for again by SIP INFO.
+INFO_AFTER_S = 1.0
+# At most one keyframe request per this interval per stream, whatever the way (research §3.1).
+KEYFRAME_INTERVAL_S = 0.5
+OPUS_PT = 111
+TICK_S = 0.1
+REPORT_S = 2.0
+
+
+class _Sender:
+    def __init__(self) -> None:
+        self._ssrc = random.getrandbits(32) or 1
+        self._rtx_ssrc = 0
+
+
+class _Transceiver:
+    """What Subscription reads of an aiortc transceiver: its kind and the sender's SSRCs."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.sender = _Sender()
+
+
+def _aiortc_codec(stream: PlainStream) -> RTCRtpCodecParameters:
+    codec = stream.main
+    return RTCRtpCodecParameters(
+        mimeType=f"{stream.kind}/{codec.name}",
+        clockRate=codec.clock_rate,
+        channels=codec.channels if stream.kind == "audio" else None,
+        payloadType=codec.pt,
+        rtcpFeedback=[RTCRtcpFeedback(type=t, parameter=p or None) for t, p in codec.rtcp_feedback],
+        parameters=dict(codec.parameters),
+    )
+
+
+def size_for_max_fs(max_fs: int) -> tuple[int, int]:
+    """The 16:9 picture that fits `max_fs` macroblocks (16x16 pixels), for the layer choice; (0, 0): any."""
+    if max_fs <= 0:
+        return (0, 0)
+    width = int(math.sqrt(max_fs * 256 * 16 / 9))
+    return (width, width * 9 // 16)
 
 
 class PlainPeer:
     """One SIP leg's media in one Router: an RTP socket (and RTCP socket, the next port) per kind.
 
     Owned by the Router (closed with it, or by ``Router.remove_peer``); ``close()`` is idempotent.
+    ``native`` (default: the C copy loop when built) is for tests and benchmarks comparing the two paths.
     """
 
     def __init__(
         self,
         router: Router,
         participant_id: str,
+        settings: SfuSettings,
         sockets: dict[MediaKind, tuple[socket.socket, socket.socket]],
     ) -> None:
         self.participant_id = participant_id
         self._router = router
-        self._sockets = sockets
+        self._settings = settings
+        self._media: dict[MediaKind, MediaSocket] = {k: MediaSocket(k, *pair) for k, pair in sockets.items()}
         self.media: PlainMedia | None = None
         self.closed = False
+        self.native = fanout.NATIVE
         # The terminal must be asked for a keyframe by SIP INFO picture_fast_update (it offers neither FIR nor
         # PLI, or no IDR came within 1 s of an RTCP request): the call sends it.
         self.on_keyframe_wanted: Callable[[], None] | None = None
@@ -50,6 +117,23 @@ class PlainPeer:
         self.on_dtmf: Callable[[str], None] | None = None
         # The terminal's audio: (payload, payload type, RTP timestamp) of every non-DTMF packet.
         self.on_audio: Callable[[bytes, int, int], None] | None = None
+        self.video_track: Track | None = None  # the terminal's camera, published
+        self.audio_track: Track | None = None  # the terminal's voice as Opus (publish_audio)
+        self.video_out: Subscription | None = None  # the speaker's video to the terminal
+        self._digits = DigitCollector()
+        self._h = RtpHeader()
+        self._rtcp_ssrc = random.getrandbits(32) or 1
+        self._opus_seq = random.getrandbits(15)
+        self._opus_ts = random.getrandbits(32)
+        per_10s = settings.subscriber_keyframe_budget
+        self._keyframe_budget = TokenBucket(per_10s / 10, per_10s)  # the terminal's own requests
+        self._info_at = -1e9  # last SIP INFO keyframe request
+        self._info_for = -1e9  # the RTCP request an INFO was sent for
+        self._slate_at = 0.0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._reported_at = 0.0
+        self.infos_wanted = 0  # on_keyframe_wanted calls (tests, metrics)
 
     @classmethod
     def open(
@@ -70,58 +154,441 @@ class PlainPeer:
                 rtp.close()
                 rtcp.close()
             raise
-        return cls(router, participant_id, sockets)
+        return cls(router, participant_id, settings, sockets)
 
     @property
     def local_ports(self) -> dict[MediaKind, int]:
         """The RTP port of each kind's socket (its RTCP socket is the next port), for the SDP answer."""
-        return {kind: pair[0].getsockname()[1] for kind, pair in self._sockets.items()}
+        return {kind: media.local_port for kind, media in self._media.items()}
 
+    @property
+    def forwarding_video(self) -> bool:
+        """Whether a participant's video is being forwarded to the terminal (else: send the slate)."""
+        sub = self.video_out
+        return sub is not None and sub.current is not None
+
+    def sockets(self, kind: MediaKind) -> MediaSocket | None:
+        """The m-line's sockets and counters (tests, diagnostics)."""
+        return self._media.get(kind)
+
+    # ------------------------------------------------------------------------------------- negotiation
     async def start(self, media: PlainMedia) -> None:
         """Start sending to and receiving from the terminal as negotiated (call again after a re-INVITE)."""
         if self.closed:
             raise Closed(f"plain peer {self.participant_id!r} is closed")
         for stream in media.streams:
-            if stream.kind not in self._sockets:
+            if stream.kind not in self._media:
                 raise BadRequest(f"{stream.kind}: no socket was allocated for it")
+        first = self.media is None
         self.media = media
+        for stream in media.streams:
+            sock = self._media[stream.kind]
+            if sock.rtp_transport is None:
+                kind = stream.kind
+                await sock.open(
+                    lambda data, addr, k=kind: self._on_rtp(k, data, addr),  # type: ignore[misc]
+                    lambda data, addr, k=kind: self._on_rtcp(k, data, addr),  # type: ignore[misc]
+                )
+            sock.configure(stream, "" if media.latch_any else (media.signalling_host or stream.remote_host))
+        video = media.stream("video")
+        if video is not None:
+            self._start_video(video)
+        audio = media.stream("audio")
+        if audio is not None and self.audio_track is None and audio.receives:
+            self.audio_track = self._opus_track()
+            self._router._track_published(self.audio_track)
+        if first and self._ticker is None:
+            self._ticker = asyncio.create_task(self._run(), name=f"sfu-plain:{self.participant_id}")
+        self.follow_speaker()
 
+    def _start_video(self, stream: PlainStream) -> None:
+        codec = _aiortc_codec(stream)
+        if self.video_track is None and stream.receives:
+            track = Track(
+                track_id=f"{self.participant_id}:video",
+                participant_id=self.participant_id,
+                kind="video",
+                source="camera",
+                mid="video",
+                params=RTCRtpReceiveParameters(codecs=[codec]),
+                rtcp_ssrc=self._rtcp_ssrc,
+                send_rtcp=self._send_keyframe_request,
+                rids=[],
+                keyframe_min_interval=max(
+                    KEYFRAME_INTERVAL_S, self._settings.keyframe_min_interval_ms / 1000
+                ),
+                keyframe_retry=max(KEYFRAME_INTERVAL_S, self._settings.keyframe_retry_ms / 1000),
+                keyframe_join_interval=KEYFRAME_INTERVAL_S,
+                ring_size=self._settings.nack_history,
+            )
+            self.video_track = track
+            self._router._track_published(track)
+        if stream.sends:
+            if self.video_out is None:
+                sock = self._media["video"]
+                self.video_out = Subscription(_Transceiver("video"), self._send_video, send_now=sock.send_rtp)
+                if self.native:
+                    self.video_out.route = fanout.Route(self._refresh_route)
+            params = RTCRtpSendParameters(codecs=[codec], rtcp=RTCRtcpParameters(cname=self.participant_id))
+            self.video_out.configure(params)
+            self.video_out.set_max_size(*size_for_max_fs(stream.max_fs))
+        elif self.video_out is not None:
+            self.video_out.unbind()  # on hold: nothing goes out until a re-INVITE resumes
+
+    def _opus_track(self) -> Track:
+        codec = RTCRtpCodecParameters(
+            mimeType="audio/opus",
+            clockRate=48000,
+            channels=2,
+            payloadType=OPUS_PT,
+            parameters={"minptime": 10, "useinbandfec": 1},
+        )
+        track = Track(
+            track_id=f"{self.participant_id}:audio",
+            participant_id=self.participant_id,
+            kind="audio",
+            source="mic",
+            mid="audio",
+            params=RTCRtpReceiveParameters(codecs=[codec]),
+            rtcp_ssrc=self._rtcp_ssrc,
+            send_rtcp=self._no_rtcp,
+            rids=[],
+            keyframe_min_interval=1.0,
+            keyframe_retry=1.0,
+        )
+        track.layers[""].ssrc = random.getrandbits(32) or 1
+        return track
+
+    def _refresh_route(self) -> bool | None:
+        """sfu/_route.c asks when the latched address or the keys changed (RouteState.nominated[1])."""
+        route = self.video_out.route if self.video_out is not None else None
+        sock = self._media.get("video")
+        if route is None or sock is None or sock.remote is None or sock.rtp_transport is None:
+            if route is not None:
+                route.clear()
+            return False
+        state = sock.route_state
+        route.set(
+            dtls=state,
+            nominated=state.nominated,
+            connected=state.CONNECTED,
+            pair=state.nominated.setdefault(1, object()),
+            session=sock.tx,
+            srtp=fanout.srtp_context_address(sock.tx) if sock.tx is not None else 0,
+            fd=sock.rtp_sock.fileno(),
+            host=sock.remote[0],
+            port=sock.remote[1],
+        )
+        return True
+
+    # ------------------------------------------------------------------------------------- from the router
+    def track_published(self, track: Track) -> None:
+        """A Track was published in the router (the video subscription may follow it)."""
+        if track.kind == "video" and track.participant_id != self.participant_id:
+            self.follow_speaker()
+
+    def track_unpublished(self, track: Track) -> None:
+        """A Track was unpublished (the router has already unbound its subscriptions)."""
+        if track.kind == "video":
+            self.follow_speaker()
+
+    def follow_speaker(self) -> None:
+        """Forward the active speaker's camera (H.264 the terminal can take); else keep the current one, else
+        the first such camera; none: the terminal gets the slate. A switch waits for the new source's
+        keyframe (asked for at once) and keeps SSRC, sequence numbers and timestamps continuous."""
+        sub = self.video_out
+        if sub is None or sub.params is None or self.closed:
+            return
+        keys = {codec_key(c) for c in sub.params.codecs}
+        candidates = [
+            t
+            for t in self._router.tracks.values()
+            if t.kind == "video"
+            and t.source != "screen"
+            and t.participant_id != self.participant_id
+            and not t.closed
+            and codec_key(t.main_codec) in keys
+        ]
+        speaker = self._router.active_speaker
+        chosen = next((t for t in candidates if t.participant_id == speaker), None)
+        if chosen is None:
+            chosen = sub.track if sub.track in candidates else (candidates[0] if candidates else None)
+        if chosen is None:
+            if sub.track is not None:
+                sub.unbind()
+            return
+        if chosen is sub.track:
+            return
+        log.info("plain %s: video follows %s", self.participant_id, chosen.participant_id)
+        sub.bind(chosen)
+        if sub.target is not None:
+            self._spawn(chosen.request_keyframe(sub.target, join=True))
+
+    # ------------------------------------------------------------------------------------- media in
+    def _on_rtp(self, kind: MediaKind, data: bytes, addr: Address) -> None:
+        sock = self._media[kind]
+        if sock.stream is not None and sock.stream.rtcp_mux and len(data) > 1 and 191 < data[1] < 224:
+            self._on_rtcp(kind, data, addr)
+            return
+        plain = sock.admit(data, addr, rtcp=False)
+        if plain is None:
+            return
+        sock.last_received = time.monotonic()
+        try:
+            if kind == "video":
+                self._video_in(plain)
+            else:
+                self._audio_in(sock, plain)
+        except Exception:
+            METRICS.hook_errors += 1
+            log.exception("plain %s: %s packet failed", self.participant_id, kind)
+
+    def _audio_in(self, sock: MediaSocket, data: bytes) -> None:
+        h = self._h
+        if not parse_rtp(data, h) or sock.stream is None:
+            return
+        payload = data[h.payload_start : h.payload_end]
+        if sock.stream.telephone_event_pt is not None and h.pt == sock.stream.telephone_event_pt:
+            digit = self._digits.packet(payload, h.ts)
+            if digit is not None and self.on_dtmf is not None:
+                self.on_dtmf(digit)
+            return
+        if h.pt == sock.stream.main.pt and self.on_audio is not None:
+            self.on_audio(payload, h.pt, h.ts)
+
+    def _video_in(self, data: bytes) -> None:
+        track = self.video_track
+        h = self._h
+        if track is None or not parse_rtp(data, h) or h.pt not in track.codecs:
+            return
+        now = h.arrival = time.monotonic()
+        layer = track.layers[""]
+        if layer.ssrc != h.ssrc:
+            if layer.ssrc:
+                log.info("plain %s: video SSRC %08x -> %08x", self.participant_id, layer.ssrc, h.ssrc)
+            layer.ssrc = h.ssrc
+        if layer.ring:
+            layer.ring[h.seq % len(layer.ring)] = data
+        layer.packets += 1
+        layer.octets += h.payload_end - h.payload_start
+        if h.payload_end == h.payload_start:
+            return
+        if layer.awaiting_keyframe and track.is_keyframe is not None:
+            layer.awaiting_keyframe = not track.is_keyframe(data, h.payload_start, h.payload_end)
+        if not track.forwarding or not track.subscriptions:
+            return
+        abs3 = abs_send_time(now)
+        split_payload(data, h, track.codec_name)
+        slow = fanout.fan_out(track.subscriptions, layer, data, h, abs3)
+        for subscription in slow or ():
+            try:
+                wants_keyframe = subscription.forward_now(layer, data, h, None, abs3)
+            except Exception:
+                METRICS.hook_errors += 1
+                continue
+            if wants_keyframe:
+                packet = layer.keyframe_request(now, join=subscription.joining)
+                if packet is not None:
+                    self._send_keyframe_request_now(packet)
+
+    def _on_rtcp(self, kind: MediaKind, data: bytes, addr: Address) -> None:
+        sock = self._media[kind]
+        plain = sock.admit(data, addr, rtcp=True)
+        if plain is None:
+            return
+        try:
+            packets = RtcpPacket.parse(plain)
+        except ValueError:
+            return
+        for packet in packets:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                self.keyframe_wanted_by_terminal()
+            elif isinstance(packet, RtcpSrPacket) and kind == "video" and self.video_track is not None:
+                layer = self.video_track.layers[""]
+                if packet.ssrc == layer.ssrc:
+                    layer.sr_ntp = packet.sender_info.ntp_timestamp
+                    layer.sr_rtp = packet.sender_info.rtp_timestamp
+                    layer.sr_at = time.monotonic()
+
+    # ------------------------------------------------------------------------------------- media out
     def send_audio(self, payload: bytes, samples: int) -> None:
         """Send one encoded audio frame (this leg's mix) of `samples` RTP clock ticks to the terminal."""
+        sock = self._media.get("audio")
+        if sock is None or sock.stream is None or not sock.stream.sends:
+            return
+        sock.send_rtp(sock.packet(sock.stream.main.pt, payload, samples))
 
     def publish_audio(self, opus: bytes, level: int) -> None:
         """Publish one 20 ms Opus frame of the terminal's voice into the router, with its RFC 6464 level
         (0 loudest .. 127 silence), so that SpeakerDetector can pick the terminal."""
+        track = self.audio_track
+        if track is None or self.closed:
+            return
+        layer = track.layers[""]
+        self._opus_seq = (self._opus_seq + 1) & 0xFFFF
+        self._opus_ts = (self._opus_ts + 960) & 0xFFFFFFFF
+        data = RTP_HEADER.pack(0x80, OPUS_PT, self._opus_seq, self._opus_ts, layer.ssrc) + opus
+        h = RtpHeader()
+        parse_rtp(data, h)
+        h.arrival = time.monotonic()
+        layer.packets += 1
+        layer.octets += len(opus)
+        level &= 0x7F
+        self._router._audio_level(self.participant_id, level)
+        if not track.subscriptions:
+            return
+        value = bytes((level,))
+        split_payload(data, h, "opus")
+        slow = fanout.fan_out(track.subscriptions, layer, data, h, value)
+        for subscription in slow or ():
+            try:
+                subscription.forward_now(layer, data, h, value, b"")
+            except Exception:
+                METRICS.hook_errors += 1
 
-    def send_slate(self, frame: bytes) -> None:
-        """Send one H.264 access unit (Annex B, an IDR) to the terminal while no video source is forwarded."""
+    def send_slate(self, frame: bytes) -> bool:
+        """Send one H.264 access unit (Annex B, an IDR) to the terminal while no participant's video is
+        forwarded, on the video subscription's SSRC and numbering (a later switch continues from it).
+        False when a video is being forwarded or the terminal takes no video."""
+        sub = self.video_out
+        sock = self._media.get("video")
+        if (
+            sub is None
+            or sock is None
+            or sub.current is not None
+            or sub.params is None
+            or sock.stream is None
+        ):
+            return False
+        now = time.monotonic()
+        if sub.last_sent_at:
+            sub.last_ts = (sub.last_ts + max(1, int(min(now - sub.last_sent_at, 5.0) * 90000))) & 0xFFFFFFFF
+        pt = sock.stream.main.pt
+        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(frame))
+        for i, payload in enumerate(payloads):
+            sub.last_seq = (sub.last_seq + 1) & 0xFFFF
+            marker = 0x80 if i == len(payloads) - 1 else 0
+            sock.send_rtp(RTP_HEADER.pack(0x80, marker | pt, sub.last_seq, sub.last_ts, sub.ssrc) + payload)
+            sub.packets += 1
+            sub.octets += len(payload)
+        sub.last_sent_at = now
+        return True
 
     def request_keyframe(self) -> None:
         """Ask the terminal for a keyframe: FIR if it offered `ccm fir`, else PLI, else on_keyframe_wanted."""
+        track = self.video_track
+        if track is None:
+            return
+        packet = track.layers[""].keyframe_request(time.monotonic())
+        if packet is not None:
+            self._send_keyframe_request_now(packet)
 
     def keyframe_wanted_by_terminal(self) -> None:
-        """The terminal asked for a keyframe by SIP INFO: ask the forwarded speaker's publisher for one."""
+        """The terminal asked for a keyframe (RTCP PLI/FIR, or SIP INFO): ask the forwarded publisher."""
+        sub = self.video_out
+        if sub is None or sub.track is None:
+            return
+        layer = sub.target or sub.current
+        if layer is not None:
+            self._spawn(sub.track.request_keyframe(layer, budget=self._keyframe_budget))
 
-    # ----------------------------------------------------------------------------------- from the router
-    def track_published(self, track: Track) -> None:
-        """A Track was published in the router (the video subscription may follow it)."""
+    async def _send_video(self, data: bytes) -> bool:
+        """Subscription's awaitable send: retransmissions, and its sender reports (RTCP: the RTCP port)."""
+        sock = self._media.get("video")
+        if sock is None:
+            return False
+        return sock.send_rtcp(data) if 191 < data[1] < 209 else sock.send_rtp(data)
 
-    def track_unpublished(self, track: Track) -> None:
-        """A Track was unpublished."""
+    async def _no_rtcp(self, data: bytes) -> bool:
+        return False
 
-    def follow_speaker(self) -> None:
-        """The active speaker changed: forward the new speaker's video (keyframe requested)."""
+    async def _send_keyframe_request(self, data: bytes) -> bool:
+        return self._send_keyframe_request_now(data)
+
+    def _send_keyframe_request_now(self, data: bytes) -> bool:
+        """Track.keyframe_request made FIR (FIR-only terminals) or PLI: send it if the terminal offered it,
+        else hand the wish to on_keyframe_wanted (SIP INFO)."""
+        sock = self._media.get("video")
+        stream = sock.stream if sock is not None else None
+        if sock is None or stream is None:
+            return False
+        feedback = stream.feedback
+        if ("ccm", "fir") in feedback or ("nack", "pli") in feedback:
+            return sock.send_rtcp(data)
+        self._want_info(time.monotonic())
+        return True
+
+    def _want_info(self, now: float) -> None:
+        if now - self._info_at < KEYFRAME_INTERVAL_S or self.on_keyframe_wanted is None:
+            return
+        self._info_at = now
+        self.infos_wanted += 1
+        try:
+            self.on_keyframe_wanted()
+        except Exception:
+            log.exception("plain %s: on_keyframe_wanted failed", self.participant_id)
+
+    # ------------------------------------------------------------------------------------- clock
+    def tick(self, now: float) -> None:
+        """Periodic work (every TICK_S by the peer's task; tests call it with their own `now`): SIP INFO
+        when an RTCP keyframe request went unanswered for INFO_AFTER_S; receiver/sender reports."""
+        track = self.video_track
+        if track is not None:
+            layer = track.layers[""]
+            asked = layer.last_keyframe_request
+            if layer.awaiting_keyframe and now - asked >= INFO_AFTER_S and self._info_for != asked:
+                self._info_for = asked
+                self._want_info(now)
+        if now - self._reported_at >= REPORT_S:
+            self._reported_at = now
+            self._report()
+
+    def _report(self) -> None:
+        sub = self.video_out
+        if sub is not None and sub.current is not None:
+            report = sub.sender_report(sub.current)
+            sock = self._media.get("video")
+            if report is not None and sock is not None:
+                sock.send_rtcp(report)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self.tick(time.monotonic())
+            except Exception:
+                log.exception("plain %s: tick failed", self.participant_id)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        if self.closed:
+            coroutine.close()
+            return
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """Unpublish, stop forwarding, close the sockets (idempotent)."""
         if self.closed:
             return
         self.closed = True
-        for rtp, rtcp in self._sockets.values():
-            rtp.close()
-            rtcp.close()
-        self._sockets = {}
-        await asyncio.sleep(0)
+        tasks = [t for t in (self._ticker, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.video_out is not None:
+            self.video_out.unbind()
+            if self.video_out.route is not None:
+                self.video_out.route.close()
+        for track in (self.video_track, self.audio_track):
+            if track is not None:
+                track.closed = True
+                self._router._track_unpublished(track)
+        for sock in self._media.values():
+            sock.close()
 
 
 def _bind_pair(host: str, low: int | None, high: int | None) -> tuple[socket.socket, socket.socket]:

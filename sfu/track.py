@@ -28,11 +28,21 @@ def codec_key(codec: Any) -> tuple[str, ...]:
     params = codec.parameters or {}
     mime = codec.mimeType.lower()
     if mime == "video/h264":
-        profile = str(params.get("profile-level-id", "42e01f")).lower()[:4]
+        profile = h264_profile_key(str(params.get("profile-level-id", "42e01f")))
         return (mime, str(params.get("packetization-mode", "0")), profile)
     if mime == "video/vp9":
         return (mime, str(params.get("profile-id", "0")))
     return (mime,)
+
+
+def h264_profile_key(profile_level_id: str) -> str:
+    """profile_idc and constraint flags, with the Baseline variants that Constrained Baseline decoders take as
+    one: room terminals send 4280/42c0, browsers 42e0 (constraint_set0 or set1 on Baseline: RFC 6184 §8.1)."""
+    profile = profile_level_id.lower()[:4]
+    hexadecimal = len(profile) == 4 and all(c in "0123456789abcdef" for c in profile)
+    if hexadecimal and profile.startswith("42") and int(profile[2:], 16) & 0xC0:
+        return "42e0"
+    return profile
 
 
 class Layer:

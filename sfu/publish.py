@@ -307,7 +307,8 @@ class PublishConnection:
         level = None
         if track.kind == "audio" and self._level_id:
             level = get_extension(data, h, self._level_id)
-            if level is not None:
+            # A held or self-muted microphone that still sends is nobody's speech: it takes no last-N place.
+            if level is not None and track.forwarding:
                 self._on_audio_level(self.participant_id, level[0])
         elif track.simulcast and not layer.width:
             size = (

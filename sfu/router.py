@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from sfu.allocator import Ranking
 from sfu.audio_selection import AudioSelection
 from sfu.errors import BadRequest, Closed
 from sfu.events import (
@@ -26,7 +27,7 @@ from sfu.plain_media import MediaKind
 from sfu.settings import SfuSettings
 from sfu.speaker import SpeakerDetector
 from sfu.tap import TappedTrack, TapSink, TapSubscription
-from sfu.track import Track
+from sfu.track import LayerView, Track
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,16 @@ class Router:
     """Created by Sfu.router(); owns its peers. Listeners are called synchronously and must not block."""
 
     def __init__(
-        self, meeting_id: str, settings: SfuSettings, *, on_closed: Callable[[Router], None] | None = None
+        self,
+        meeting_id: str,
+        settings: SfuSettings,
+        *,
+        on_closed: Callable[[Router], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.meeting_id = meeting_id
+        # The time of speaker, last-N and allocation decisions (tests inject theirs and call tick()).
+        self._clock = clock
         self._settings = settings
         self._on_closed = on_closed
         self._listeners: list[Callable[[RouterEvent], None]] = []
@@ -58,6 +66,9 @@ class Router:
             speech_dbov=settings.audio_last_n_speech_dbov,
             hold=settings.audio_last_n_hold_ms / 1000,
         )
+        # When each participant last spoke (a packet at speech level): the allocator forwards recent speakers
+        # first.
+        self._spoke_at: dict[str, float] = {}
         self._closed = False
 
     @property
@@ -119,6 +130,7 @@ class Router:
         if peer is None:
             return
         await peer.close()
+        self._spoke_at.pop(participant_id, None)
         if self._speaker.remove(participant_id) is None:
             self._emit(ActiveSpeakerChanged(None))
             self._follow_speaker()
@@ -192,9 +204,11 @@ class Router:
 
     def _audio_level(self, participant_id: str, level: int) -> None:
         self._speaker.observe(participant_id, level)
+        if (level & 0x7F) <= self._settings.audio_last_n_speech_dbov:
+            self._spoke_at[participant_id] = self._clock()  # the allocator forwards recent speakers first
         if not self._audio.active:
             return
-        displaced = self._audio.observe(participant_id, level, time.monotonic())
+        displaced = self._audio.observe(participant_id, level, self._clock())
         if displaced is not None:
             # Before this packet is forwarded: the new speaker's first syllable goes out.
             for track in self._audio_tracks_of(participant_id):
@@ -252,18 +266,36 @@ class Router:
                 log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)
                 self._emit(LayersWanted(track.participant_id, track.id, track.mid, rids))
 
+    def _allocate(self, now: float) -> None:
+        """Split each subscriber's downlink across its videos (when due; all when the speaker changed)."""
+        speaker = self._speaker.speaker
+        ranking = Ranking(speaker, self._spoke_at)
+        views: dict[str, LayerView] = {}  # one sample of each track's layers for every subscriber
+        for peer in list(self._peers.values()):
+            connection = peer.subscribe_connection
+            if connection is not None:
+                connection.allocate(now, ranking, views)
+
     async def _run_speaker(self) -> None:
         """The router's one task: speaker ticks and simulcast layer checks, every SPEAKER_TICK_S."""
         while True:
             await asyncio.sleep(SPEAKER_TICK_S)
+            await self.tick(self._clock())
+
+    async def tick(self, now: float) -> None:
+        """One tick: simulcast layer checks, the active speaker, the downlink allocation (tests call it)."""
+        try:
+            await self._check_layers(now)
+        except Exception:
+            log.exception("router %s: checking simulcast layers failed", self.meeting_id)
+        changed = self._speaker.tick(now)
+        if changed is not False:
+            self._emit(ActiveSpeakerChanged(changed))  # type: ignore[arg-type]
             try:
-                await self._check_layers(time.monotonic())
+                self._follow_speaker()
             except Exception:
-                log.exception("router %s: checking simulcast layers failed", self.meeting_id)
-            changed = self._speaker.tick(time.monotonic())
-            if changed is not False:
-                self._emit(ActiveSpeakerChanged(changed))  # type: ignore[arg-type]
-                try:
-                    self._follow_speaker()
-                except Exception:
-                    log.exception("router %s: following the speaker failed", self.meeting_id)
+                log.exception("router %s: following the speaker failed", self.meeting_id)
+        try:
+            self._allocate(now)
+        except Exception:
+            log.exception("router %s: allocating downlinks failed", self.meeting_id)

@@ -65,6 +65,9 @@ class SfuSettings(BaseModel):
     # A packet at least this loud (its audio level at or under -N dBov) is speech: speech sits around
     # -20 to -40 dBov, a quiet room's noise under -55.
     audio_last_n_speech_dbov: int = Field(default=50, ge=0, le=127)
+    # Videos forwarded to one subscriber at a time (0: no cap): screen share, the active speaker, larger
+    # tiles, then the most recent speakers first (sfu/allocator.py); the others are paused.
+    max_videos_per_subscriber: int = Field(default=16, ge=0, le=1000)
     # Upper bound of the bandwidth estimate sent to publishers in REMB.
     max_publish_bitrate: int = Field(default=2_500_000, ge=50_000)
     # Packets kept per incoming video stream (shared by its subscribers) to answer their NACKs.

@@ -22,6 +22,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
+from sfu.allocator import Ranking, SubscriberAllocator
 from sfu.errors import BadRequest
 from sfu.hooks import PeerHooks, make_peer_connection, port_range, set_stream_id
 from sfu.metrics import METRICS
@@ -30,7 +31,7 @@ from sfu.rtp import U32
 from sfu.sdp import announce_address, media_sections, require_candidates
 from sfu.settings import SfuSettings
 from sfu.subscription import Subscription
-from sfu.track import Track, codec_key
+from sfu.track import LayerView, Track, codec_key
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class SubscribeConnection:
         self._resent: dict[int, ResendMemory] = {}
         self._keyframe_budgets: dict[int, TokenBucket] = {}
         self.rtt = RttEstimate(settings.default_rtt_ms / 1000)  # one path: shared by every subscription
+        # Splits the subscriber's one estimate across its videos, caps how many are forwarded.
+        self.allocator = SubscriberAllocator(settings.max_videos_per_subscriber)
 
     # ------------------------------------------------------------------------------------- what to send
     def want(self, track: Track, *, notify: bool = True) -> None:
@@ -226,6 +229,7 @@ class SubscribeConnection:
         subscription = self._subscription_of(transceiver)
         if subscription is not None and not self._closed:
             subscription.configure(params)
+            self.allocator.admit(subscription, self.subscriptions)
 
     def bind(self, subscription: Subscription, track: Track | None) -> None:
         """Point an already negotiated slot at another track (WHEP follows the active speaker)."""
@@ -261,11 +265,13 @@ class SubscribeConnection:
                         bitrate, ssrcs = unpack_remb_fci(packet.fci)
                     except ValueError:
                         continue
+                    # One estimate for the whole connection (it lists every SSRC): the allocator splits it.
                     for ssrc in ssrcs:
                         subscription = self._by_ssrc.get(ssrc)
                         if subscription is not None:
                             subscription.remb = bitrate
-                            subscription.reselect_layer()  # the hot path asks for the keyframe
+                    self.allocator.estimate = bitrate
+                    self.allocate(now, force=True)  # the hot path asks for keyframes of new targets
             elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
                 for report in packet.reports:
                     subscription = self._by_ssrc.get(report.ssrc)
@@ -321,11 +327,25 @@ class SubscribeConnection:
             budget = self._keyframe_budgets[subscription.ssrc] = TokenBucket(per_10s / 10, per_10s)
         await subscription.track.request_keyframe(layer, now, budget=budget)
 
+    def allocate(
+        self,
+        now: float,
+        ranking: Ranking | None = None,
+        views: dict[str, LayerView] | None = None,
+        *,
+        force: bool = False,
+    ) -> None:
+        """Re-split the downlink (sfu/allocator.py): when due, forced, or when the speaker changed."""
+        if not self._closed:
+            self.allocator.run(self.subscriptions, now, ranking, views, force=force)
+
     def set_max_size(self, track_id: str, width: int, height: int) -> None:
         self._max_sizes[track_id] = (width, height)
         subscription = self.subscription_for(track_id)
         if subscription is not None:
             subscription.set_max_size(width, height)
+            if subscription.track is not None:
+                self.allocate(time.monotonic(), force=True)
 
     def set_enabled(self, track_id: str, enabled: bool) -> None:
         if enabled:
@@ -336,6 +356,7 @@ class SubscribeConnection:
         if subscription is not None and subscription.enabled != enabled:
             subscription.enabled = enabled
             subscription.source_changed()
+            self.allocator.request()
 
     async def close(self) -> None:
         if self._closed:

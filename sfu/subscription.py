@@ -26,7 +26,7 @@ from sfu.rtp import (
     seq_newer,
     split_payload,
 )
-from sfu.simulcast import DownlinkEstimate, effective_bandwidth, select_layer
+from sfu.simulcast import select_layer
 from sfu.track import Layer, LayerView, Track, codec_key
 
 SendRtp = Callable[[bytes], Awaitable[bool]]
@@ -121,10 +121,13 @@ class Subscription(SubscriptionBase):
         self.switches = 0
         self.remb = 0
         self.fraction_lost = 0
-        self.downlink = DownlinkEstimate()
         self.max_width = 0  # the tile's size; 0: no limit (nothing reported)
         self.max_height = 0
         self.hidden = False  # the subscriber reported 0x0: the video is not shown, nothing is forwarded
+        # The downlink allocator's decision (sfu/allocator.py): paused videos forward nothing; `allowance`
+        # is the bitrate this video's layer choice may use (0: no limit).
+        self.paused = False
+        self.allowance = 0
         # Waiting for the first keyframe of the bound track: its request may come sooner (a join storm
         # would otherwise wait keyframe_min_interval_ms); once per binding, so it cannot be repeated.
         self.joining = False
@@ -191,7 +194,7 @@ class Subscription(SubscriptionBase):
         track = self.track
         if track is None or self.params is None or not track.forwarding or not self.enabled or self.hidden:
             return
-        if not track.selected:
+        if not track.selected or self.paused:
             return
         self.target = self._chosen_layer()
 
@@ -219,7 +222,6 @@ class Subscription(SubscriptionBase):
         layers = view.layers
         if len(layers) == 1:
             return layers[0]
-        current_bitrate = self.current.bitrate if self.current else 0
         # Stay on the current layer when everything went quiet (not when nothing was ever sampled).
         current = self.current
         stay = layers.index(current) if current in layers and current.activity.seen else None
@@ -227,9 +229,7 @@ class Subscription(SubscriptionBase):
             view.every if every_layer else view.available,
             max_width=self.max_width,
             max_height=self.max_height,
-            bandwidth=self.downlink.bandwidth(
-                effective_bandwidth(self.remb, self.fraction_lost, current_bitrate), current_bitrate, now
-            ),
+            bandwidth=self.allowance,
             current=stay,
         )
         return layers[index]
@@ -239,7 +239,7 @@ class Subscription(SubscriptionBase):
         it would choose if every layer were sent (LayerPauser). Call after reselect_layer(now, view)."""
         if self.track is None or self.params is None or not self.enabled or not self.track.forwarding:
             return ()
-        if self.hidden:
+        if self.hidden or self.paused:
             return ()
         if view.every is view.available:  # every layer sends: reselect_layer's choice is current or target
             return tuple(x for x in (self.current, self.target) if x is not None)

@@ -32,6 +32,8 @@ class Identity:
     principal: str | None = None
     credential: str | None = None
     rejoin_key: str | None = None
+    # A room terminal's Endpoint (SIP calls): its Attendance names the endpoint and its site for billing.
+    endpoint_id: int | None = None
 
 
 # Users who join as host when they sign in (rooms.models.ROLES): an account's admins and organizers.

@@ -8,6 +8,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from rooms import policy
 from sfu.events import (
@@ -62,6 +63,9 @@ from signaling.ports import ActedBy, MeetingStore, RoomView, RouterPort, SfuPort
 from signaling.recording import NoTransport, RecordingControl, RecordingPort
 from signaling.settings import SignalingSettings
 from signaling.turn import client_ice_servers
+
+if TYPE_CHECKING:
+    from signaling.ports import MediaAttach
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +174,33 @@ class Conference:
         )
         self._participants[participant.id] = participant
         self._liveness_changed()
+        participant.start()
+        return participant
+
+    def join_sip(self, identity: Identity, *, user_agent: str, attach: MediaAttach) -> Participant:
+        """Admit a SIP leg (Attendance kind "sip", counted like a browser) through the same policy, or seat it
+        in the lobby (its call plays the lobby prompt meanwhile); ``attach`` makes its media in the Router."""
+        self._check_entry(identity)
+        in_lobby = not decide(identity, self.view(), now=self.scheduler.now(), kind=policy.Kind.SIP)
+        in_lobby = in_lobby or self.moderation.must_wait(identity)
+        participant = Participant(
+            identity,
+            conference=self,
+            transport=NoTransport(),
+            sid=None,
+            user_agent=user_agent,
+            in_lobby=in_lobby,
+            kind=policy.Kind.SIP,
+            id_prefix="sip-",
+        )
+        participant.attach_media = attach
+        self.moderation.seated(participant)
+        if in_lobby:
+            self._lobby[participant.id] = participant
+            self._lobby_changed()
+        else:
+            self._participants[participant.id] = participant
+            self._liveness_changed()
         participant.start()
         return participant
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -55,6 +56,7 @@ from signaling.ratelimit import RateLimit
 if TYPE_CHECKING:
     from signaling.clock import Timer
     from signaling.conference import Conference
+    from signaling.ports import MediaAttach
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +142,10 @@ class Participant:
         self.unmute_asked: set[Source] = set()  # held sources this participant asked to have released
         self.tracks: dict[str, TrackInfo] = {}
         self.peer: PeerPort | None = None
+        # A SIP leg's media maker (Conference.join_sip), used instead of a WebRTC peer; and who is told of
+        # the leave, once it is recorded (the SIP call hangs up).
+        self.attach_media: MediaAttach | None = None
+        self.on_left: Callable[[LeaveReason], None] | None = None
         self.grace_timer: Timer | None = None
         settings = conference.settings
         window = timedelta(seconds=settings.chat_rate_window_seconds)
@@ -322,9 +328,13 @@ class Participant:
             kind=self.kind.value,
             now=now,
             user_agent=self.user_agent,
+            **({} if self.identity.endpoint_id is None else {"endpoint_id": self.identity.endpoint_id}),
         )
         self._recorded = True
-        self.peer = await conference.router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
+        if self.attach_media is not None:
+            self.peer = await self.attach_media(conference.router, self.id)
+        else:
+            self.peer = await conference.router.add_peer(self.id, publish=self.role not in SYSTEM_ROLES)
         self.ready = True
         self.in_lobby = False
         conference.participant_ready(self, reconnected=False)
@@ -542,6 +552,11 @@ class Participant:
             self._outbox.hang_up(sid)
         await self._outbox.finish(sid, slow=reason is LeaveReason.SLOW_CLIENT)
         self.log.info("left (%s)", reason.value)
+        if self.on_left is not None:
+            try:
+                self.on_left(reason)
+            except Exception:  # the observer's fault must not hide the leave
+                self.log.exception("on_left failed")
 
 
 def _event_of(item: InboxItem) -> str | None:

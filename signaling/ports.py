@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -41,6 +41,11 @@ class RouterPort(Protocol):
 
 class SfuPort(Protocol):
     def router(self, meeting_id: str) -> RouterPort: ...
+
+
+# Makes a participant's media in the meeting's Router instead of a WebRTC peer (a SIP leg's plain RTP):
+# (router, participant id) -> its peer. Called once, when the participant joins.
+MediaAttach = Callable[[RouterPort, str], Awaitable[PeerPort]]
 
 
 # --- rooms (the meeting store: rooms.meetings functions bound to a Database, see signaling.store) -------
@@ -99,6 +104,7 @@ class MeetingStore(Protocol):
         kind: str,
         now: datetime,
         user_agent: str,
+        endpoint_id: int | None = None,
     ) -> None: ...
     async def record_leave(
         self, *, meeting_id: int, participant_id: str, reason: str, now: datetime, by: ActedBy | None = None

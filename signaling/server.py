@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 import socketio
 
 from rooms.policy import Kind
-from signaling.admission import resolve
+from signaling.admission import Identity, resolve
 from signaling.attempts import AttemptLimiter, Backoff, Failure, client_address
 from signaling.clock import LoopScheduler, Scheduler
 from signaling.conference import Conference
@@ -25,17 +25,18 @@ from signaling.messages import (
     LeaveReason,
     PasscodeJoin,
     Reconnect,
+    Role,
     TokenJoin,
     parse,
     parse_auth,
 )
 from signaling.participant import CLOSE_TIMEOUT, Close, Participant
-from signaling.ports import MeetingStore, RoomView, SfuPort
+from signaling.ports import MediaAttach, MeetingStore, RoomView, SfuPort
 from signaling.recording import RecordingPort
 from signaling.settings import SignalingSettings
 from signaling.socketio_server import RESERVED_EVENTS, JsonPacket, SocketIOServer, socketio_server
 
-__all__ = ["JsonPacket", "MediaSession", "MeetingServer", "SocketServer", "socketio_server"]
+__all__ = ["JsonPacket", "MediaSession", "MeetingServer", "SipJoin", "SocketServer", "socketio_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,19 @@ class MediaSession:
     id: str
     meeting_id: str
     kind: Literal["whip", "viewer"]
+
+
+@dataclass(frozen=True, slots=True)
+class SipJoin:
+    """A SIP call asking to join a meeting (signaling/sip/call.py): what it dialled or typed, who it is."""
+
+    meeting_number: str
+    passcode: str | None  # None: none given yet (a room with a passcode refuses, uncounted)
+    display_name: str  # the Endpoint's name: what the browsers show
+    address: str  # the terminal's IP, for the passcode attempt limits
+    attach: MediaAttach
+    endpoint_id: int | None = None
+    user_agent: str = ""
 
 
 class MeetingServer:
@@ -230,6 +244,56 @@ class MeetingServer:
                     leave = LeaveReason.ERROR
                 await participant.close(leave)
                 return
+
+    # --- SIP calls: participants whose media are a plain RTP leg (signaling/sip/call.py) ---
+
+    async def admit_sip(self, request: SipJoin) -> Participant:
+        """Seat a SIP call in its meeting (joining, or in the lobby) through the same policy and passcode
+        attempt limits as a browser; raises JoinRefused. The caller then awaits ``wait_joined``."""
+        if self._closing:
+            raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
+        number, now = request.meeting_number, self.scheduler.now()
+        room = await self._store.room_by_number(number, now=now)
+        if room is not None and room.terms.passcode and request.passcode is None:
+            # Not a guess: the terminal dialled the bare number and is asked for the passcode next.
+            raise JoinRefused(RefusalCode.WRONG_PASSCODE, "this meeting needs a passcode")
+        verdict = self.attempts.begin(address=request.address, meeting_number=number, now=now)
+        if not verdict.allowed:
+            seconds = verdict.retry_after_seconds
+            raise JoinRefused(
+                RefusalCode.TOO_MANY_ATTEMPTS,
+                f"too many failed attempts; try again in {seconds} s",
+                retry_after=seconds,
+            )
+        failure: Failure | None = None
+        try:
+            if room is None:
+                raise JoinRefused(RefusalCode.NO_SUCH_MEETING, f"there is no meeting {number}")
+            principal = None if request.endpoint_id is None else f"endpoint:{request.endpoint_id}"
+            identity = Identity(
+                room,
+                Role.PARTICIPANT,
+                request.display_name,
+                None,
+                False,
+                request.passcode,
+                principal=principal,
+                credential="passcode",
+                endpoint_id=request.endpoint_id,
+            )
+            conference = self._conference_for(room)
+            try:
+                return conference.join_sip(identity, user_agent=request.user_agent, attach=request.attach)
+            finally:
+                if conference.is_idle():
+                    self._forget(conference)
+        except JoinRefused as exc:
+            failure = _COUNTED_FAILURES.get(exc.code)
+            raise
+        finally:
+            self.attempts.end(
+                address=request.address, meeting_number=number, failure=failure, now=self.scheduler.now()
+            )
 
     # --- Socket.IO handlers: parse, then enqueue; they never wait on another client ---
 

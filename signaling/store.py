@@ -94,6 +94,7 @@ class RoomsMeetingStore:
         kind: str,
         now: datetime,
         user_agent: str,
+        endpoint_id: int | None = None,
     ) -> None:
         async with self._writing():
             await meetings.record_join(
@@ -104,6 +105,7 @@ class RoomsMeetingStore:
                 kind=kind,
                 now=now,
                 user_agent=user_agent,
+                endpoint_id=endpoint_id,
             )
 
     async def record_leave(

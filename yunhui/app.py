@@ -41,6 +41,7 @@ from yunhui.recordings import install as install_recordings
 from yunhui.settings import Settings
 from yunhui.sfu_metrics import SfuCollector
 from yunhui.signaling_metrics import SignalingCollector
+from yunhui.sip import install as install_sip
 from yunhui.sms import install as install_sms
 
 BILLING_JOB = web.AppKey("billing_job", PeriodicJob)
@@ -268,6 +269,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         app, api, settings.live, var_dir=settings.paths.var_dir, database=database, clock=clock,
         owner=cluster.slot_name(settings.workers),
     )  # fmt: skip
+    install_sip(app, api, settings.sip, database=database, sfu=sfu, meetings=meetings, clock=clock)
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

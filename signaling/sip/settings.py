@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from signaling.sip.call_settings import SipCallSettings
+
 
 class SipRateLimits(BaseModel):
     """Per source address limits (A19): a scanner is cut off cheaply, a room system never notices."""
@@ -75,3 +77,5 @@ class SipSettings(BaseModel):
     # Terminal TCP/TLS connections that say nothing for this long are closed.
     idle_connection_seconds: float = Field(default=600.0, gt=0)
     user_agent: str = "Yunhui"
+    # The calls layer: media address, SRTP policy, silence timeout, IVR (signaling/sip/call_settings.py).
+    calls: SipCallSettings = SipCallSettings()

@@ -240,6 +240,7 @@ class FakeStore:
         kind: str,
         now: datetime,
         user_agent: str,
+        endpoint_id: int | None = None,
     ) -> None:
         self.attendance.append(AttendanceRow(meeting_id, participant_id, display_name, kind, user_agent, now))
 

@@ -25,6 +25,7 @@ from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
 from web.api import recordings as recordings_api
 from web.api import reports as reports_api
+from web.api import sip as sip_api
 from web.api import sms as sms_api
 from web.api import statements as statements_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
@@ -39,6 +40,8 @@ ROUTE_MODULES.extend([maintenance_api, notifications_api])
 ROUTE_MODULES.append(live_videos_api)
 # Live channels (issue #18): the console and statistics, and the viewers' sessions and HLS.
 ROUTE_MODULES.extend([live_api, live_viewers_api])
+# SIP room terminals (issue #16): registrations, live calls and call records.
+ROUTE_MODULES.append(sip_api)
 # The SMS platform (issue #19).
 ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.

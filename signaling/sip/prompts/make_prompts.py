@@ -1,4 +1,4 @@
-"""Regenerate the IVR's prompts: ``python signaling/sip/prompts/make_prompts.py`` (needs espeak-ng and ffmpeg).
+"""Regenerate the IVR's prompts: ``python signaling/sip/prompts/make_prompts.py`` (espeak-ng, ffmpeg).
 
 Run by hand when a text changes; the results are shipped, so neither tool is needed at runtime. Each prompt
 is 16 kHz mono Ogg Opus (a few kB; WAV would be ~30 kB a second): wideband for G.722 and Opus terminals,
@@ -55,21 +55,19 @@ def main() -> None:
                     ["espeak-ng", "-v", VOICES[language], "-s", "150", "-w", str(wav), text], check=True
                 )
                 out = HERE / f"{key}.{language}.opus"
-                subprocess.run(
-                    ["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000"]
-                    + [
-                        "-c:a",
-                        "libopus",
-                        "-b:a",
-                        "16k",
-                        "-application",
-                        "voip",
-                        "-map_metadata",
-                        "-1",
-                        str(out),
-                    ],
-                    check=True,
-                )
+                argv = ["ffmpeg", "-y", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "16000"]
+                argv += [
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    "16k",
+                    "-application",
+                    "voip",
+                    "-map_metadata",
+                    "-1",
+                    str(out),
+                ]
+                subprocess.run(argv, check=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import { Bookings } from "./bookings.js";
 import { Billing } from "./contracts.js";
 import { Incidents } from "./incidents.js";
 import { Live } from "./live.js";
+import { LiveVideos } from "./live_videos.js";
 import { Maintenance } from "./maintenance.js";
 import { Recordings } from "./recordings.js";
 import { Reports } from "./reports.js";
@@ -19,6 +20,7 @@ export const SECTIONS = [
   { name: "rooms", group: "meetings", view: Rooms },
   { name: "bookings", group: "meetings", view: Bookings },
   { name: "live", group: "meetings", view: Live },
+  { name: "livevideos", group: "meetings", view: LiveVideos },
   { name: "recordings", group: "meetings", view: Recordings },
   { name: "sites", group: "sites", view: Sites },
   { name: "reports", group: "operations", view: Reports },

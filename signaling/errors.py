@@ -41,6 +41,7 @@ class RefusalCode(StrEnum):
     SERVER_CLOSING = "server_closing"
     UNAVAILABLE = "unavailable"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
+    WRONG_WORKER = "wrong_worker"  # the meeting lives in another worker: connect there (data "worker")
 
 
 class SignalingError(Exception):
@@ -59,10 +60,14 @@ class ProtocolError(SignalingError):
 class JoinRefused(SignalingError):
     """A join (or reconnect) was refused; the client is told ``code`` and is not connected.
 
-    ``retry_after``: seconds after which the same attempt may succeed (``too_many_attempts``)."""
+    ``retry_after``: seconds after which the same attempt may succeed (``too_many_attempts``).
+    ``worker``: the worker the meeting lives in (``wrong_worker``)."""
 
-    def __init__(self, code: RefusalCode, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, code: RefusalCode, message: str, *, retry_after: int | None = None, worker: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.worker = worker

@@ -18,6 +18,7 @@ from signaling.clock import LoopScheduler, Scheduler
 from signaling.conference import Conference
 from signaling.errors import ErrorCode, JoinRefused, ProtocolError, RefusalCode
 from signaling.files import FileLinks, FileStore
+from signaling.location import Placement
 from signaling.messages import (
     JSON,
     SYSTEM_ROLES,
@@ -72,12 +73,14 @@ class _SocketTransport:
 
 
 def _refuse(
-    code: RefusalCode, message: str, retry_after: int | None = None
+    code: RefusalCode, message: str, retry_after: int | None = None, worker: str | None = None
 ) -> socketio.exceptions.ConnectionRefusedError:
     # The client sees {"message": message, "data": {"code": code, "message": message}} (connect_error).
     data: dict[str, object] = {"code": code.value, "message": message}
     if retry_after is not None:
         data["retry_after"] = retry_after
+    if worker is not None:
+        data["worker"] = worker
     return socketio.exceptions.ConnectionRefusedError(message, data)
 
 
@@ -166,6 +169,8 @@ class MeetingServer:
         self._sweeper: asyncio.Task[None] | None = None
         # Recording in meetings (yunhui/recordings.py sets it); None: start_recording is refused.
         self.recordings: RecordingPort | None = None
+        # Where meetings live in a cluster (yunhui/cluster.py sets it); None: every meeting is local.
+        self.placement: Placement | None = None
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
@@ -311,7 +316,7 @@ class MeetingServer:
                 await self._join(sid, environ, request)
         except JoinRefused as exc:
             logger.info("join refused: %s", exc.code.value)
-            raise _refuse(exc.code, exc.message, exc.retry_after) from None
+            raise _refuse(exc.code, exc.message, exc.retry_after, exc.worker) from None
 
     async def _passcode_join(self, sid: str, environ: Mapping[str, object], request: PasscodeJoin) -> None:
         # Only passcodes can be guessed: join and access tokens are signed, reconnect tokens 256 random bits.
@@ -343,6 +348,8 @@ class MeetingServer:
                 return
             now = self.scheduler.now()
             identity = await resolve(request, store=self._store, secret_key=self._secret_key, now=now)
+            if self.placement is not None and identity.room.room_id not in self._conferences:
+                await self.placement.admit(identity.room.room_id)
             if self._closing:
                 raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
             conference = self._conference_for(identity.room)

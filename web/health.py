@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from web.keys import DATABASE, METRICS
+from web.keys import DATABASE, METRICS, READINESS
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -29,6 +29,10 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     if not current:
         return web.json_response({"status": "unavailable", "database": "migrations pending"}, status=503)
+    readiness = request.app.get(READINESS)
+    reason = readiness() if readiness is not None else None
+    if reason is not None:
+        return web.json_response({"status": "unavailable", "database": "ok", "cluster": reason}, status=503)
     return web.json_response({"status": "ready", "database": "ok"})
 
 

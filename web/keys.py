@@ -14,3 +14,5 @@ DATABASE = web.AppKey("database", Database)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 METRICS = web.AppKey("metrics", CollectorRegistry)
 VERSION = web.AppKey("version", str)
+# A readiness check beyond the database's (the cluster registry): None when ready, else the reason.
+READINESS: web.AppKey[Callable[[], str | None]] = web.AppKey("readiness")

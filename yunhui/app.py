@@ -283,5 +283,5 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
             whep_sessions_per_token=signaling_settings.whep_sessions_per_token,
         ),
     )
+    cluster.install(app, settings, database, meetings=meetings, api=api, clock=clock, once_jobs=[billing])
     return app
-    cluster.install(app, settings, database, meetings=meetings, clock=clock, once_jobs=[billing])

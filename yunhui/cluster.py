@@ -8,26 +8,31 @@ needs no Redis and places every meeting on itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
 
 from rooms.database import Database
+from signaling.errors import JoinRefused, RefusalCode
 from signaling.server import MeetingServer
-from web.keys import METRICS
+from web.api.locate import LOCATOR, Location
+from web.keys import METRICS, READINESS
 from yunhui import leader
 from yunhui.backup_jobs import BACKUP_JOB
 from yunhui.jobs import PeriodicJob
 from yunhui.monitor import MONITOR
 from yunhui.notifications import PURGE_JOB, REMINDER_JOB
 from yunhui.recordings import RECORDINGS_JOB
+from yunhui.registry import Registry, RegistryUnavailable, connect, worker_view
 from yunhui.settings import Settings, WorkerSettings, parse_port_range
 
 log = logging.getLogger(__name__)
+REGISTRY = web.AppKey("registry", Registry)
 
 # The PeriodicJobs that must run once cluster-wide, by the app key their module stores them under.
 # The outbox and webhook dispatchers are not here: they lease each row before sending (safe in every
@@ -105,6 +110,7 @@ def install(
     database: Database,
     *,
     meetings: MeetingServer,
+    api: web.Application,
     clock: Callable[[], datetime],
     once_jobs: Iterable[PeriodicJob] = (),
 ) -> leader.Leadership:
@@ -118,4 +124,67 @@ def install(
     monitor = app.get(MONITOR)
     if monitor is not None:
         monitor.gate = gate
+    if settings.workers.redis_url is not None:
+        _install_registry(app, api, settings, meetings)
     return leadership
+
+
+class ClusterPlacement:
+    """signaling's placement port and the REST API's locator, on the registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def admit(self, room_id: int) -> None:
+        try:
+            found = await self._registry.admit(room_id)
+        except RegistryUnavailable as exc:
+            log.warning("join refused: the registry is unavailable (%s)", exc)
+            raise JoinRefused(
+                RefusalCode.UNAVAILABLE, "the meeting service cannot place meetings now; try again shortly"
+            ) from None
+        if found.id != self._registry.worker_id:
+            raise JoinRefused(
+                RefusalCode.WRONG_WORKER,
+                f"this meeting lives in worker {found.id}: connect under /w/{found.id}/",
+                worker=found.id,
+            )
+
+    async def locate(self, room_id: int | None, *, expected: int) -> Location | None:
+        try:
+            found = await self._registry.locate(room_id, expected=expected)
+        except RegistryUnavailable as exc:
+            log.warning("locate failed: the registry is unavailable (%s)", exc)
+            return None
+        return Location(worker=found.id, base=f"/w/{found.id}/")
+
+
+def _install_registry(
+    app: web.Application, api: web.Application, settings: Settings, meetings: MeetingServer
+) -> Registry:
+    assert settings.workers.redis_url is not None and settings.workers.worker_id is not None
+    sfu = settings.sfu
+    udp = "" if sfu.udp_port_min is None else f"{sfu.udp_port_min}-{sfu.udp_port_max}"
+    me = worker_view(settings.workers, http_port=settings.server.port, udp=udp)
+
+    def local_rooms() -> dict[int, int]:
+        return {c.room.room_id: len(c.participants()) for c in meetings.conferences()}
+
+    registry = Registry(connect(settings.workers.redis_url), settings.workers, me=me, local_rooms=local_rooms)
+    app[REGISTRY] = registry
+    placement = ClusterPlacement(registry)
+    meetings.placement = placement
+    api[LOCATOR] = placement
+    app[READINESS] = lambda: None if registry.healthy else "the cluster registry (Redis) is unreachable"
+
+    async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await registry.beat()  # registered before the listener opens: locates can place here at once
+        except RedisError as exc:
+            log.warning("registry: first heartbeat failed (%s); retrying", exc)
+        registry.start()
+        yield
+        await registry.close()
+
+    app.cleanup_ctx.append(registry_ctx)
+    return registry

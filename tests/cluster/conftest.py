@@ -133,6 +133,10 @@ class Worker:
         return code
 
 
+class PortTaken(Exception):
+    """The port picked for a worker was taken by another process before the worker bound it."""
+
+
 @dataclass
 class Cluster:
     tmp_path: Path
@@ -156,6 +160,16 @@ class Cluster:
         return path
 
     async def start(self, worker_id: int) -> Worker:
+        # A worker binds a fixed port (nginx's upstream): a port picked free may be taken before it binds.
+        for attempt in range(3):
+            try:
+                return await self._start(worker_id)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _start(self, worker_id: int) -> Worker:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("YUNHUI_")}
         process = await asyncio.create_subprocess_exec(
@@ -169,7 +183,11 @@ class Cluster:
             while True:
                 line = (await process.stdout.readline()).decode()
                 if not line:
-                    raise AssertionError(f"worker {worker_id} exited early:\n" + "".join(worker.output))
+                    output = "".join(worker.output)
+                    await process.wait()
+                    if "address already in use" in output:
+                        raise PortTaken(output)
+                    raise AssertionError(f"worker {worker_id} exited early:\n{output}")
                 worker.output.append(line)
                 if line.startswith("Listening on http://"):
                     break

@@ -22,6 +22,7 @@ from web.api import live as live_api
 from web.api import live_videos as live_videos_api
 from web.api import live_viewers as live_viewers_api
 from web.api import maintenance as maintenance_api
+from web.api import locate as locate_api
 from web.api import notifications as notifications_api
 from web.api import recordings as recordings_api
 from web.api import reports as reports_api
@@ -47,6 +48,8 @@ ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.
 ROUTE_MODULES.append(statements_api)
 # Operations (issue #21): measured availability and incidents.
+# Worker processes (issue #20): where a meeting lives.
+ROUTE_MODULES.append(locate_api)
 ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.
 ROUTE_MODULES.extend([webhooks, audit, reports_api])

@@ -19,6 +19,7 @@ from web.api import audit, auth, bookings, contracts, invoices, meetings, openap
 from web.api import availability as availability_api
 from web.api import incidents as incidents_api
 from web.api import live as live_api
+from web.api import live_playlists as live_playlists_api
 from web.api import live_videos as live_videos_api
 from web.api import live_viewers as live_viewers_api
 from web.api import maintenance as maintenance_api
@@ -38,7 +39,7 @@ ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contr
 ROUTE_MODULES.append(recordings_api)
 ROUTE_MODULES.extend([maintenance_api, notifications_api])
 # Pre-recorded videos and the playlists of live channels (issue #18).
-ROUTE_MODULES.append(live_videos_api)
+ROUTE_MODULES.extend([live_videos_api, live_playlists_api])
 # Live channels (issue #18): the console and statistics, and the viewers' sessions and HLS.
 ROUTE_MODULES.extend([live_api, live_viewers_api])
 # SIP room terminals (issue #16): registrations, live calls and call records.

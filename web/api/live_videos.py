@@ -1,4 +1,4 @@
-"""Pre-recorded videos: resumable uploads, their checks and normalisation; the playlists of live channels.
+"""Pre-recorded videos: resumable uploads, their checks and normalisation (playlists: live_playlists.py).
 
 The upload follows tus 1.0 (core): ``POST /live/videos`` declares name and size and answers the upload URL;
 ``PATCH`` appends a chunk at ``Upload-Offset`` (application/offset+octet-stream); ``HEAD`` tells the offset
@@ -25,8 +25,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from rooms.live import video_store as store
-from rooms.live.models import LiveChannel
-from rooms.live.videos import SOURCE_NAME, LiveVideo, PlaylistItem
+from rooms.live.videos import SOURCE_NAME, LiveVideo
 from web.api.base import (
     CLOCK,
     DB,
@@ -40,7 +39,7 @@ from web.api.base import (
     principal,
     send,
 )
-from web.api.schemas import Body, Id, ListQuery, Name, Out
+from web.api.schemas import Body, Id, ListQuery, Name
 
 log = logging.getLogger(__name__)
 
@@ -150,30 +149,6 @@ class VideoFilter(ListQuery):
     state: Literal["uploading", "checking", "refused", "normalising", "ready"] | None = None
 
 
-class ItemIn(Body):
-    video_id: Id
-    before_item_id: Id | None = Field(default=None, description="insert before this queued item")
-    next: bool = Field(default=False, description="insert as the next item to play")
-
-
-class OrderIn(Body):
-    item_ids: Annotated[list[Id], Field(max_length=1000)] = Field(
-        description="every queued item of the playlist, in the order they are to play"
-    )
-
-
-class ItemOut(Out):
-    id: int
-    channel_id: int
-    video_id: int
-    video_name: str
-    duration_ms: int | None
-    position: int
-    state: Literal["queued", "playing", "played", "skipped"]
-    started_at: datetime | None
-    ended_at: datetime | None
-
-
 def _out(video: LiveVideo) -> VideoOut:
     uploading = video.state == "uploading"
     return VideoOut(
@@ -205,7 +180,7 @@ def _service(request: web.Request) -> VideoService:
     return service
 
 
-def _require_editor(who: Principal) -> None:
+def require_editor(who: Principal) -> None:
     if who.user.role not in ("admin", "organizer"):
         raise ApiError(403, "forbidden", "this needs the admin or organizer role")
 
@@ -224,7 +199,7 @@ def _require_editor(who: Principal) -> None:
 )
 async def create_video(request: web.Request) -> web.Response:
     who = principal(request)
-    _require_editor(who)
+    require_editor(who)
     body = await parse_body(request, VideoIn)
     account_id = who.target_account(body.account_id)
     service = _service(request)
@@ -295,7 +270,7 @@ async def delete_video(request: web.Request) -> web.Response:
     video_id = path_id(request, "video_id")
     async with request.app[DB].session() as session:
         await owned(session, LiveVideo, video_id, who)
-    _require_editor(who)
+    require_editor(who)
     service = request.app.get(LIVE_VIDEOS)
     if service is None:
         await store.delete(request.app[DB], video_id)
@@ -377,7 +352,7 @@ def _finish(f: BinaryIO) -> None:
 async def upload_chunk(request: web.Request) -> web.Response:
     video_id = path_id(request, "video_id")
     who = principal(request)
-    _require_editor(who)
+    require_editor(who)
     await _uploading(request, video_id)  # 404 before anything else for another account's video
     if request.content_type not in CHUNK_TYPES:
         raise ApiError(415, "bad_content_type", "Content-Type: application/offset+octet-stream is required")
@@ -427,132 +402,6 @@ async def upload_chunk(request: web.Request) -> web.Response:
     )
 
 
-# --- playlists ---------------------------------------------------------------------------------------------
-
-
-async def _items_out(request: web.Request, channel_id: int) -> list[ItemOut]:
-    async with request.app[DB].session() as session:
-        rows = (
-            await session.execute(
-                select(PlaylistItem, LiveVideo)
-                .join(LiveVideo, LiveVideo.id == PlaylistItem.video_id)
-                .where(PlaylistItem.channel_id == channel_id)
-                .order_by(PlaylistItem.position, PlaylistItem.id)
-            )
-        ).all()
-    return [
-        ItemOut(
-            id=i.id,
-            channel_id=i.channel_id,
-            video_id=v.id,
-            video_name=v.name,
-            duration_ms=v.duration_ms,
-            position=i.position,
-            state=i.state,
-            started_at=i.started_at,
-            ended_at=i.ended_at,
-        )
-        for i, v in rows
-    ]
-
-
-async def _channel(request: web.Request, *, edit: bool) -> int:
-    who = principal(request)
-    channel_id = path_id(request, "channel_id")
-    async with request.app[DB].session() as session:
-        await owned(session, LiveChannel, channel_id, who)
-    if edit:
-        _require_editor(who)
-    return channel_id
-
-
-def _changed(request: web.Request, channel_id: int, *, cut: bool = False) -> None:
-    service = request.app.get(LIVE_VIDEOS)
-    if service is not None:
-        service.playlist_changed(channel_id, cut=cut)
-
-
-@api.op(
-    "GET",
-    "/live/{channel_id}/playlist",
-    summary="A live channel's playlist, in order",
-    tag=TAG,
-    response=ItemOut,
-    many=True,
-)
-async def get_playlist(request: web.Request) -> web.Response:
-    channel_id = await _channel(request, edit=False)
-    return send(await _items_out(request, channel_id))
-
-
-@api.op(
-    "POST",
-    "/live/{channel_id}/playlist",
-    summary="Add a ready video to the playlist: at the end, before an item, or next",
-    tag=TAG,
-    body=ItemIn,
-    response=ItemOut,
-    many=True,
-    status=201,
-)
-async def add_item(request: web.Request) -> web.Response:
-    channel_id = await _channel(request, edit=True)
-    body = await parse_body(request, ItemIn)
-    await store.add_item(
-        request.app[DB], channel_id, body.video_id, before_item_id=body.before_item_id, play_next=body.next,
-        now=request.app[CLOCK](),
-    )  # fmt: skip
-    _changed(request, channel_id)
-    return send(await _items_out(request, channel_id), 201)
-
-
-@api.op(
-    "PUT",
-    "/live/{channel_id}/playlist/order",
-    summary="Reorder the queued items (every queued item once, in the new order)",
-    tag=TAG,
-    body=OrderIn,
-    response=ItemOut,
-    many=True,
-)
-async def reorder_playlist(request: web.Request) -> web.Response:
-    channel_id = await _channel(request, edit=True)
-    body = await parse_body(request, OrderIn)
-    await store.reorder_items(request.app[DB], channel_id, body.item_ids)
-    _changed(request, channel_id)
-    return send(await _items_out(request, channel_id))
-
-
-@api.op(
-    "POST",
-    "/live/{channel_id}/playlist/{item_id}/skip",
-    summary="Skip a queued item, or cut the playing one and go on with the next",
-    tag=TAG,
-    response=ItemOut,
-    many=True,
-)
-async def skip_item(request: web.Request) -> web.Response:
-    channel_id = await _channel(request, edit=True)
-    item_id = path_id(request, "item_id")
-    cut = await store.skip_item(request.app[DB], channel_id, item_id, now=request.app[CLOCK]())
-    _changed(request, channel_id, cut=cut)
-    return send(await _items_out(request, channel_id))
-
-
-@api.op(
-    "DELETE",
-    "/live/{channel_id}/playlist/{item_id}",
-    summary="Remove an item from the playlist (a playing one is skipped first)",
-    tag=TAG,
-    status=204,
-)
-async def remove_item(request: web.Request) -> web.Response:
-    channel_id = await _channel(request, edit=True)
-    await store.remove_item(request.app[DB], channel_id, path_id(request, "item_id"))
-    _changed(request, channel_id)
-    return web.Response(status=204)
-
-
 def install(api_app: web.Application, service: VideoService | None) -> None:
     """Give the API application its videos service (None: uploads answer 409 unavailable)."""
     if service is not None:
@@ -560,4 +409,4 @@ def install(api_app: web.Application, service: VideoService | None) -> None:
         api_app[UPLOAD_LOCKS] = _UploadLocks()
 
 
-__all__ = ["LIVE_VIDEOS", "UPLOAD_LOCKS", "VideoService", "api", "install"]
+__all__ = ["LIVE_VIDEOS", "UPLOAD_LOCKS", "VideoService", "api", "install", "require_editor"]

@@ -266,11 +266,12 @@ class SipResponse(_Message):
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
-def parse(data: bytes, *, max_header_bytes: int = 16384) -> SipRequest | SipResponse:
+def parse(data: bytes, *, max_header_bytes: int = 16384, head_only: bool = False) -> SipRequest | SipResponse:
     """Parse one whole message (a datagram, or one framed stream message).
 
     Strict where sloppiness is dangerous (start line, CSeq, Content-Length, required headers),
     tolerant where real terminals differ (header-name case, compact forms, line folding, LF ends).
+    ``head_only``: the body may be missing (to answer a request whose body we refuse to read).
     """
     head_end = data.find(b"\r\n\r\n")
     sep = 4
@@ -310,7 +311,7 @@ def parse(data: bytes, *, max_header_bytes: int = 16384) -> SipRequest | SipResp
         if not length.isdigit():
             raise SipParseError("bad Content-Length")
         n = int(length)
-        if n > len(body):
+        if n > len(body) and not head_only:
             raise SipParseError("body shorter than Content-Length")
         body = body[:n]
 

@@ -25,7 +25,7 @@ from signaling.sip.message import (
 )
 from signaling.sip.settings import SipSettings
 from signaling.sip.tlscert import server_context
-from signaling.sip.uri import Via
+from signaling.sip.uri import NameAddr, Via
 
 __all__ = ["Flow", "SipTransport", "Source"]
 
@@ -220,13 +220,17 @@ class SipTransport:
             self.dropped += 1
             limits.block(source.host)
             return
-        if isinstance(message, SipRequest):
-            try:
+        try:
+            # Every layer above reads these: checked once here, so none of them meets a malformed one.
+            NameAddr.parse(message.headers.get("From") or "")
+            NameAddr.parse(message.headers.get("To") or "")
+            Via.parse(message.vias[0])
+            if isinstance(message, SipRequest):
                 message = self._stamp_via(message, source)
-            except SipParseError as error:
-                self.dropped += 1
-                self._answer_bad(data, source, error)
-                return
+        except SipParseError as error:
+            self.dropped += 1
+            self._answer_bad(data, source, error)
+            return
         self._receiver(message, source)
 
     def _stamp_via(self, request: SipRequest, source: Source) -> SipRequest:
@@ -258,7 +262,9 @@ class SipTransport:
         if source.flow is None:
             return
         try:
-            head = parse(data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", max_header_bytes=len(data))
+            head = parse(
+                data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n", max_header_bytes=len(data), head_only=True
+            )
         except SipParseError:
             return
         if isinstance(head, SipRequest) and head.method != "ACK":
@@ -322,7 +328,9 @@ class SipTransport:
     def _refuse_stream(self, head: bytes, source: Source, status: int) -> None:
         try:
             request = parse(
-                head if head.endswith(b"\r\n\r\n") else head + b"\r\n\r\n", max_header_bytes=len(head) + 4
+                head if head.endswith(b"\r\n\r\n") else head + b"\r\n\r\n",
+                max_header_bytes=len(head) + 4,
+                head_only=True,
             )
         except SipParseError:
             return

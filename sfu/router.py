@@ -75,6 +75,11 @@ class Router:
     def active_speaker(self) -> str | None:
         return self._speaker.speaker
 
+    def audio_scores(self) -> dict[str, float]:
+        """Each participant's recent loudness (SpeakerDetector: 127 - dBov, silence 0): the SIP mixer decodes
+        the loudest few."""
+        return self._speaker.scores()
+
     @property
     def peers(self) -> dict[str, Peer]:
         return dict(self._peers)

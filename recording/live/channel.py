@@ -226,6 +226,16 @@ class LiveChannel:
         rtmp = self._rtmp.state if self._rtmp is not None else None
         return LiveStatus(**{**status, "rtmp": rtmp})
 
+    @property
+    def t0(self) -> float:
+        """The clock's time of output time 0 (a segment's ``start`` is counted from it)."""
+        return self._pipeline.t0
+
+    def on_segment(self, listener: Callable[[Segment, Path], None]) -> None:
+        """Call `listener(segment, path)` for each segment as it is listed (in the worker thread: it must
+        only note or enqueue)."""
+        self._pipeline.segment_listeners.append(listener)
+
     async def drain(self) -> None:
         """Wait until the worker thread has handled everything queued before this call."""
         if not self._thread.is_alive():

@@ -25,6 +25,7 @@ class Segment:
     wall: float  # time.time() of its first frame
     discontinuity: bool  # a source switch (or a size change) before it; never on the channel's first
     public: bool  # cut after go-live
+    start: float = 0.0  # output time of its first frame (seconds since the channel's start)
 
 
 def program_date_time(wall: float) -> str:

@@ -351,6 +351,7 @@ class Segmenter:
             wall=self.wall0 + self._start,
             discontinuity=self._open_discontinuity and self.sequence > 1,
             public=self._open_public,
+            start=self._start,
         )
         self.on_segment(segment)
         return segment

@@ -53,8 +53,8 @@ class LiveSettings(BaseModel):
     segment_seconds: float = Field(default=2.0, ge=0.5, le=10.0)
     window_segments: int = Field(default=5, ge=3, le=60)
     # A keyframe is requested from a copied source this long before a segment is due, so that it arrives in
-    # time (a publisher answers a PLI within about a frame plus the round trip).
-    keyframe_lead_s: float = Field(default=0.3, ge=0.0, le=2.0)
+    # time (a publisher answers a PLI within about a frame plus the round trip, and frames wait settle_ms).
+    keyframe_lead_s: float = Field(default=0.5, ge=0.0, le=2.0)
     # Frames wait this long for their sender report mapping (the recorder's settle) before they are cut.
     settle_ms: int = Field(default=150, ge=0, le=5_000)
     # Without a sender report after this long a copied stream is timed by arrival.

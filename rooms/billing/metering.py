@@ -127,15 +127,20 @@ def meter_month(
     hi: datetime,
     stays: Sequence[Stay],
     recordings: Sequence[StoredRecording] = (),
+    *,
+    live_minutes: int = 0,
 ) -> list[Usage]:
-    """All metered usage kinds of one account in one month [lo, hi) (local month bounds as instants)."""
+    """All metered usage kinds of one account in one month [lo, hi) (local month bounds as instants).
+
+    ``live_minutes``: the HLS viewers' minutes of the account's live channels (rooms/live/stats.py
+    viewer_minutes); they are live-viewer minutes as the WHEP viewers' Attendance is."""
     minutes = participant_minutes(stays, lo, hi)
     usage = [
         Usage(f"participant_minutes.{kind}", month, Decimal(n))
         for kind, n in sorted(minutes.items())
         if kind != "viewer"
     ]
-    usage.append(Usage("live_viewer_minutes", month, Decimal(minutes.get("viewer", 0))))
+    usage.append(Usage("live_viewer_minutes", month, Decimal(minutes.get("viewer", 0) + live_minutes)))
     usage.append(Usage("peak_endpoints", month, Decimal(peak_concurrent_endpoints(stays, lo, hi))))
     usage.append(Usage("recording_gb_months", month, storage_gb_months(recordings, lo, hi)))
     return usage

@@ -27,6 +27,8 @@ from rooms.billing.periods import (
 )
 from rooms.billing.store import InvoiceView, get_invoice, list_invoices, terms_of
 from rooms.database import Database
+from rooms.live.stats import viewer_minutes
+from rooms.live.store import viewings_of
 from rooms.models import Account, Site
 from rooms.recordings.store import stored_of
 from rooms.sms.store import billable_parts as billable_sms_parts
@@ -115,7 +117,8 @@ async def preview_invoice(db: Database, *, account_id: int, now: datetime) -> In
             hi = min(now, local_midnight(month_period(month).end, terms.timezone))
             stays = await stays_of(session, account_id, lo, hi)
             kept = await stored_of(session, account_id, lo, hi)
-            metered.extend(meter_month(month, lo, hi, stays, kept))
+            live = viewer_minutes(await viewings_of(session, account_id, lo, hi), lo, hi)
+            metered.extend(meter_month(month, lo, hi, stays, kept, live_minutes=live))
     stored = {(u.kind, u.month) for u in inputs.usage}
     usage = inputs.usage + tuple(u for u in metered if (u.kind, u.month) not in stored)
     return build_invoice(terms, replace(inputs, usage=usage), period)
@@ -177,7 +180,8 @@ async def usage_report(db: Database, *, account_id: int, month: date | None, now
             hi = min(now, local_midnight(month_period(first).end, zone))
             stays = await stays_of(session, account_id, lo, hi)
             kept = await stored_of(session, account_id, lo, hi)
-            for metered in meter_month(first, lo, hi, stays, kept):
+            live = viewer_minutes(await viewings_of(session, account_id, lo, hi), lo, hi)
+            for metered in meter_month(first, lo, hi, stays, kept, live_minutes=live):
                 if metered.kind not in usage and metered.quantity:
                     usage[metered.kind] = UsageRow(metered.kind, metered.quantity, "so_far")
             # The run meters SMS parts apart (rooms/sms); counted the same way, trial included (it is usage).

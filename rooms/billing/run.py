@@ -48,6 +48,8 @@ from rooms.billing.notices import notify_invoice_issued
 from rooms.billing.periods import Period, local_date, local_midnight, month_period, month_start, next_month
 from rooms.billing.store import enabled_endpoints, terms_of
 from rooms.database import Database
+from rooms.live.stats import viewer_minutes
+from rooms.live.store import viewings_of
 from rooms.models import Endpoint
 from rooms.recordings.store import stored_of
 from rooms.sms.store import billable_parts as billable_sms_parts
@@ -218,7 +220,9 @@ async def _meter(
                 )
             ).all()
         }
-        for usage in meter_month(month, lo, hi, stays, await stored_of(session, account_id, lo, hi)):
+        kept = await stored_of(session, account_id, lo, hi)
+        live = viewer_minutes(await viewings_of(session, account_id, lo, hi), lo, hi)
+        for usage in meter_month(month, lo, hi, stays, kept, live_minutes=live):
             if usage.kind not in existing:
                 session.add(
                     UsageRecord(

@@ -22,11 +22,11 @@ function Status({ info, state, error }) {
   if (error === "archived") return html`<p id="live-status">${t("live.page.archived")}</p>`;
   if (error === "not_found") return html`<p id="live-status">${t("live.page.not_found")}</p>`;
   if (state === "error") return html`<p id="live-status" class="error">${t("live.page.error")}</p>`;
+  if (info?.state === "replay") return html`<p id="live-status" class="muted">${t("live.page.ended_replay")}</p>`;
   if (state === "waiting" || info?.state === "starting_soon") {
     return html`<div id="live-status" class="starting"><div class="spinner" aria-hidden="true"></div>
       <p><strong>${t("live.page.starting_soon")}</strong></p><p class="muted">${t("live.page.starting_hint")}</p></div>`;
   }
-  if (info?.state === "replay") return html`<p id="live-status" class="muted">${t("live.page.ended_replay")}</p>`;
   return null;
 }
 

@@ -1,6 +1,6 @@
 // Yunhui live player: plays a live channel (or its replay) in a <video> with a viewer session. No UI.
-// Documented in docs/sdk.md and docs/live.md. hls.js (import-mapped as "hls.js") is loaded only where the
-// browser has no native HLS (Safari and iOS play it themselves).
+// Documented in docs/sdk.md and docs/live.md. hls.js (import-mapped as "hls.js") plays it wherever Media Source
+// Extensions exist; without them (iPhone Safari, WeChat on iOS) the browser's own HLS does.
 
 const VIEWER_KEY = "yunhui.live.viewer";
 // While the channel has not started, its state is asked for this often.
@@ -151,12 +151,14 @@ export class LivePlayer extends EventTarget {
     const video = this.video;
     const onPlaying = () => this._set("playing");
     video.addEventListener("playing", onPlaying);
-    if (nativeHls(video) && !this._Hls) {
-      video.src = url;
-      return;
-    }
+    // hls.js wherever Media Source Extensions exist (its reload and error handling are the same everywhere);
+    // the browser's own HLS where they do not (iPhone Safari, WeChat on iOS).
     const Hls = this._Hls || (await import("hls.js")).default;
     if (!Hls.isSupported()) {
+      if (nativeHls(video)) {
+        video.src = url;
+        return;
+      }
       this._set("error");
       this._emit("error", { code: "unsupported", fatal: true });
       return;

@@ -29,6 +29,7 @@ CallEnded = Literal[
     "rejected",  # reject() was called
     "timer",  # session timer expired without a refresh (RFC 4028)
     "no_ack",  # our 2xx was never ACKed within 64*T1
+    "unanswered",  # dial-out: the terminal refused (4xx-6xx) or never answered (408)
     "transport",  # the TCP/TLS connection died or sending failed
     "shutdown",  # the server closed
 ]

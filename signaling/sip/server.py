@@ -31,8 +31,10 @@ from signaling.sip.dialog import (
     negotiate_session_timer,
     unsupported_requirements,
 )
+from signaling.sip.gatekeeper import Gatekeeper
 from signaling.sip.incoming import IncomingCall
 from signaling.sip.message import SipParseError, SipRequest, SipResponse
+from signaling.sip.outgoing import dial, invite_request
 from signaling.sip.registrar import Registrar
 from signaling.sip.session import Session
 from signaling.sip.settings import SipSettings
@@ -104,6 +106,7 @@ class SipServer:
             settings.nonce_ttl_seconds,
             settings.digest_algorithms,
         )
+        self._gatekeeper = Gatekeeper(settings, self._digest, credentials, self._transport.limits, self.host)
         self.registrar = Registrar(
             clock, settings.min_expires, settings.max_expires, settings.default_expires
         )
@@ -172,9 +175,32 @@ class SipServer:
 
         LookupError when the Endpoint has no binding; CallGone when the terminal refuses or never
         answers. On return the call is established and its ``offer`` holds the terminal's SDP answer
-        (``answer()``/``reject()`` are not used on an outgoing call).
+        (``answer()``/``reject()`` are not used on an outgoing call). Cancelling the waiting task sends CANCEL.
         """
-        raise NotImplementedError("dial-out comes after the core (issue #16)")
+        bindings = self.registrar.bindings(endpoint_id)
+        if not bindings:
+            raise LookupError(f"endpoint {endpoint_id} is not registered")
+        binding = bindings[0]
+        dest = binding.source
+        if dest.transport != "udp" and (dest.flow is None or dest.flow.closed):
+            # The terminal's own connection is gone: open one to its Contact.
+            uri = SipUri.parse(binding.contact)
+            default = 5061 if dest.transport == "tls" else 5060
+            dest = await self._transport.connect(dest.transport, uri.host, uri.port or default)
+        port = self.ports.get(dest.transport, 5060)
+        request = invite_request(
+            binding.contact,
+            dest,
+            f"sip:{self.host}:{port};transport={dest.transport}",
+            sdp_offer,
+            caller=f"sip:yunhui@{self.settings.domain}",
+            session_expires=self.settings.session_expires,
+            user_agent=self.settings.user_agent,
+        )
+        call = await dial(self, request, dest, endpoint_id)
+        self._sessions[call.dialog.key] = call
+        call.acknowledge()
+        return call
 
     # -- CallHost -----------------------------------------------------------------------------------
 
@@ -281,86 +307,8 @@ class SipServer:
 
     # -- REGISTER and INVITE ------------------------------------------------------------------------
 
-    async def _authenticate(
-        self, request: SipRequest, transaction: ServerTransaction, *, guest_ok: bool
-    ) -> tuple[bool, EndpointCredentials | None]:
-        """(True, endpoint) when the request may go on; otherwise the answer (401/403/503) is sent."""
-        source = transaction.source
-        if source.host in self.settings.trusted_proxies:
-            return await self._asserted(request, transaction, guest_ok=guest_ok)
-        header = request.headers.get("Authorization") or request.headers.get("Proxy-Authorization")
-        username = self._digest.username(header)
-        if username is None:
-            if guest_ok and self.settings.allow_guests:
-                return True, None
-            transaction.reply(401, headers=tuple(self._digest.challenges()), to_tag=new_tag())
-            return False, None
-        try:
-            endpoint = await self._credentials.lookup(username)
-        except Exception:
-            logger.exception("sip: credentials lookup failed")
-            transaction.reply(503, headers=(("Retry-After", "30"),), to_tag=new_tag())
-            return False, None
-
-        def stored(algorithm: str) -> str | None:
-            if endpoint is None:
-                return None
-            return endpoint.ha1_md5 if algorithm == "MD5" else endpoint.ha1_sha256
-
-        answer = self._digest.check(header, request.method, stored)
-        if not answer.ok:
-            if answer.failure not in ("stale", "replay"):
-                self._transport.limits.auth_failed(source.host)
-            # The same 401 for an unknown user and a wrong password (no enumeration).
-            stale = answer.failure == "stale"
-            transaction.reply(401, headers=tuple(self._digest.challenges(stale=stale)), to_tag=new_tag())
-            return False, None
-        assert endpoint is not None
-        if endpoint.refusal is not None:
-            self._refuse(transaction, endpoint.refusal)
-            return False, None
-        return True, endpoint
-
-    async def _asserted(
-        self, request: SipRequest, transaction: ServerTransaction, *, guest_ok: bool
-    ) -> tuple[bool, EndpointCredentials | None]:
-        """Trusted front proxy: the identity header names the Endpoint, the proxy did the digest."""
-        value = request.headers.get(self.settings.identity_header)
-        if value is None:
-            if guest_ok and self.settings.allow_guests:
-                return True, None
-            transaction.reply(403, "No asserted identity", to_tag=new_tag())
-            return False, None
-        try:
-            user = SipUri.parse(NameAddr.parse(value).uri).user
-            endpoint = await self._credentials.lookup(user)
-        except SipParseError:
-            endpoint = None
-        except Exception:
-            logger.exception("sip: credentials lookup failed")
-            transaction.reply(503, headers=(("Retry-After", "30"),), to_tag=new_tag())
-            return False, None
-        if endpoint is None:
-            transaction.reply(403, "Unknown asserted identity", to_tag=new_tag())
-            return False, None
-        if endpoint.refusal is not None:
-            self._refuse(transaction, endpoint.refusal)
-            return False, None
-        return True, endpoint
-
-    def _refuse(self, transaction: ServerTransaction, refusal: str) -> None:
-        text = refusal.replace("\\", "").replace('"', "'")
-        transaction.reply(
-            403,
-            headers=(
-                ("Warning", f'399 {self.host} "{text}"'),
-                ("Reason", f'SIP;cause=403;text="{text}"'),
-            ),
-            to_tag=new_tag(),
-        )
-
     async def _register(self, request: SipRequest, transaction: ServerTransaction) -> None:
-        ok, endpoint = await self._authenticate(request, transaction, guest_ok=False)
+        ok, endpoint = await self._gatekeeper.check(request, transaction, guest_ok=False)
         if not ok or endpoint is None:
             return
         result = self.registrar.register(endpoint.endpoint_id, request, transaction.source)
@@ -381,7 +329,7 @@ class SipServer:
         except ValueError:
             transaction.reply(400, "bad Session-Expires", to_tag=new_tag())
             return
-        ok, endpoint = await self._authenticate(request, transaction, guest_ok=True)
+        ok, endpoint = await self._gatekeeper.check(request, transaction, guest_ok=True)
         if not ok or transaction.state != "proceeding" or self._closed:
             return
         source = transaction.source

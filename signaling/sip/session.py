@@ -124,6 +124,8 @@ class Session:
         self._outgoing_invite = False
         self._last_ack: tuple[int, bytes] | None = None
         self._bye_after_ack = False
+        # Which side of RFC 4028's refresher parameter we are: the UAS of an incoming call.
+        self._our_role = "uas"
 
     @property
     def ended_reason(self) -> CallEnded | None:
@@ -247,7 +249,7 @@ class Session:
         if timer is None or self._reason is not None:
             return
         clock = self._host.clock
-        if timer.refresher == "uas":
+        if timer.refresher == self._our_role:
             at = clock.now() + timedelta(seconds=timer.refresh_after)
             self._timer = clock.call_at(at, lambda: self._host.spawn(self._refresh()))
         else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from signaling.clock import LoopScheduler, Scheduler, Timer
 from signaling.sip.api import CallEnded, EndpointCredentials, SipCall
-from signaling.sip.auth import ha1
+from signaling.sip.auth import ALGORITHMS, ha1, parse_authorization
 from signaling.sip.message import SipRequest, SipResponse, parse
 from signaling.sip.server import SipServer
 from signaling.sip.settings import SipSettings
@@ -305,3 +305,42 @@ def request_text(
         f"{extra_lines}"
         f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
     )
+
+
+def digest_answer(challenge: str, username: str, password: str, method: str, uri: str, *, nc: int = 1) -> str:
+    params = parse_authorization(challenge)
+    assert params is not None
+    algorithm = params.get("algorithm", "MD5")
+    h = ALGORITHMS[algorithm]
+    ha1 = h(f"{username}:{params['realm']}:{password}".encode()).hexdigest()
+    ha2 = h(f"{method}:{uri}".encode()).hexdigest()
+    cnonce, nc_text = "0a4f113b", f"{nc:08x}"
+    response = h(f"{ha1}:{params['nonce']}:{nc_text}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return (
+        f'Digest username="{username}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
+        f'response="{response}", algorithm={algorithm}, qop=auth, nc={nc_text}, cnonce="{cnonce}"'
+    )
+
+
+async def register_once(
+    client: UdpClient, username: str, password: str, *, cseq: int = 1
+) -> tuple[int, list[str]]:
+    """REGISTER, answer the first challenge; (final status, header names of the final response)."""
+    client.send(request_text("REGISTER", client.port, user=username, cseq=cseq, extra="Expires: 300"))
+    challenge = await client.response()
+    assert challenge.status == 401
+    value = challenge.headers.get("WWW-Authenticate")
+    assert value is not None
+    uri = f"sip:{username}@127.0.0.1"
+    authorization = digest_answer(value, username, password, "REGISTER", uri)
+    client.send(
+        request_text(
+            "REGISTER",
+            client.port,
+            user=username,
+            cseq=cseq + 1,
+            extra=f"Expires: 300\nAuthorization: {authorization}",
+        )
+    )
+    final = await client.response()
+    return final.status, [name for name, _ in final.headers]

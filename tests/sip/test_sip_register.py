@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from signaling.sip.auth import ALGORITHMS, parse_authorization
 from tests.signaling.signaling_fakes import FakeClock
 from tests.sip.sip_core_support import (
     REALM,
     FakeCredentials,
     UdpClient,
+    digest_answer,
     endpoint,
+    register_once,
     request_text,
     run_sipp,
     running_server,
@@ -127,45 +128,6 @@ async def test_suspended_site_invite_gets_403_with_the_reason(tmp_path: Path) ->
         assert run.returncode == 0, run.output[-2000:] + run.errors
         assert f'Warning: 399 127.0.0.1 "{SUSPENDED}"' in run.messages
         assert server.calls() == []
-
-
-def digest_answer(challenge: str, username: str, password: str, method: str, uri: str, *, nc: int = 1) -> str:
-    params = parse_authorization(challenge)
-    assert params is not None
-    algorithm = params.get("algorithm", "MD5")
-    h = ALGORITHMS[algorithm]
-    ha1 = h(f"{username}:{params['realm']}:{password}".encode()).hexdigest()
-    ha2 = h(f"{method}:{uri}".encode()).hexdigest()
-    cnonce, nc_text = "0a4f113b", f"{nc:08x}"
-    response = h(f"{ha1}:{params['nonce']}:{nc_text}:{cnonce}:auth:{ha2}".encode()).hexdigest()
-    return (
-        f'Digest username="{username}", realm="{params["realm"]}", nonce="{params["nonce"]}", uri="{uri}", '
-        f'response="{response}", algorithm={algorithm}, qop=auth, nc={nc_text}, cnonce="{cnonce}"'
-    )
-
-
-async def register_once(
-    client: UdpClient, username: str, password: str, *, cseq: int = 1
-) -> tuple[int, list[str]]:
-    """REGISTER, answer the first challenge; (final status, header names of the final response)."""
-    client.send(request_text("REGISTER", client.port, user=username, cseq=cseq, extra="Expires: 300"))
-    challenge = await client.response()
-    assert challenge.status == 401
-    value = challenge.headers.get("WWW-Authenticate")
-    assert value is not None
-    uri = f"sip:{username}@127.0.0.1"
-    authorization = digest_answer(value, username, password, "REGISTER", uri)
-    client.send(
-        request_text(
-            "REGISTER",
-            client.port,
-            user=username,
-            cseq=cseq + 1,
-            extra=f"Expires: 300\nAuthorization: {authorization}",
-        )
-    )
-    final = await client.response()
-    return final.status, [name for name, _ in final.headers]
 
 
 async def test_unknown_user_and_wrong_password_get_the_same_answer() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from recording.errors import RecordingError
+from recording.live.channel import LiveChannel
 from recording.live.media_check import check_video
 from recording.live.normalize import normalize
 from recording.live.settings import LiveProfile, LiveSettings
@@ -35,12 +36,15 @@ from rooms.live.video_store import Claim
 from rooms.live.videos import NORMAL_NAME, SOURCE_NAME
 from web.api import live_videos as live_videos_api
 from yunhui.jobs import PeriodicJob
+from yunhui.live import LIVE_ENGINES
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 # Called after the playlist changed: the queued items' files in order, and whether the item on air was cut.
 ApplyPlaylist = Callable[[list[Path], bool], None]
+# The running engine of a channel (yunhui/live.py LiveEngines.engine), None when the channel is not running.
+EngineOf = Callable[[int], LiveChannel | None]
 
 LIVE_VIDEOS_PURGE_JOB = web.AppKey("live_videos_purge_job", PeriodicJob)
 
@@ -64,6 +68,8 @@ class LiveVideos:
         self._job: asyncio.Task[None] | None = None
         self._job_video: int | None = None
         self._feeds: dict[int, list[PlaylistFeed]] = {}
+        self._on_air: dict[int, PlaylistFeed] = {}
+        self.engine_of: EngineOf = lambda _channel_id: None
         self.jobs_done = 0
         self._done = asyncio.Condition()
 
@@ -102,6 +108,29 @@ class LiveVideos:
 
     # --- the hand-over to the engine ---------------------------------------------------------------------
 
+    async def play(self, channel_id: int) -> bool:
+        """Put the channel's playlist on air in its running engine (again from the first queued item if it
+        already was); False when the channel is not running."""
+        engine = self.engine_of(channel_id)
+        if engine is None:
+            return False
+        old = self._on_air.pop(channel_id, None)
+        if old is not None:
+            await old.close()
+
+        def apply(paths: list[Path], cut: bool) -> None:
+            engine.playlist_set(paths)
+            if cut:
+                engine.playlist_skip()
+
+        feed = self._on_air[channel_id] = self.feed(channel_id, apply=apply)
+        engine.set_source(await feed.source())
+        return True
+
+    def on_air(self, channel_id: int) -> PlaylistFeed | None:
+        """The feed :meth:`play` put on air for the channel, if any."""
+        return self._on_air.get(channel_id)
+
     def feed(self, channel_id: int, *, apply: ApplyPlaylist | None = None) -> PlaylistFeed:
         """The playlist of a channel for its engine; close it when the channel stops playing it."""
         feed = PlaylistFeed(self, channel_id, apply)
@@ -109,6 +138,8 @@ class LiveVideos:
         return feed
 
     def _unregister(self, feed: PlaylistFeed) -> None:
+        if self._on_air.get(feed.channel_id) is feed:
+            del self._on_air[feed.channel_id]
         feeds = self._feeds.get(feed.channel_id, [])
         if feed in feeds:
             feeds.remove(feed)
@@ -336,6 +367,8 @@ class PlaylistFeed:
         # The queued items handed to the engine, in order: (item id, file); an event names a file.
         self._queued: list[tuple[int, Path]] = []
         self._playing: tuple[int, Path] | None = None
+        self.events_marked = 0
+        self._marked = asyncio.Condition()
 
     async def paths(self) -> list[Path]:
         """The queued items' normalised files, in the order they play (after the item on air)."""
@@ -358,12 +391,20 @@ class PlaylistFeed:
         """Return once every event and change so far is in the database and applied."""
         await self._events.join()
 
+    async def wait_marked(self, count: int) -> None:
+        """Return once ``count`` of the engine's events have been written (however many came before)."""
+        async with self._marked:
+            await self._marked.wait_for(lambda: self.events_marked >= count)
+
     async def _run(self) -> None:
         while True:
             kind, value = await self._events.get()
             try:
                 if isinstance(value, PlaylistEvent):
                     await self._mark(value)
+                    async with self._marked:
+                        self.events_marked += 1
+                        self._marked.notify_all()
                 else:
                     paths = await self.paths()
                     if self._apply is not None:
@@ -414,6 +455,12 @@ def install(
         live_root = settings.root_dir or var_dir / "live"
         videos_settings = videos_settings.model_copy(update={"root_dir": live_root / "videos"})
     videos = LiveVideos(videos_settings, settings.profile, database=database, clock=clock, owner=owner)
+
+    def engine_of(channel_id: int) -> LiveChannel | None:
+        engines = app.get(LIVE_ENGINES)  # looked up when used: yunhui/live.py installs it
+        return engines.engine(channel_id) if engines is not None else None
+
+    videos.engine_of = engine_of
     live_videos_api.install(api, videos)
     app[LIVE_VIDEOS] = videos
     purge = PeriodicJob("live-videos-purge", videos.purge, 3600.0)

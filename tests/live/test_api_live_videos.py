@@ -320,3 +320,38 @@ async def test_a_crash_mid_normalisation_is_redone_at_the_next_start(
         async with env.db.session() as session:
             leases = (await session.scalars(select(LiveVideo.lease_owner))).all()
             assert set(leases) == {None}
+
+
+async def test_three_items_play_in_order_on_the_running_channel(env: Env, tmp_path: Path) -> None:
+    """The playlist on air in the real engine (yunhui/live.py runs it): items are marked as it plays them."""
+    clips = [make_clip(tmp_path / f"{c}.mp4", seconds=1.0, color=c) for c in ("red", "green", "blue")]
+    ids = [await env.upload(clip, clip.stem) for clip in clips]
+    for video_id in ids:
+        assert (await env.settle(video_id))["state"] == "ready"
+    status, channel = await env.call(
+        "POST", "/live", json={"title": "Launch", "language": "en", "source_kind": "playlist"}
+    )
+    assert status == 201, channel
+    url = f"/live/{channel['id']}/playlist"
+    status, body = await env.call("POST", f"{url}/play")
+    assert status == 409 and body["error"]["code"] == "empty"
+    for video_id in ids:
+        await env.call("POST", url, json={"video_id": video_id})
+    status, body = await env.call("POST", f"{url}/play")
+    assert status == 409 and body["error"]["code"] == "not_live"
+    status, body = await env.call("POST", f"/live/{channel['id']}/rehearse")
+    assert status == 200, body
+    try:
+        status, body = await env.call("POST", f"{url}/play")
+        assert status == 204, body
+        feed = env.videos.on_air(channel["id"])
+        assert feed is not None
+        await asyncio.wait_for(feed.wait_marked(6), 60)  # three started, three ended
+        _, items = await env.call("GET", url)
+        assert [(i["video_name"], i["state"]) for i in items] == [
+            ("red", "played"), ("green", "played"), ("blue", "played"),
+        ]  # fmt: skip
+        starts = [i["started_at"] for i in items]
+        assert starts == sorted(starts) and all(i["ended_at"] for i in items)
+    finally:
+        await env.call("POST", f"/live/{channel['id']}/stop")

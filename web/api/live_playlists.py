@@ -16,7 +16,7 @@ from sqlalchemy import select
 from rooms.live import video_store as store
 from rooms.live.models import LiveChannel
 from rooms.live.videos import LiveVideo, PlaylistItem
-from web.api.base import CLOCK, DB, Api, owned, parse_body, path_id, principal, send
+from web.api.base import CLOCK, DB, Api, ApiError, owned, parse_body, path_id, principal, send
 from web.api.live_videos import LIVE_VIDEOS, require_editor
 from web.api.schemas import Body, Id, Out
 
@@ -168,6 +168,25 @@ async def remove_item(request: web.Request) -> web.Response:
     channel_id = await _channel(request, edit=True)
     await store.remove_item(request.app[DB], channel_id, path_id(request, "item_id"))
     _changed(request, channel_id)
+    return web.Response(status=204)
+
+
+@api.op(
+    "POST",
+    "/live/{channel_id}/playlist/play",
+    summary="Put the playlist on air in the running channel, from its first queued item",
+    tag=TAG,
+    status=204,
+)
+async def play_playlist(request: web.Request) -> web.Response:
+    channel_id = await _channel(request, edit=True)
+    async with request.app[DB].session() as session:
+        rows = await store.playlist(session, channel_id)
+    if not any(r.state == "queued" for r in rows):
+        raise ApiError(409, "empty", "the playlist has no queued item")
+    service = request.app.get(LIVE_VIDEOS)
+    if service is None or not await service.play(channel_id):
+        raise ApiError(409, "not_live", "the channel is not running: start its rehearsal first")
     return web.Response(status=204)
 
 

@@ -80,6 +80,10 @@ class VideoService(Protocol):
         """The channel's playlist changed; ``cut``: the item on air was skipped."""
         ...
 
+    async def play(self, channel_id: int) -> bool:
+        """Put the channel's playlist on air; False when the channel is not running in this process."""
+        ...
+
 
 LIVE_VIDEOS = web.AppKey("live_videos", VideoService)
 

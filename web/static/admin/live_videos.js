@@ -261,7 +261,13 @@ export function Playlist({ user, channelId, refresh = 0, onChange = () => {} }) 
   }
 
   return html`<div class="card" id="livevideo-playlist" data-channel=${channelId}>
-    <h2>${t("livevideo.playlist")}</h2>
+    <div class="section-head">
+      <h2>${t("livevideo.playlist")}</h2>
+      ${editor && queued.length
+        ? html`<button type="button" class="primary" id="livevideo-play"
+            onClick=${() => act(() => api.post(`${base}/play`, {}))}>${t("livevideo.play")}</button>`
+        : null}
+    </div>
     <${ErrorBox} error=${error} />
     ${items === null && !error ? html`<${Loading} />` : null}
     ${items && items.length === 0 ? html`<p class="muted" id="livevideo-playlist-empty">${t("livevideo.playlist_empty")}</p>` : null}

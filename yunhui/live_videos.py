@@ -71,6 +71,8 @@ class LiveVideos:
         self._on_air: dict[int, PlaylistFeed] = {}
         self.engine_of: EngineOf = lambda _channel_id: None
         self.jobs_done = 0
+        # The videos this run has worked on: only the others can be a dead previous run's (claim_next).
+        self._handled: set[int] = set()
         self._done = asyncio.Condition()
 
     # --- web.api.live_videos.VideoService ----------------------------------------------------------------
@@ -183,6 +185,7 @@ class LiveVideos:
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_seconds)
                 continue
             self._job_video = claim.video_id
+            self._handled.add(claim.video_id)
             self._job = asyncio.create_task(self._work(claim), name=f"live-video:{claim.video_id}")
             try:
                 await asyncio.shield(self._job)

@@ -311,7 +311,13 @@ async def run(argv: list[str]) -> tuple[int, str, str]:
 
 async def check_video(path: Path, settings: VideoSettings) -> CheckReport:
     """Run every check on ``path``; the report's ``refusal`` is the first that failed (None: accepted)."""
-    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    try:
+        size = await asyncio.to_thread(lambda: path.stat().st_size)
+    except FileNotFoundError:
+        missing = Check("container", False, "unreadable", "the uploaded file is missing")
+        return CheckReport(
+            ProbeSummary(), (Check("size", None), missing, *(Check(n, None) for n in CHECKS[2:]))
+        )
     code, out, err = await run(probe_argv(settings.ffprobe, path))
     try:
         summary = parse_probe(out) if code == 0 else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.database import Database
@@ -113,9 +113,12 @@ async def received(db: Database, video_id: int, *, offset: int, new_offset: int,
         return video
 
 
-async def claim_next(db: Database, *, owner: str, now: datetime, lease: timedelta) -> Claim | None:
+async def claim_next(
+    db: Database, *, owner: str, now: datetime, lease: timedelta, handled: Sequence[int] = ()
+) -> Claim | None:
     """Take the oldest video that needs a check or a normalisation and is nobody's (or whose claim expired,
-    or was ``owner``'s own: a previous run of this worker, which a new run proves dead)."""
+    or is ``owner``'s own from a previous run of this worker, which a new run proves dead: every video this
+    run has not worked on yet, ``handled`` being those it has)."""
     async with db.writer() as session:
         video = await session.scalar(
             select(LiveVideo)
@@ -124,7 +127,7 @@ async def claim_next(db: Database, *, owner: str, now: datetime, lease: timedelt
                 or_(
                     LiveVideo.lease_until.is_(None),
                     LiveVideo.lease_until <= now,
-                    LiveVideo.lease_owner == owner,
+                    and_(LiveVideo.lease_owner == owner, LiveVideo.id.not_in(handled)),
                 ),
             )
             .order_by(LiveVideo.id)

@@ -150,6 +150,14 @@ async def test_bad_chunks_and_bad_uploads_answer_4xx_with_a_reason(env: Env, tmp
     assert status == 204 and not directory.exists()
     status, _ = await env.call("GET", f"/live/videos/{silent_id}")
     assert status == 404
+    # An upload left unfinished past live.videos.upload_ttl_seconds is purged, bytes and all.
+    stale = env.videos.root / (await _directory(env, video["id"]))
+    assert stale.is_dir()
+    assert await env.videos.purge() == 0
+    env.clock.now += timedelta(days=1, seconds=1)
+    assert await env.videos.purge() == 1
+    status, _ = await env.call("GET", f"/live/videos/{video['id']}")
+    assert status == 404 and not stale.exists()
 
 
 async def _directory(env: Env, video_id: int) -> str:

@@ -32,7 +32,15 @@ class Terminal:
         self.peer: PlainPeer | None = None
         self.answer: sdp.SdpAnswer | None = None
 
-    async def join(self, *, fir_only: bool = False, srtp: bool = False, native: bool = True) -> PlainPeer:
+    async def join(
+        self,
+        *,
+        fir_only: bool = False,
+        srtp: bool = False,
+        native: bool = True,
+        te_pt: int = 101,
+        feedback: bool = True,
+    ) -> PlainPeer:
         await self.audio.open()
         await self.video.open()
         peer = self.peer = await self.meeting.router.add_plain_peer(self.id)
@@ -45,9 +53,10 @@ class Terminal:
             transport="tls" if srtp else "udp",
             srtp="best_effort",
         )
-        answer = sdp.answer(
-            terminal_offer(self.audio.port, self.video.port, fir_only=fir_only, srtp=srtp), policy
-        )
+        offer = terminal_offer(self.audio.port, self.video.port, fir_only=fir_only, srtp=srtp, te_pt=te_pt)
+        if not feedback:  # a terminal that can only be asked for keyframes by SIP INFO
+            offer = "".join(line for line in offer.splitlines(keepends=True) if "rtcp-fb" not in line)
+        answer = sdp.answer(offer, policy)
         assert isinstance(answer, sdp.SdpAnswer), answer
         self.answer = answer
         for line, port in ((self.audio, ports["audio"]), (self.video, ports["video"])):

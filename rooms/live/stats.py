@@ -1,7 +1,8 @@
 """Viewer statistics of live channels: pure functions of viewer sessions and concurrency samples.
 
 A viewer session is concurrent while its last playlist or segment request is under CONCURRENT_WINDOW old
-(2 × the 2 s target + grace: a paused player stops fetching); the sampler counts distinct viewer_ids of the
+(2 × the 2 s target + grace: a paused player stops fetching) and it has played (fetched a segment: a page
+that opened a session and never played is no viewer); the sampler counts distinct viewer_ids of the
 concurrent sessions every SAMPLE_INTERVAL. Peak concurrency is the largest sample, unique viewers the distinct
 viewer_ids, views the sessions that fetched at least one segment (a page load without playback is no view).
 Rehearsal sessions are staff watching before the channel is public: public statistics never include them.
@@ -79,7 +80,7 @@ def concurrent(viewings: Iterable[Viewing], now: datetime) -> dict[str, int]:
     """Distinct viewer_ids watching at ``now``, per phase (two tabs of one person count once)."""
     people: dict[str, set[str]] = {}
     for v in viewings:
-        if v.first_seen <= now and is_concurrent(v.last_seen, now):
+        if v.segments > 0 and v.first_seen <= now and is_concurrent(v.last_seen, now):
             people.setdefault(v.phase, set()).add(v.viewer_id)
     return {phase: len(ids) for phase, ids in people.items()}
 

@@ -244,6 +244,7 @@ async def concurrent_now(db: Database, channel_id: int, phase: str, *, now: date
                 LiveViewerSession.phase == phase,
                 LiveViewerSession.last_seen > now - CONCURRENT_WINDOW,
                 LiveViewerSession.first_seen <= now,
+                LiveViewerSession.segments > 0,
             )
         )
     return int(count or 0)
@@ -266,6 +267,7 @@ async def sample(db: Database, *, now: datetime) -> int:
                 .where(
                     LiveViewerSession.last_seen > now - CONCURRENT_WINDOW,
                     LiveViewerSession.first_seen <= now,
+                    LiveViewerSession.segments > 0,
                 )
                 .group_by(LiveViewerSession.channel_id, LiveViewerSession.phase)
             )

@@ -105,6 +105,11 @@ class Call:
         self._last_rtp: datetime | None = None
         self.log = logging.LoggerAdapter(logger, {"sip_call": call.call_id})
 
+    @property
+    def ivr_step(self) -> str | None:
+        """Where the IVR dialogue is (meeting, passcode, checking, waiting, done); None without one."""
+        return None if self._ivr is None else self._ivr.step.value
+
     # --- the call's task ---
 
     async def run(self) -> None:
@@ -185,6 +190,7 @@ class Call:
             await self._reject(503, "Service Unavailable", "the meeting could not be joined")
             return "rejected:503"
         await self._answer_and_start()
+        await self._record_answer()
         await self._joined()
         return None
 
@@ -198,6 +204,7 @@ class Call:
         self._ivr = Ivr(destination, IvrRules(**gw.ivr_rules))
         self._player = self._spawn(self._play(), "sip-ivr-player")
         self._act(self._ivr.start(gw.scheduler.now()))
+        await self._record_answer()
 
     # --- negotiation ---
 
@@ -239,25 +246,30 @@ class Call:
                 raise CallGone("hangup")
             self.answer = parsed
         assert self.answer is not None
-        audio, video = self.answer.audio, self.answer.video
+        audio = self.answer.audio
         self.codec = (codec_of(audio.codecs[0].name) if audio else None) or "pcmu"
         self.peer.on_dtmf = lambda digit: self._digit(digit, "rtp")
         self.peer.on_keyframe_wanted = self._want_keyframe
         self.peer.on_audio = self._on_audio
         await self.peer.start(self.answer.plain_media(self.sip.remote[0]))
+        self._last_rtp = self.gateway.scheduler.now()
+        self._send_slate()
+        self._watch_silence()
+
+    async def _record_answer(self) -> None:
+        answer = self.answer
+        assert answer is not None
+        audio, video = answer.audio, answer.video
         now = self.gateway.scheduler.now()
-        self._last_rtp = now
         if self.record_id is not None:
             await records.answered(
                 self.gateway.db,
                 self.record_id,
                 audio_codec=_describe(audio),
                 video_codec=_describe(video),
-                srtp=self.answer.encrypted,
+                srtp=answer.encrypted,
                 now=now,
             )
-        self._send_slate()
-        self._watch_silence()
 
     async def _on_reinvite(self, offer: str) -> str:
         """A re-INVITE (hold, resume, session refresh): the same offer gets the same answer, o= unchanged."""
@@ -337,7 +349,7 @@ class Call:
 
     def _participant_left(self, reason: LeaveReason) -> None:
         if self.state in ("joined", "lobby"):
-            self._finish(f"participant_{reason.value}" if reason is not LeaveReason.LEFT else "left")
+            self.finish(f"participant_{reason.value}" if reason is not LeaveReason.LEFT else "left")
 
     # --- the IVR ---
 
@@ -397,7 +409,7 @@ class Call:
             encoded = self.gateway.prompts.get(name, self.codec)
             self._play_prompt(encoded)
             await self._wait_prompt(encoded)
-        self._finish(reason)
+        self.finish(reason)
 
     def _play_prompt(self, prompt: EncodedPrompt) -> None:
         self._prompt = list(prompt.frames)
@@ -477,7 +489,7 @@ class Call:
                 self._last_rtp = now
             elif now - self._last_rtp >= timeout:
                 self.log.info("no RTP from the terminal for %s; hanging up", timeout)
-                self._finish("silence")
+                self.finish("silence")
                 return
             self._timers.append(scheduler.call_at(now + check, tick))
 
@@ -489,7 +501,7 @@ class Call:
         if not self._ended.done():
             self._ended.set_result(reason)
 
-    def _finish(self, reason: str) -> None:
+    def finish(self, reason: str) -> None:
         """End the call from our side (BYE); the call's task then cleans up."""
         if not self._ended.done():
             self._ended.set_result(reason)
@@ -525,6 +537,14 @@ class Call:
         for timer in [*self._timers, self._ivr_timer]:
             if timer is not None:
                 timer.cancel()
+        if self.record_id is not None:
+            # First: the record must say how the call ended even if what follows is cut short.
+            try:
+                await records.ended(
+                    self.gateway.db, self.record_id, reason=reason, now=self.gateway.scheduler.now()
+                )
+            except Exception:
+                self.log.exception("closing the call record failed")
         if self.participant is not None:
             self.gateway.unmix(self.participant)
             await self.participant.close(LeaveReason.LEFT)
@@ -537,13 +557,6 @@ class Call:
             if not task.done() and task.get_name() != "sip-hangup":
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self.record_id is not None:
-            try:
-                await records.ended(
-                    self.gateway.db, self.record_id, reason=reason, now=self.gateway.scheduler.now()
-                )
-            except Exception:
-                self.log.exception("closing the call record failed")
         self.log.info("SIP call ended: %s", reason)
 
     def _spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:

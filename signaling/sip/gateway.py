@@ -14,7 +14,7 @@ from rooms.models import Endpoint
 from signaling.clock import Scheduler
 from signaling.server import MeetingServer
 from signaling.sip.api import SipCall
-from signaling.sip.call import Call, _describe
+from signaling.sip.call import Call, _describe, _router
 from signaling.sip.ivr_media import LegCodec, PromptLibrary
 from signaling.sip.mixer import Mixer
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from signaling.sip.sdp import SrtpPolicy
 
 logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ class Gateway:
         meeting = getattr(router, "meeting_id", str(id(router)))
         entry = self._mixers.get(meeting)
         if entry is None:
-            entry = self._mixers[meeting] = (Mixer(router), set())
+            entry = self._mixers[meeting] = (Mixer(_router(router)), set())
         mixer, legs = entry
         mixer.add_leg(participant_id, codec, peer.send_audio, peer.publish_audio)
         legs.add(participant_id)
@@ -159,9 +161,14 @@ class Gateway:
 
     async def close(self) -> None:
         self._closing = True
+        # Calls hang up (BYE) and write their records; one that does not end in time is cancelled.
+        for leg in list(self._calls.values()):
+            leg.finish("shutdown")
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         mixers, self._mixers = [m for m, _ in self._mixers.values()], {}
         await asyncio.gather(*(m.close() for m in mixers), return_exceptions=True)

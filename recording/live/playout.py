@@ -197,6 +197,7 @@ class PlayoutInput:
         if self._item is not None:
             self._item.done = True
             self._item.end = now
+            self._item.position = max(0.0, now - self._item.start)
             self._finish(now)
 
     def set_upcoming(self, items: tuple[Path, ...]) -> None:

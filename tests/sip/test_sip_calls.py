@@ -4,6 +4,7 @@ FakeCall): admission like a browser, Attendance kind sip with endpoint and site,
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -185,3 +186,51 @@ async def test_inbound_silence_hangs_up_but_a_quiet_room_does_not(
         assert reason == "hangup"
     (record,) = await records.recent(sip_db, account_id=s.account_id)
     assert record.end_reason == "silence"
+
+
+def _send_dtmf(line: Line, digit: str, seq: int, timestamp: int) -> int:
+    """One RFC 4733 key press as a terminal sends it: a start, then the end packet three times."""
+    event = "0123456789*#".index(digit)
+    packets = [(event, 0, 160), (event, 0x80, 800), (event, 0x80, 800), (event, 0x80, 800)]
+    for i, (ev, end, duration) in enumerate(packets):
+        header = struct.pack("!BBHII", 0x80, (0x80 if i == 0 else 0) | 101, seq & 0xFFFF, timestamp, 0x1234)
+        line.send(header + struct.pack("!BBH", ev, end | 10, duration))
+        seq += 1
+    return seq
+
+
+async def test_ivr_meeting_then_passcode_joins_without_reinvite(
+    sip_db: Database, tmp_path: Path, lines: tuple[Line, Line]
+) -> None:
+    """sip:0@ -> the number by RFC 4733 -> the passcode prompt -> the passcode by INFO -> in the meeting, on
+    the ports of the first answer (the leg moved from the IVR's Router into the meeting's)."""
+    s = await seed(sip_db, passcode="4321")
+    audio, video = lines
+    async with stack(sip_db, tmp_path) as st:
+        call = FakeCall("0", terminal_offer(audio.port, video.port), credentials(s))
+        await st.gateway.on_invite(call)
+        ports = _ports(await asyncio.wait_for(call.answered, WAIT))
+        audio.gateway, video.gateway = ("127.0.0.1", ports["audio"]), ("127.0.0.1", ports["video"])
+        (leg,) = st.gateway._calls.values()
+        await until(lambda: leg.ivr_step == "meeting", "the IVR asks for the number")
+        seq, timestamp = 1, 1000
+        for digit in s.meeting_number + "#":
+            seq = _send_dtmf(audio, digit, seq, timestamp)
+            timestamp += 1600
+        await until(lambda: leg.ivr_step == "passcode", "the IVR asks for the passcode")
+        assert call.on_info is not None
+        for digit in "4321#":
+            call.on_info("application/dtmf", digit.encode())
+        await until(lambda: [c.state for c in st.gateway.live_calls()] == ["joined"], "joined")
+        (conference,) = st.meetings.conferences()
+        (participant,) = conference.participants()
+        assert participant.kind.value == "sip"
+        assert isinstance(conference.router, Router) and participant.id in conference.router._plain
+        assert conference.router._plain[participant.id].local_ports == {
+            "audio": ports["audio"],
+            "video": ports["video"],
+        }
+        call.bye()
+        await until(lambda: not st.gateway.live_calls(), "the call ends")
+    (record,) = await records.recent(sip_db, account_id=s.account_id)
+    assert record.end_reason == "bye" and record.meeting_number == s.meeting_number

@@ -281,6 +281,22 @@ class PlainPeer:
         )
         return True
 
+    async def move(self, router: Router, participant_id: str) -> None:
+        """Leave this peer's Router for `router` as `participant_id`, sockets and negotiation kept (a call
+        admitted from the IVR: no re-INVITE). Called by Router.adopt_plain_peer."""
+        if self.closed:
+            raise Closed(f"plain peer {self.participant_id!r} is closed")
+        if self.video_out is not None:
+            self.video_out.unbind()
+        for track in (self.video_track, self.audio_track):
+            if track is not None:
+                track.closed = True
+                self._router._track_unpublished(track)
+        self.video_track = self.audio_track = None
+        self._router, self.participant_id = router, participant_id
+        if self.media is not None:
+            await self.start(self.media)
+
     # ------------------------------------------------------------------------------------- from the router
     def track_published(self, track: Track) -> None:
         """A Track was published in the router (the video subscription may follow it)."""

@@ -127,6 +127,29 @@ class Router:
             )
         return peer
 
+    async def adopt_plain_peer(self, peer: PlainPeer, participant_id: str) -> PlainPeer:
+        """Move a SIP leg's PlainPeer from its Router (the IVR's) into this one as `participant_id`: its
+        sockets, keys and latched addresses stay, its tracks are published here."""
+        if self._closed:
+            raise Closed(f"router {self.meeting_id!r} is closed")
+        if participant_id in self._peers or participant_id in self._plain:
+            raise BadRequest(f"participant_id: {participant_id!r} already has a peer in this meeting")
+        peer._router._release_plain(peer)
+        self._plain[participant_id] = peer
+        await peer.move(self, participant_id)
+        if self._speaker_task is None:
+            self._speaker_task = asyncio.create_task(
+                self._run_speaker(), name=f"sfu-speaker:{self.meeting_id}"
+            )
+        return peer
+
+    def _release_plain(self, peer: PlainPeer) -> None:
+        """Forget a PlainPeer that moves to another Router (not closed)."""
+        if self._plain.get(peer.participant_id) is peer:
+            del self._plain[peer.participant_id]
+            if self._speaker.remove(peer.participant_id) is None:
+                self._emit(ActiveSpeakerChanged(None))
+
     async def remove_peer(self, participant_id: str) -> None:
         """Close the participant's peer: its tracks are unpublished, the others renegotiate. Unknown: no-op"""
         peer: Peer | PlainPeer | None = self._peers.pop(participant_id, None) or self._plain.pop(

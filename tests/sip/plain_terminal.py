@@ -144,7 +144,8 @@ class H264Source:
         self.frames = 0
         self.width, self.height = width, height
 
-    def next_packets(self, *, keyframe: bool = False) -> list[bytes]:
+    def access_unit(self, *, keyframe: bool = False) -> bytes:
+        """The next frame as H.264 Annex B (a slate is one such IDR)."""
         frame = draw_counter(self.counter, self.width, self.height)
         frame.pts = self.frames * 6000
         frame.time_base = Fraction(1, 90000)
@@ -152,7 +153,10 @@ class H264Source:
             frame.pict_type = av.video.frame.PictureType.I
         self.counter += 1
         self.frames += 1
-        data = b"".join(bytes(p) for p in self.codec.encode(frame))
+        return b"".join(bytes(p) for p in self.codec.encode(frame))
+
+    def next_packets(self, *, keyframe: bool = False) -> list[bytes]:
+        data = self.access_unit(keyframe=keyframe)
         payloads = H264Encoder._packetize(H264Encoder._split_bitstream(data))
         out = []
         for i, payload in enumerate(payloads):

@@ -14,6 +14,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from sfu import fanout
 from sfu.events import ActiveSpeakerChanged
 from sfu.plain import PlainPeer
+from sfu.router import Router
 from signaling.sip import sdp
 from tests.sfu.conftest import Client, CounterVideoTrack, Meeting, ToneAudioTrack
 from tests.sip.plain_terminal import H264Sink, H264Source, Line, terminal_offer, wait_for
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.timeout(60)
 class Terminal:
     """A fake terminal with its audio and video lines, joined to `meeting` through a PlainPeer."""
 
-    def __init__(self, meeting: Meeting, participant_id: str = "sip-1") -> None:
+    def __init__(self, meeting: Meeting, participant_id: str = "sip-1", router: Router | None = None) -> None:
         self.meeting = meeting
+        self.router = router or meeting.router
         self.id = participant_id
         self.audio = Line("audio")
         self.video = Line("video")
@@ -43,7 +45,7 @@ class Terminal:
     ) -> PlainPeer:
         await self.audio.open()
         await self.video.open()
-        peer = self.peer = await self.meeting.router.add_plain_peer(self.id)
+        peer = self.peer = await self.router.add_plain_peer(self.id)
         peer.native = native
         ports = peer.local_ports
         policy = sdp.SdpPolicy(
@@ -216,3 +218,32 @@ async def test_speaker_switch_keeps_ssrc_and_sequence(meeting: Meeting, fir_only
         assert set(got.keyframe_requests()) == ({4} if fir_only else {1})
     finally:
         terminal.close()
+
+
+async def test_slate_then_adoption_into_the_meeting(meeting: Meeting) -> None:
+    """A call in the IVR's own Router gets the slate (an IDR made with libx264); admitted, its PlainPeer moves
+    into the meeting's Router without renegotiation; the speaker's video continues the slate's numbering."""
+    ivr = meeting.sfu.router("sip-ivr:1")
+    terminal = Terminal(meeting, "ivr", router=ivr)
+    try:
+        peer = await terminal.join()
+        slate = H264Source(pt=109, start=777).access_unit(keyframe=True)
+        assert not peer.forwarding_video
+        assert peer.send_slate(slate) and peer.send_slate(slate)
+        got = terminal.video.got
+        await wait_for(got, lambda: _decode(got.rtp).counters == [777, 777], 10, "two slates")
+        a = await _h264_client(meeting, "a", 10_000, 0.5)
+        await meeting.wait_tracks(2)
+        assert "ivr:video" in ivr.tracks
+        adopted = await meeting.router.adopt_plain_peer(peer, "sip-9")
+        assert adopted is peer and peer.participant_id == "sip-9"
+        assert "sip-9:video" in meeting.router.tracks and not ivr.tracks
+        await wait_for(got, lambda: any(c >= 10_000 for c in _decode(got.rtp).counters), 20, "a's video")
+        assert not peer.send_slate(slate)  # a's video is forwarded now
+        assert len({ssrc for _, ssrc, *_ in got.rtp}) == 1
+        seqs = [seq for _, _, seq, *_ in got.rtp]
+        assert {(y - x) & 0xFFFF for x, y in itertools.pairwise(seqs)} == {1}
+        assert a.peer is not None
+    finally:
+        terminal.close()
+        await ivr.close()

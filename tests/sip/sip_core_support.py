@@ -67,6 +67,8 @@ class RecordingHandler:
     reoffers: list[str] = field(default_factory=list)
     got_call: asyncio.Event = field(default_factory=asyncio.Event)
     call_ended: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when answer() returned, i.e. the terminal's ACK arrived.
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def on_invite(self, call: SipCall) -> None:
         self.calls.append(call)
@@ -78,6 +80,7 @@ class RecordingHandler:
             await self.behaviour(call)
         elif self.answer_sdp is not None:
             self.results.append(await call.answer(self.answer_sdp))
+            self.acked.set()
 
     async def _reinvite(self, sdp: str) -> str:
         self.reoffers.append(sdp)

@@ -72,16 +72,17 @@ async def test_missing_ack_resends_the_200_then_byes(tmp_path: Path) -> None:
     assert handler.ended == ["no_ack"]
     oks = [t for t, data in sent if data.startswith(b"SIP/2.0 200") and b"INVITE\r\n" in data]
     gaps = [b - a for a, b in itertools.pairwise(oks)]
-    # T1 = 50 ms doubling up to T2 = 400 ms; a loaded machine may be late, never early.
+    # T1 = 50 ms doubling up to T2 = 400 ms; a loaded machine may be late, never early (the exact
+    # schedule is checked on a fake clock in test_sip_core_dialogs).
     expected = [0.05, 0.1, 0.2, 0.4, 0.4, 0.4, 0.4]
     assert len(gaps) >= len(expected), gaps
     for gap, want in zip(gaps, expected, strict=False):
-        assert want * 0.9 <= gap <= want + 0.25, (gaps, expected)
-    assert all(gap <= 0.4 + 0.25 for gap in gaps), gaps
+        assert want * 0.9 <= gap <= want + 0.5, (gaps, expected)
+    assert all(gap <= 0.4 + 0.5 for gap in gaps), gaps
     # The BYE goes out at 64*T1 = 3.2 s after the first 200.
     byes = [t for t, data in sent if data.startswith(b"BYE ")]
     assert byes, "no BYE after the missing ACK"
-    assert 3.2 * 0.95 <= byes[0] - oks[0] <= 3.2 + 0.5
+    assert 3.2 * 0.95 <= byes[0] - oks[0] <= 3.2 + 1.0
 
 
 async def test_session_timer_without_refresh_ends_in_bye(tmp_path: Path) -> None:

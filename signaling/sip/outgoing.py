@@ -18,7 +18,15 @@ __all__ = ["OutgoingCall", "invite_request"]
 
 
 def invite_request(
-    target: str, dest: Source, contact: str, sdp: str, *, caller: str, session_expires: int, user_agent: str
+    target: str,
+    dest: Source,
+    contact: str,
+    sdp: str,
+    *,
+    caller: str,
+    session_expires: int,
+    user_agent: str,
+    path: tuple[str, ...] = (),
 ) -> SipRequest:
     """The initial INVITE of a dial-out to ``target`` (a registered Contact)."""
     host, _, port = contact.removeprefix("sip:").split(";", 1)[0].rpartition(":")
@@ -39,6 +47,7 @@ def invite_request(
                 ("To", f"<{target}>"),
                 ("Call-ID", secrets.token_hex(12)),
                 ("CSeq", "1 INVITE"),
+                *(("Route", hop) for hop in path),
                 ("Contact", f"<{contact}>"),
                 ("Allow", ", ".join(ALLOW)),
                 ("Supported", ", ".join(SUPPORTED)),

@@ -29,6 +29,8 @@ class Binding:
     cseq: int
     instance_id: str | None
     user_agent: str | None
+    # RFC 3327: the proxies between us and the terminal (Kamailio in front); dial-out routes through them.
+    path: tuple[str, ...] = ()
 
     def snapshot(self) -> Registration:
         return Registration(
@@ -101,6 +103,7 @@ class Registrar:
                 return RegisterResult(500, reason="out of order REGISTER")
 
         agent = headers.get("User-Agent")
+        path = tuple(headers.get_all("Path"))
         for contact, expires in wanted:
             if expires == 0:
                 self._remove(endpoint_id, contact.uri)
@@ -115,9 +118,11 @@ class Registrar:
                 cseq=cseq,
                 instance_id=instance.strip("<>") if instance else None,
                 user_agent=agent,
+                path=path,
             )
             self._put(binding)
-        return RegisterResult(200, headers=self._contact_headers(endpoint_id, now))
+        echoed = tuple(("Path", p) for p in path) if "path" in headers.tokens("Supported") else ()
+        return RegisterResult(200, headers=self._contact_headers(endpoint_id, now) + echoed)
 
     def _contact_headers(self, endpoint_id: str, now: datetime) -> tuple[tuple[str, str], ...]:
         return tuple(

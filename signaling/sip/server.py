@@ -175,7 +175,7 @@ class SipServer:
 
         LookupError when the Endpoint has no binding; CallGone when the terminal refuses or never
         answers. On return the call is established and its ``offer`` holds the terminal's SDP answer
-        (``answer()``/``reject()`` are not used on an outgoing call). Cancelling the waiting task sends CANCEL.
+        (``answer()``/``reject()`` are not used on an outgoing call). Cancelling the wait sends CANCEL.
         """
         bindings = self.registrar.bindings(endpoint_id)
         if not bindings:
@@ -196,6 +196,7 @@ class SipServer:
             caller=f"sip:yunhui@{self.settings.domain}",
             session_expires=self.settings.session_expires,
             user_agent=self.settings.user_agent,
+            path=binding.path,
         )
         call = await dial(self, request, dest, endpoint_id)
         self._sessions[call.dialog.key] = call

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from signaling.sip.call_settings import SipCallSettings
 
@@ -72,10 +72,21 @@ class SipSettings(BaseModel):
     # Digest algorithms offered, preferred first (RFC 8760). A UA that reads only the first challenge and
     # knows only MD5 (sipp does this) fails on SHA-256 first: put "MD5" alone or first for such fleets.
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(default=("SHA-256", "MD5"), min_length=1)
-    # INVITEs without credentials: None = challenged like everyone else; the calls layer decides on guests.
+    # False: an INVITE without credentials is challenged; True: it reaches the calls layer as a guest
+    # (endpoint None), which admits or refuses it by the account's policy.
     allow_guests: bool = False
     # Terminal TCP/TLS connections that say nothing for this long are closed.
     idle_connection_seconds: float = Field(default=600.0, gt=0)
     user_agent: str = "Yunhui"
     # The calls layer: media address, SRTP policy, silence timeout, IVR (signaling/sip/call_settings.py).
     calls: SipCallSettings = SipCallSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SipSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("sip.tls_cert and sip.tls_key go together")
+        if not self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("sip expires: min_expires <= default_expires <= max_expires")
+        if self.t2_ms < self.t1_ms:
+            raise ValueError("sip.t2_ms must not be below t1_ms")
+        return self

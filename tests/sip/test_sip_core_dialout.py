@@ -18,6 +18,7 @@ from tests.sip.sip_core_support import (
     UdpClient,
     endpoint,
     register_once,
+    request_text,
     running_server,
     settings,
 )
@@ -135,3 +136,24 @@ async def test_cancelling_the_dial_sends_cancel() -> None:
         cancel = await next_request(client, "CANCEL")
         assert cancel.cseq == (1, "CANCEL")
         assert cancel.vias[0] == invite.vias[0]
+
+
+async def test_path_of_a_proxied_registration_becomes_the_route_of_the_dial_out() -> None:
+    sip = settings(trusted_proxies=("127.0.0.1",))
+    async with (
+        running_server(sip, credentials(), RecordingHandler()) as server,
+        UdpClient(server.ports["udp"]) as client,
+    ):
+        extra = (
+            "Expires: 300\nSupported: path\nPath: <sip:edge.example;lr>\nP-Asserted-Identity: <sip:room101@x>"
+        )
+        client.send(request_text("REGISTER", client.port, extra=extra))
+        ok = await client.response()
+        assert ok.status == 200  # the proxy did the digest
+        assert ok.headers.get_all("Path") == ["<sip:edge.example;lr>"]
+        dialing = asyncio.create_task(server.invite("ep1", SDP))
+        invite = await next_request(client, "INVITE")
+        assert invite.headers.get_all("Route") == ["<sip:edge.example;lr>"]
+        answer(invite, client, 603)
+        with pytest.raises(CallGone):
+            await asyncio.wait_for(dialing, 5)

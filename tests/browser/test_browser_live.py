@@ -6,6 +6,7 @@ languages, and screenshots of the page for the manual."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import pytest
 from playwright.async_api import Page
 
 from recording.live.sources import PlaylistSource
-from tests.browser.conftest import AdminApi, docs_screenshot
+from tests.browser.conftest import UNNAMED_CONTROLS, AdminApi, docs_screenshot
+from tests.browser.test_browser_admin import sign_in
 from tests.conftest import RunningServer
 from tests.live.live_engine_media import make_item
 from yunhui.live import LIVE_ENGINES
@@ -105,6 +107,39 @@ async def test_the_viewer_page_plays_a_channel_fed_by_the_engine(
         "() => document.querySelector('#live-video').currentTime > 1", timeout=30_000, polling=250
     )
     await replay.screenshot(path=docs_screenshot("live/viewer-replay-zh-CN.png"))
+
+    # The admin console: the channel, its figures, the concurrency chart drawn from the sampler's samples.
+    console = await sign_in(new_context, site, "en-US", path="/admin/channels")
+    await console.click(f"tr[data-channel='{cid}'] button[data-action=console]")
+    await console.wait_for_selector("#channel-console[data-state=ended]")
+    await console.wait_for_selector("#stat-pv")
+    # Two people: the live viewer (en) and the replay viewer (zh-CN), each their own browser.
+    assert await console.inner_text("#stat-pv") == "2"
+    assert await console.inner_text("#stat-uv") == "2"
+    points = int(await console.get_attribute("#channel-concurrency svg", "data-points") or 0)
+    values = (await console.get_attribute("#channel-concurrency svg", "data-values") or "0").split(",")
+    assert points >= 1 and max(int(v) for v in values) >= 1, values
+    assert await console.evaluate(UNNAMED_CONTROLS) == []
+    async with console.expect_download() as caught:
+        await console.click("#channel-csv")
+    saved = await (await caught.value).path()
+    csv_text = await asyncio.to_thread(Path(saved).read_text, "utf-8")
+    assert "views,2" in csv_text and "unique_viewers,2" in csv_text and "bucket_start_utc" in csv_text
+    await console.screenshot(path=docs_screenshot("live/admin-console-en.png"), full_page=True)
+
+    # zh-CN: a new channel made with the form lands in the list as a draft.
+    zh_admin = await sign_in(new_context, site, "zh-CN", path="/admin/channels")
+    await zh_admin.click("#channel-new")
+    await zh_admin.fill("#channel-title", "英文同传直播间")
+    await zh_admin.select_option("#channel-language", "en")
+    await zh_admin.select_option("#channel-source", "playlist")
+    await zh_admin.click("#channel-save")
+    row = zh_admin.locator("#channels-table tr[data-state=draft]", has_text="英文同传直播间")
+    await row.wait_for()
+    assert "草稿" in await row.inner_text()
+    await zh_admin.click(f"tr[data-channel='{cid}'] button[data-action=console]")
+    await zh_admin.wait_for_selector("#stat-pv")
+    await zh_admin.screenshot(path=docs_screenshot("live/admin-console-zh-CN.png"), full_page=True)
 
 
 async def test_the_page_says_starting_soon_during_rehearsal_in_both_languages(

@@ -4,6 +4,7 @@
 import { Audit } from "./audit.js";
 import { Availability } from "./availability.js";
 import { Bookings } from "./bookings.js";
+import { Channels } from "./channels.js";
 import { Billing } from "./contracts.js";
 import { Incidents } from "./incidents.js";
 import { Live } from "./live.js";
@@ -20,6 +21,7 @@ export const SECTIONS = [
   { name: "rooms", group: "meetings", view: Rooms },
   { name: "bookings", group: "meetings", view: Bookings },
   { name: "live", group: "meetings", view: Live },
+  { name: "channels", group: "meetings", view: Channels },
   { name: "livevideos", group: "meetings", view: LiveVideos },
   { name: "recordings", group: "meetings", view: Recordings },
   { name: "sites", group: "sites", view: Sites },

@@ -32,6 +32,7 @@ class Attachment:
     content_type: str
     text: str
     params: Mapping[str, str] = field(default_factory=dict)
+    data: bytes | None = None  # a binary file (a PDF): sent as is instead of `text`
 
 
 @dataclass(frozen=True)

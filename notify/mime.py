@@ -64,7 +64,7 @@ def build_email(
         if attachment.content_type == "text/calendar":
             maintype, subtype = "application", "ics"
         mail.add_attachment(
-            attachment.text.encode("utf-8"),
+            attachment.data if attachment.data is not None else attachment.text.encode("utf-8"),
             maintype=maintype,
             subtype=subtype,
             filename=attachment.filename,

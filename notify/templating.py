@@ -52,6 +52,7 @@ VARIABLES: Mapping[str, tuple[str, ...]] = {
         "amount_in_words",
         "open_balance",
     ),
+    "statement": ("name", "account_name", "month"),
     "maintenance": MAINTENANCE_VARIABLES,
     "maintenance_reminder": MAINTENANCE_VARIABLES,
 }

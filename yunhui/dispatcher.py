@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from notify.channel import (
@@ -28,6 +28,7 @@ from notify.channel import (
     Message,
     Receipt,
     Rejected,
+    RetryLater,
 )
 from notify.smpp import PartlyAccepted
 from rooms.database import Database
@@ -44,7 +45,12 @@ OPT_OUT_WORDS = frozenset({"T", "TD", "退订", "STOP", "UNSUBSCRIBE"})
 EARLY_RECEIPTS = 10_000
 
 
-def message_of(claimed: Claim) -> Message:
+# Renders the document an attachment names by its source ("kind:reference"), given the reference.
+DocumentRenderer = Callable[[str], Awaitable[bytes]]
+
+
+def message_of(claimed: Claim, documents: dict[str, bytes] | None = None) -> Message:
+    """The message a channel sends; ``documents`` holds the rendered files of attachments with a source."""
     return Message(
         id=claimed.id,
         channel=claimed.channel,
@@ -54,7 +60,14 @@ def message_of(claimed: Claim) -> Message:
         recipient=claimed.recipient,
         variables=dict(claimed.variables),
         attachments=tuple(
-            Attachment(a.filename, a.content_type, a.text, dict(a.params or {})) for a in claimed.attachments
+            Attachment(
+                a.filename,
+                a.content_type,
+                a.text,
+                dict(a.params or {}),
+                (documents or {}).get(a.source) if a.source is not None else None,
+            )
+            for a in claimed.attachments
         ),
         account_id=claimed.account_id,
         booking_id=claimed.booking_id,
@@ -87,6 +100,7 @@ class Dispatcher:
         self._interval = interval
         self._jitter = jitter
         self._channels: dict[str, Channel] = {}
+        self._documents: dict[str, DocumentRenderer] = {}
         self._started: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -103,6 +117,29 @@ class Dispatcher:
         if channel.name in self._channels:
             raise ValueError(f"channel {channel.name!r} is registered twice")
         self._channels[channel.name] = channel
+
+    def register_document(self, kind: str, renderer: DocumentRenderer) -> None:
+        """Render attachments whose source is ``kind:<reference>`` (an invoice's PDF) when they are sent."""
+        if kind in self._documents:
+            raise ValueError(f"document kind {kind!r} is registered twice")
+        self._documents[kind] = renderer
+
+    async def _render(self, claimed: Claim) -> dict[str, bytes]:
+        rendered: dict[str, bytes] = {}
+        for attachment in claimed.attachments:
+            if attachment.source is None or attachment.source in rendered:
+                continue
+            kind, _, reference = attachment.source.partition(":")
+            renderer = self._documents.get(kind)
+            if renderer is None:
+                # Another process (an older one) queued it, or this one lacks the feature: try again later.
+                raise RetryLater(f"no renderer for the attachment {attachment.filename!r}")
+            try:
+                rendered[attachment.source] = await renderer(reference)
+            except Exception as exc:
+                log.warning("outbox %d: rendering %s failed: %s", claimed.id, attachment.source, exc)
+                raise RetryLater(f"the attachment {attachment.filename!r} could not be made: {exc}") from None
+        return rendered
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -169,7 +206,7 @@ class Dispatcher:
 
     async def _send(self, channel: Channel, claimed: Claim) -> None:
         try:
-            accepted: Accepted = await channel.submit(message_of(claimed))
+            accepted: Accepted = await channel.submit(message_of(claimed, await self._render(claimed)))
         except ChannelError as exc:
             await self._failed(channel, claimed, exc)
             return

@@ -31,6 +31,7 @@ from signaling.server import MeetingServer
 from web.api.maintenance import NOTICE_TIME_ZONE
 from web.api.notifications import BOOKING_CHANGES, NOTICES, WAKE
 from web.keys import METRICS
+from yunhui import documents
 from yunhui.dispatcher import Dispatcher
 from yunhui.jobs import PeriodicJob
 from yunhui.settings import Settings
@@ -150,6 +151,7 @@ def install(
     notices = notice_settings(settings)
     dispatcher = Dispatcher(database, clock=clock, interval=notify.dispatch_interval_seconds)
     app[DISPATCHER] = dispatcher
+    documents.install(dispatcher, database, settings.rooms.supplier, clock)  # invoice and statement PDFs
     app[METRICS].register(NotifyCollector(dispatcher))
     invitations = Invitations(notices)
     app[INVITATIONS] = invitations

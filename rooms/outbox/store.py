@@ -39,12 +39,15 @@ SECRET_KINDS = frozenset({"password_reset"})
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file attached to a message, stored as text (an .ics); `params` go on its Content-Type."""
+    """A file attached to a message: stored as text (an .ics), or named by `source` (e.g.
+    "invoice_pdf:42:en"), a document the dispatcher renders when it sends, so a PDF is neither made in the
+    transaction that queues it nor stored twice. `params` go on its Content-Type."""
 
     filename: str
     content_type: str
-    text: str
+    text: str = ""
     params: Mapping[str, str] | None = None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,11 +55,18 @@ class Attachment:
             "content_type": self.content_type,
             "text": self.text,
             "params": dict(self.params or {}),
+            "source": self.source,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Attachment:
-        return cls(data["filename"], data["content_type"], data["text"], dict(data.get("params") or {}))
+        return cls(
+            data["filename"],
+            data["content_type"],
+            data.get("text", ""),
+            dict(data.get("params") or {}),
+            data.get("source"),
+        )
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ function endedText(detail) {
 
 function App() {
   useLanguage();
-  const [client] = useState(() => new MeetingClient({ simulcast: query.get("simulcast") !== "0" }));
+  // ?codec=h264 (or the page's data-video-codec): the camera in H.264, which SIP room terminals can take.
+  const videoCodec = query.get("codec") || root.dataset.videoCodec;
+  const [client] = useState(() => new MeetingClient({ simulcast: query.get("simulcast") !== "0", videoCodec }));
   const [state, setState] = useState(client.state);
   const [media, setMedia] = useState({ mic: null, camera: null });
   const [error, setError] = useState(null);

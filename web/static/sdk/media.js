@@ -100,12 +100,32 @@ async function setAllLayersActive(sender) {
   await sender.setParameters(params);
 }
 
+/**
+ * H.264 first in the camera's offer (Constrained Baseline 42e01f in packetization-mode 1 before other
+ * H.264), the browser's other codecs after it: the SFU answers with the first one it takes, and SIP room
+ * terminals decode only H.264. A browser without an H.264 encoder keeps its own order.
+ */
+export function preferH264(transceiver) {
+  const codecs = globalThis.RTCRtpSender?.getCapabilities?.("video")?.codecs;
+  if (!codecs || typeof transceiver.setCodecPreferences !== "function") return false;
+  const fmtp = (c) => c.sdpFmtpLine || "";
+  const rank = (c) => {
+    if (c.mimeType.toLowerCase() !== "video/h264") return 3;
+    if (!fmtp(c).includes("packetization-mode=1")) return 2;
+    return fmtp(c).includes("profile-level-id=42e01f") ? 0 : 1;
+  };
+  if (!codecs.some((c) => rank(c) < 2)) return false;
+  transceiver.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
+  return true;
+}
+
 /** The publish PeerConnection: one sendonly transceiver per source (mic, camera, screen). */
 export class Publisher {
   /** `onMedia(state)`: the current PeerConnection "failed" or "connected" (see watchConnection). */
-  constructor({ iceServers, simulcast, send, onMedia }) {
+  constructor({ iceServers, simulcast, videoCodec, send, onMedia }) {
     this._iceServers = iceServers;
     this._simulcast = simulcast;
+    this._videoCodec = videoCodec || null;
     this._send = send;
     this._onMedia = onMedia || (() => {});
     this.pc = null;
@@ -207,6 +227,7 @@ export class Publisher {
         const init = { direction: "sendonly", streams: [] };
         if (source === "camera" && this._simulcast) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
         this._transceivers[source] = pc.addTransceiver(track || KIND[source], init);
+        if (source === "camera" && this._videoCodec === "h264") preferH264(this._transceivers[source]);
         changed = true;
       } else if (transceiver) {
         // replaceTrack keeps the sender's parameters (the simulcast encodings) and needs no new offer.

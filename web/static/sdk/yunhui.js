@@ -97,13 +97,18 @@ export class MeetingClient extends EventTarget {
    * @param {string} [options.path] Socket.IO path (default "/socket.io")
    * @param {RTCIceServer[]} [options.iceServers] STUN/TURN servers (default none)
    * @param {boolean} [options.simulcast] publish the camera in three layers (default true)
+   * @param {string} [options.videoCodec] "h264": publish the camera in H.264 (Constrained Baseline, mode 1)
+   *   where the browser can, so SIP room terminals in the meeting get it forwarded (docs/sip.md); default: the
+   *   browser's own preference (VP8)
    */
   constructor(options = {}) {
     super();
     this.url = options.url || location.origin;
     this.path = options.path || "/socket.io";
+    this._homePath = this.path; // a join that followed wrong_worker to /w/{k}/ starts from here again
     this.iceServers = options.iceServers || [];
     this.simulcast = options.simulcast !== false;
+    this.videoCodec = options.videoCodec === "h264" ? "h264" : null;
     this.state = "idle"; // idle | connecting | lobby | joined | reconnecting | ended | left
     this.self = null; // { id, role }
     this.meeting = null;
@@ -371,6 +376,7 @@ export class MeetingClient extends EventTarget {
     this._publisher = new Publisher({
       iceServers,
       simulcast: this.simulcast,
+      videoCodec: this.videoCodec,
       send,
       onMedia: (state) => this._onMedia("publish", state, false),
     });

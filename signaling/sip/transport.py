@@ -92,6 +92,8 @@ class SipTransport:
     def __init__(self, settings: SipSettings, clock: Scheduler, receiver: Receiver) -> None:
         self._settings = settings
         self._receiver = receiver
+        self._clock = clock
+        self._logged: dict[str, float] = {}
         self._limits = AddressLimits(settings.rate_limits, clock, settings.trusted_proxies)
         self._trusted = frozenset(settings.trusted_proxies)
         self._udp: asyncio.DatagramTransport | None = None
@@ -212,7 +214,7 @@ class SipTransport:
             message = parse(data)
         except SipParseError as error:
             self.dropped += 1
-            logger.debug("sip: unparsable message from %s: %s", source.host, error)
+            self._log_unparsable(source.host, error, data)
             self._answer_bad(data, source, error)
             return
         agent = (message.headers.get("User-Agent") or "").lower()
@@ -232,6 +234,17 @@ class SipTransport:
             self._answer_bad(data, source, error)
             return
         self._receiver(message, source)
+
+    def _log_unparsable(self, host: str, error: SipParseError, data: bytes) -> None:
+        """The first bad message of an address in a minute at INFO (a broken terminal), the rest at DEBUG."""
+        now = self._clock.now().timestamp()
+        if now - self._logged.get(host, -60.0) >= 60.0:
+            if len(self._logged) > 1000:
+                self._logged.clear()
+            self._logged[host] = now
+            logger.info("sip: unparsable message from %s: %s (%r)", host, error, data[:60])
+        else:
+            logger.debug("sip: unparsable message from %s: %s", host, error)
 
     def _stamp_via(self, request: SipRequest, source: Source) -> SipRequest:
         """RFC 3261 §18.2.1 received, RFC 3581 rport: answers find their way back through NAT."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -34,6 +34,10 @@ class PasscodeLookup(Protocol):
 
 # Set by the composition root; without it the meeting page asks for a passcode only after a refusal.
 PASSCODE_PROBE: web.AppKey[PasscodeLookup] = web.AppKey("passcode_probe")
+# Whether a room's meetings feed a live channel (issue #18): then the page publishes in H.264, which the
+# channel copies without transcoding. Set by the composition root (yunhui/live.py).
+LiveRoomLookup = Callable[[str], Awaitable[bool]]
+LIVE_ROOMS: web.AppKey[LiveRoomLookup] = web.AppKey("live_rooms")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 NODE_MODULES = STATIC_DIR / "node_modules"
@@ -141,8 +145,17 @@ async def meeting_page(request: web.Request) -> web.Response:
         script="meeting/main.js",
         css="meeting",
         title_key="meeting.title",
-        data={"passcode": await _passcode(request, number)},
+        data={"passcode": await _passcode(request, number), **await _live_codec(request, number)},
     )
+
+
+async def _live_codec(request: web.Request, number: str) -> dict[str, str]:
+    lookup = request.app.get(LIVE_ROOMS)
+    try:
+        return {"video-codec": "h264"} if lookup is not None and await lookup(number) else {}
+    except Exception:  # the page must open anyway; the live channel then transcodes
+        log.warning("live channel lookup for the meeting page failed", exc_info=True)
+        return {}
 
 
 async def _passcode(request: web.Request, number: str) -> str:

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import select
 
 from recording.errors import RecordingError
 from recording.live.channel import EVENT, INDEX, LiveChannel, MeetingSource
@@ -37,10 +38,12 @@ from rooms.database import Database
 from rooms.errors import Conflict, RoomsError
 from rooms.live import store
 from rooms.live.models import LiveChannel as ChannelRow
+from rooms.models import Room
 from sfu.events import ActiveSpeakerChanged, RouterEvent, TrackPublished, TrackUnpublished
 from sfu.router import Router
 from sfu.sfu import Sfu
 from signaling.server import MeetingServer
+from web import ui
 from web.api.live import LIVE_SERVICE, EngineStatus
 from yunhui.jobs import PeriodicJob
 
@@ -283,6 +286,22 @@ class LiveEngines:
             except (RoomsError, OSError) as exc:
                 log.error("live channel %s: recovery failed: %s", channel.id, exc)
 
+    async def feeds_live(self, meeting_number: str) -> bool:
+        """Whether the room of ``meeting_number`` feeds a channel that is set up or running: its meeting page
+        then publishes H.264, which the channel copies (a VP8 camera would be transcoded)."""
+        async with self._db.session() as session:
+            found = await session.scalar(
+                select(ChannelRow.id)
+                .join(Room, Room.id == ChannelRow.room_id)
+                .where(
+                    Room.meeting_number == meeting_number,
+                    ChannelRow.source_kind == "meeting",
+                    ChannelRow.state.in_(("draft", "rehearsal", "live")),
+                )
+                .limit(1)
+            )
+        return found is not None
+
     async def sample(self) -> None:
         await store.sample(self._db, now=self._clock())
 
@@ -337,6 +356,7 @@ def install(
     engines = LiveEngines(settings, database=database, sfu=sfu, meetings=meetings, clock=clock)
     app[LIVE_ENGINES] = engines
     api[LIVE_SERVICE] = engines
+    app[ui.LIVE_ROOMS] = engines.feeds_live
     sampler = PeriodicJob("live-sampler", engines.sample, SAMPLE_INTERVAL_S)
     app[LIVE_SAMPLER] = sampler
 

@@ -227,7 +227,8 @@ export class Publisher {
         const init = { direction: "sendonly", streams: [] };
         if (source === "camera" && this._simulcast) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
         this._transceivers[source] = pc.addTransceiver(track || KIND[source], init);
-        if (source === "camera" && this._videoCodec === "h264") preferH264(this._transceivers[source]);
+        // Camera and screen: a live channel copies whichever is on air (research/recording.md §3.2).
+        if (source !== "mic" && this._videoCodec === "h264") preferH264(this._transceivers[source]);
         changed = true;
       } else if (transceiver) {
         // replaceTrack keeps the sender's parameters (the simulcast encodings) and needs no new offer.

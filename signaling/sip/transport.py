@@ -32,6 +32,9 @@ __all__ = ["Flow", "SipTransport", "Source"]
 logger = logging.getLogger(__name__)
 
 # Lower-cased User-Agent fragments of SIP scanners: their messages are dropped unanswered (A19).
+# Bytes queued on one TCP/TLS connection before we give up on the peer.
+MAX_UNSENT = 1 << 20
+
 SCANNERS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr", "iwar", "vaxsipuseragent")
 
 
@@ -46,6 +49,11 @@ class Flow:
 
     def send(self, data: bytes) -> bool:
         if self.closed or self._writer.is_closing():
+            return False
+        if self._writer.transport.get_write_buffer_size() > MAX_UNSENT:
+            # A peer that stopped reading: drop it rather than buffer without bound.
+            logger.info("sip: %s:%d stopped reading, connection closed", *self.peer)
+            self.close()
             return False
         self._writer.write(data)
         return True

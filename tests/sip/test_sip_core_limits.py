@@ -17,6 +17,7 @@ from tests.sip.sip_core_support import (
     SDP,
     FakeCredentials,
     UdpClient,
+    digest_answer,
     endpoint,
     request_text,
     running_server,
@@ -192,3 +193,37 @@ async def test_tls_listener_with_a_self_signed_certificate() -> None:
         assert response.status == 200
         assert "INVITE" in (response.headers.get("Allow") or "")
         writer.close()
+
+
+async def test_register_with_digest_over_tls_binds_a_tls_flow() -> None:
+    creds = FakeCredentials(room101=endpoint("room101", "secret"))
+    async with running_server(settings(tls_port=0), creds) as server:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["tls"], ssl=context)
+        writer.write(request_text("REGISTER", 5099, extra="Expires: 300").replace("UDP", "TLS").encode())
+        challenge = await read_response(reader)
+        assert challenge.status == 401
+        value = challenge.headers.get("WWW-Authenticate") or ""
+        authorization = digest_answer(value, "room101", "secret", "REGISTER", "sip:room101@127.0.0.1")
+        extra = f"Expires: 300\nAuthorization: {authorization}"
+        writer.write(request_text("REGISTER", 5099, cseq=2, extra=extra).replace("UDP", "TLS").encode())
+        assert (await read_response(reader)).status == 200
+        (binding,) = server.registrations()
+        assert binding.transport == "tls"
+        writer.close()
+
+
+async def test_connections_per_address_are_capped() -> None:
+    async with running_server(settings(rate_limits={"connections_per_ip": 2})) as server:
+        port = server.ports["tcp"]
+        kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed at once
+        writer.close()
+        # The two allowed ones still work.
+        kept[0][1].write(request_text("OPTIONS", 5099).replace("UDP", "TCP").encode())
+        assert (await read_response(kept[0][0])).status == 200
+        for _, w in kept:
+            w.close()

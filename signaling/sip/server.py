@@ -166,6 +166,11 @@ class SipServer:
         """A snapshot of the live bindings (expired ones excluded), for REST and the admin UI."""
         return self.registrar.snapshot()
 
+    @property
+    def transactions(self) -> tuple[int, int]:
+        """(server, client) transactions alive; tests check that a finished call leaves none."""
+        return self._layer.counts
+
     def calls(self) -> list[IncomingCall]:
         """The calls in progress (answered or not), for REST and the admin UI."""
         return [s for s in self._sessions.values() if isinstance(s, IncomingCall) and s.ended_reason is None]

@@ -183,8 +183,15 @@ class Session:
         request = self.dialog.request("INFO", [("Content-Type", content_type)], body)
         response = await self._host.request(request, self.dialog.source).response
         if response.status in (408, 481):
-            self._send_bye("transport") if response.status == 408 else self.end("bye")
+            self._dialog_failed(response.status)
         return response.status
+
+    def _dialog_failed(self, status: int) -> None:
+        """RFC 3261 §12.2.1.2: 481 means the terminal has no dialog left; 408, it does not answer at all."""
+        if status == 481:
+            self.end("bye")
+        else:
+            self._send_bye("transport")
 
     # -- 2xx and ACK --------------------------------------------------------------------------------
 
@@ -390,7 +397,7 @@ class Session:
                 await sleep_on(self._host.clock, random.uniform(0.0, 2.0))
                 continue
             if response.status in (408, 481):
-                self._send_bye("transport") if response.status == 408 else self.end("bye")
+                self._dialog_failed(response.status)
                 raise CallGone(self._reason or "bye")
             raise OfferRefused(response.status)
         raise OfferRefused(491)

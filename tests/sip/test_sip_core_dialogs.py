@@ -137,6 +137,13 @@ async def test_info_lower_cseq_and_unknown_dialog() -> None:
         client.send(stray)
         assert (await final(client, "BYE")).status == 481
         assert len(server.calls()) == 1
+        client.send(in_dialog("BYE", client, ok, 10))
+        assert (await final(client, "BYE")).status == 200
+        await asyncio.wait_for(handler.call_ended.wait(), 5)
+        # Nothing is left once the wait timers (64*T1 over UDP) have run out.
+        clock.advance(64 * T1 + 1)
+        assert server.calls() == []
+        assert server.transactions == (0, 0)
 
 
 async def test_update_refreshes_the_session_timer() -> None:

@@ -1,5 +1,6 @@
 // Live channels (直播间): the list, create and edit, the console (state actions, source, hot standby override,
-// the staff link of the rehearsal, the playlist) and the statistics with the concurrency chart and CSV export.
+// the staff link of the rehearsal, the playlist of pre-recorded videos from live_videos.js) and the statistics
+// with the concurrency chart and CSV export.
 // Not the "live" section, which lists the meetings running now.
 import { useEffect, useState } from "preact/hooks";
 import { formatDateTime, formatNumber, t } from "../lib/i18n.js";
@@ -7,6 +8,7 @@ import { copyText, html } from "../lib/ui.js";
 import { api, download, qs } from "./api.js";
 import { BarChart, LineChart } from "./charts.js";
 import { ErrorBox, Loading, accountParam, label, useLoad } from "./common.js";
+import { Playlist } from "./live_videos.js";
 
 // The console follows the engine (segments written, source on air) while the channel runs.
 const CONSOLE_REFRESH_MS = 5000;
@@ -92,7 +94,7 @@ function Engine({ engine }) {
   </dl>`;
 }
 
-function Console({ channel, onChanged }) {
+function Console({ user, channel, onChanged }) {
   const [error, setError] = useState(null);
   const [staff, setStaff] = useState(null);
   async function act(fn) {
@@ -132,7 +134,8 @@ function Console({ channel, onChanged }) {
       ${["auto", "primary", "standby"].map((v) => html`<label><input type="radio" name="override" value=${v}
         checked=${channel.standby_override === v} onChange=${() => override(v)} /> ${t(`channels.overrides.${v}`)}</label>`)}
     </fieldset>` : null}
-    ${channel.source_kind === "playlist" ? html`<div id="channel-playlist-slot" data-channel=${channel.id}></div>` : null}
+    ${channel.source_kind === "playlist" ? html`<div id="channel-playlist-slot" data-channel=${channel.id}>
+      <${Playlist} user=${user} channelId=${channel.id} /></div>` : null}
   </div>`;
 }
 
@@ -230,6 +233,6 @@ export function Channels({ user, accountId }) {
         </td>
       </tr>`)}</tbody>
     </table>` : null}
-    ${current ? html`<${Console} channel=${current} onChanged=${reload} /><${Statistics} key=${current.id} channel=${current} />` : null}
+    ${current ? html`<${Console} user=${user} channel=${current} onChanged=${reload} /><${Statistics} key=${current.id} channel=${current} />` : null}
   </section>`;
 }

@@ -32,6 +32,8 @@ Notify = Callable[[Callable[[PlaylistEvent], None], PlaylistEvent], None]
 class _Item:
     """One open file: its packets as units timed from `start` (local time of its first frame)."""
 
+    LOOKAHEAD = 1.5
+
     def __init__(self, path: Path, start: float, profile: LiveProfile) -> None:
         self.path = path
         self.start = start
@@ -51,6 +53,9 @@ class _Item:
         self.end = start  # local time just after its last frame so far
         self.position = 0.0
         self._ahead: list[Unit] = []
+        self._eof = False
+        self._last_video = -1e9  # local time of the last unit read, per stream
+        self._last_audio = -1e9
         self.done = False
         self._first_video = True
 
@@ -79,6 +84,7 @@ class _Item:
                 self.position = t - self.start
                 first, self._first_video = self._first_video, False
                 self._ahead.append(VideoUnit(t, bytes(out), bool(out.is_keyframe), dts, discontinuity=first))
+                self._last_video = t
         elif packet.stream is self.audio and packet.size:
             try:
                 frames = packet.decode()
@@ -91,22 +97,26 @@ class _Item:
                 for resampled in self._resampler.resample(frame):
                     pcm = np.asarray(resampled.to_ndarray(), dtype=np.float32)
                     self._ahead.append(AudioUnit(t, pcm, "playout"))
+                    self._last_audio = t
                     t += resampled.samples / resampled.sample_rate
         return True
 
     def pull(self, now: float) -> list[Unit]:
-        out: list[Unit] = []
-        while not self.done:
-            while not self._ahead:
-                if not self._read():
-                    self.done = True
-                    break
-            keep: list[Unit] = []
-            for unit in self._ahead:
-                (out if unit.t <= now else keep).append(unit)
-            self._ahead = keep
-            if keep:
-                break
+        """The units up to `now`, in time order: a file interleaves its streams in chunks (up to a second or
+        so apart), so both are read LOOKAHEAD past `now` before anything is handed on."""
+        horizon = now + self.LOOKAHEAD
+        while not self._eof and (
+            self._last_video <= horizon or (self.audio is not None and self._last_audio <= horizon)
+        ):
+            if not self._read():
+                self._eof = True
+        self._ahead.sort(key=lambda u: u.t)
+        cut = 0
+        while cut < len(self._ahead) and self._ahead[cut].t <= now:
+            cut += 1
+        out, self._ahead = self._ahead[:cut], self._ahead[cut:]
+        if self._eof and not self._ahead:
+            self.done = True
         return out
 
     def close(self) -> None:

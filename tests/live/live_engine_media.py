@@ -249,23 +249,25 @@ def make_item(
         v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
         a = out.add_stream("aac", rate=48000, layout="stereo")
         frames = round(seconds * fps)
+        samples_done = 0
         for n in range(frames):
             frame = draw(n, size[0], size[1], flash=n % fps == 0, colour=colour)
             frame.pts = n
             frame.time_base = Fraction(1, fps)
             for packet in v.encode(frame):
                 out.mux(packet)
-        samples = round(seconds * 48000)
-        for start in range(0, samples, 1024):
-            since = (start + np.arange(1024)) / 48000
-            burst = (since - np.floor(since)) < 0.04
-            tone = np.where(burst, 0.4 * np.sin(2 * math.pi * 1000 * since), 0).astype(np.float32)
-            chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            chunk.sample_rate = 48000
-            chunk.pts = start
-            chunk.time_base = Fraction(1, 48000)
-            for packet in a.encode(chunk):
-                out.mux(packet)
+            # the audio up to this frame's end: the two streams interleaved as a muxer writes them
+            while samples_done < round((n + 1) / fps * 48000):
+                since = (samples_done + np.arange(1024)) / 48000
+                burst = (since - np.floor(since)) < 0.04
+                tone = np.where(burst, 0.4 * np.sin(2 * math.pi * 1000 * since), 0).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                chunk.sample_rate = 48000
+                chunk.pts = samples_done
+                chunk.time_base = Fraction(1, 48000)
+                samples_done += 1024
+                for packet in a.encode(chunk):
+                    out.mux(packet)
         for packet in v.encode(None):
             out.mux(packet)
         for packet in a.encode(None):

@@ -29,6 +29,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 
+from sfu.events import SubscriberNeedsOffer
 from sfu.metrics import METRICS
 from sfu.publish import PublishConnection
 from sfu.router import Router
@@ -88,41 +89,72 @@ class SyntheticMeeting:
         self.size = size
         self.video_bytes = video_bytes
         self.participants: dict[str, Participant] = {}
-        self.sent: dict[int, int] = {}  # id(subscription) -> packets sent to it
-        # id(subscription) -> (simulated time, packet) of each first packet after a pause (> 200 ms)
-        self.starts: dict[int, list[tuple[float, bytes]]] = {}
-        self._last_sent: dict[int, float] = {}
+        # By (subscriber, track id): packets sent, and (simulated time, packet) of each first packet after a
+        # pause of more than 200 ms. Keyed by track: an audio slot carries whichever microphone is selected.
+        self.sent: dict[tuple[str, str], int] = {}
+        self.octets = 0  # bytes of every packet sent
+        self.starts: dict[tuple[str, str], list[tuple[float, bytes]]] = {}
+        self._last_sent: dict[tuple[str, str], float] = {}
+        self._instrumented: set[int] = set()
+        self._offers: list[str] = []
+        self.renegotiations: dict[str, int] = {}  # subscriber -> offers after its first
         self._ticks = 0
         self.cpu_s = 0.0
 
-    async def start(self) -> None:
-        router = self.router
+    async def start(self, *, subscribe: bool = True) -> None:
+        self.router.add_listener(self._event)
         for i in range(self.size):
-            pid = f"p{i:02d}"
-            peer = await router.add_peer(pid)
-            publish = PublishConnection(
-                pid,
-                self.settings,
-                on_track=router._track_published,
-                on_track_ended=router._track_unpublished,
-                on_audio_level=router._audio_level,
-            )
-            peer._publish = publish
-            p = Participant(pid, i, publish, audio_ssrc=0x10000 + i, video_ssrc=0x20000 + i)
-            self.participants[pid] = p
-            publish._on_receive(
-                SimpleNamespace(kind="audio"), self._receive_params("0", _opus(), p.audio_ssrc)
-            )
-            publish._on_receive(
-                SimpleNamespace(kind="video"), self._receive_params("1", _vp8(), p.video_ssrc)
-            )
-        for peer in router.peers.values():
-            connection = peer._subscriber()
-            connection._plan()
-            for n, subscription in enumerate(connection.subscriptions):
-                self._instrument(subscription)
+            await self.join(f"p{i:02d}", subscribe=False)
+        if subscribe:
+            for pid in self.router.peers:
+                self._negotiate(pid)
+        self._offers.clear()
+        self.renegotiations = dict.fromkeys(self.router.peers, 0)
+
+    async def join(self, pid: str, *, subscribe: bool = True) -> None:
+        """One more participant: a microphone and a camera published, then its first subscribe offer."""
+        router = self.router
+        peer = await router.add_peer(pid)
+        publish = PublishConnection(
+            pid,
+            self.settings,
+            on_track=router._track_published,
+            on_track_ended=router._track_unpublished,
+            on_audio_level=router._audio_level,
+        )
+        peer._publish = publish
+        i = len(self.participants)
+        p = Participant(pid, i, publish, audio_ssrc=0x10000 + i, video_ssrc=0x20000 + i)
+        self.participants[pid] = p
+        publish._on_receive(SimpleNamespace(kind="audio"), self._receive_params("0", _opus(), p.audio_ssrc))
+        publish._on_receive(SimpleNamespace(kind="video"), self._receive_params("1", _vp8(), p.video_ssrc))
+        if subscribe:
+            self._negotiate(pid)
+            self.renegotiations[pid] = 0
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, SubscriberNeedsOffer):
+            self._offers.append(event.participant_id)
+
+    def _negotiate(self, pid: str) -> None:
+        """What an offer and its answer do, without SDP: place the wanted tracks, apply the parameters."""
+        connection = self.router.peers[pid]._subscriber()
+        connection._dirty = False
+        connection._plan()
+        for n, subscription in enumerate(connection.subscriptions):
+            if id(subscription) not in self._instrumented:
+                self._instrument(pid, subscription)
+            if subscription.params is None or subscription.pending is not None:
                 codec = _opus() if subscription.kind == "audio" else _vp8()
                 connection._on_send(subscription.transceiver, self._send_params(str(n), codec))
+
+    async def renegotiate(self) -> None:
+        """Answer every SubscriberNeedsOffer so far (the meeting server would send an offer)."""
+        while self._offers:
+            pid = self._offers.pop(0)
+            if pid in self.router.peers and pid in self.renegotiations:
+                self.renegotiations[pid] += 1
+                self._negotiate(pid)
 
     @staticmethod
     def _receive_params(mid: str, codec: RTCRtpCodecParameters, ssrc: int) -> RTCRtpReceiveParameters:
@@ -148,16 +180,16 @@ class SyntheticMeeting:
             rtcp=RTCRtcpParameters(cname="sfu"),
         )
 
-    def _instrument(self, subscription: Subscription) -> None:
-        key = id(subscription)
-        self.sent[key] = 0
-
-        starts = self.starts[key] = []
+    def _instrument(self, pid: str, subscription: Subscription) -> None:
+        self._instrumented.add(id(subscription))
 
         def send_now(data: bytes) -> bool:
-            self.sent[key] += 1
+            track = subscription.track
+            key = (pid, track.id if track is not None else "")
+            self.sent[key] = self.sent.get(key, 0) + 1
+            self.octets += len(data)
             if self.now - self._last_sent.get(key, -1e9) > 0.2:
-                starts.append((self.now, data))
+                self.starts.setdefault(key, []).append((self.now, data))
             self._last_sent[key] = self.now
             return True
 
@@ -185,6 +217,7 @@ class SyntheticMeeting:
             if step % 5 == 0:
                 self._ticks += 1
                 await self.router.tick(self.now)
+            await self.renegotiate()
         self.cpu_s += time.process_time() - started
 
     async def _audio(self, p: Participant) -> None:
@@ -205,24 +238,16 @@ class SyntheticMeeting:
         await p.publish._on_rtp(header + ext + payload, int(self.now * 1000))
 
     # ------------------------------------------------------------------------------------- reading
-    def subscriptions(self, subscriber: str) -> list[Subscription]:
-        connection = self.router.peers[subscriber].subscribe_connection
-        assert connection is not None
-        return list(connection.subscriptions)
-
     def counts(self) -> dict[tuple[str, str], int]:
         """Packets forwarded so far by (subscriber, track id)."""
-        result: dict[tuple[str, str], int] = {}
-        for pid in self.router.peers:
-            for s in self.subscriptions(pid):
-                if s.track is not None:
-                    result[(pid, s.track.id)] = self.sent[id(s)]
-        return result
+        return dict(self.sent)
 
-    def subscription(self, subscriber: str, track_id: str) -> Subscription:
-        return next(
-            s for s in self.subscriptions(subscriber) if s.track is not None and s.track.id == track_id
-        )
+    def m_sections(self, subscriber: str) -> tuple[int, int]:
+        """(audio, video) m-sections of the subscriber's connection."""
+        connection = self.router.peers[subscriber].subscribe_connection
+        assert connection is not None
+        kinds = [s.kind for s in connection.subscriptions]
+        return kinds.count("audio"), kinds.count("video")
 
     @staticmethod
     def forwarded() -> int:

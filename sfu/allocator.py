@@ -11,21 +11,26 @@ most ``max_videos`` videos are forwarded (``SfuSettings.max_videos_per_subscribe
 a page, and the cap keeps a client that reports every tile as shown from receiving 49 videos.
 
 Receive-side estimates cannot see spare capacity: they grow to about 1.5 x what is received and no further
-(sfu/simulcast.py, UNINFORMATIVE_RATIO). So an estimate well above what is sent limits nothing, and going up
-is a *try*: one step (the next layer, or resuming a paused video) is added to what is sent, at most every
-``interval``; if the subscriber's estimate falls within ``TRY_WINDOW_S`` the try failed, the allocation
-goes back down with the estimate, and the interval doubles (up to ``MAX_TRY_INTERVAL_S``); a try
-that holds resets it. The SFU sends no padding probes (it runs no send-side estimator towards subscribers:
-they do not offer transport-cc feedback to it), so a try with real media is the probe.
+(sfu/simulcast.py, UNINFORMATIVE_RATIO), and a browser's first estimates are a start value, not a measure.
+So only an estimate under what is being sent limits (the link carries less: congestion, or heavy loss);
+above it, the last limit holds, and going up is a *try*: one step (the next layer, or resuming a paused
+video) is added, at most every ``interval``; if the subscriber's estimate falls within ``TRY_WINDOW_S`` the
+try failed, the allocation goes back down with the estimate, and the interval doubles (up to
+``MAX_TRY_INTERVAL_S``); a try that holds resets it. The SFU sends no padding probes (it runs no send-side
+estimator towards subscribers: they do not offer transport-cc feedback to it), so a try with real media is
+the probe.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sfu.simulcast import select_layer
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sfu.subscription import Subscription
@@ -43,13 +48,13 @@ AUDIO_BITRATE = 40_000
 # A tile with no size reported (a client that never says) counts as the largest.
 UNSIZED_AREA = 1 << 40
 
-# Estimates at least this many times what is sent say nothing about the link (sfu/simulcast.py).
-UNINFORMATIVE_RATIO = 1.3
 # A try (one step up) at most this often; doubled on each failed try, up to the maximum.
 TRY_INTERVAL_S = 2.0
 MAX_TRY_INTERVAL_S = 32.0
 # A limiting estimate this soon after a try means the try failed.
 TRY_WINDOW_S = 2.0
+# Heavy loss this long lets the allocation pause videos.
+PAUSE_AFTER_S = 2.0
 # A try failed when the subscriber's estimate fell under this share of what it was when the try began.
 TRY_FALL = 0.9
 # Heavy loss (fraction_lost of 256, about 10 %) lowers the estimate to what is sent, less the loss.
@@ -99,8 +104,11 @@ def priority(demand: Demand) -> tuple[int, int, float, int]:
     return (demand.tier, -demand.area, -demand.recency, demand.order)
 
 
-def allocate(demands: Sequence[Demand], budget: int, *, max_videos: int = 0) -> Allocation:
-    """Split `budget` (bits per second; 0: no limit) across `demands`; `max_videos` 0: no cap."""
+def allocate(
+    demands: Sequence[Demand], budget: int, *, max_videos: int = 0, pause: bool = True
+) -> Allocation:
+    """Split `budget` (bits per second; 0: no limit) across `demands`; `max_videos` 0: no cap. `pause`
+    False: the budget chooses layers only, every video within the cap keeps at least its lowest."""
     layers: list[int | None] = [None] * len(demands)
     total = 0
     videos: list[int] = []
@@ -123,7 +131,7 @@ def allocate(demands: Sequence[Demand], budget: int, *, max_videos: int = 0) -> 
     # Lowest layers first, in priority order, until one does not fit (the first always gets its own).
     for rank, i in enumerate(eligible):
         cost = demands[i].costs[0]
-        if rank and total + cost > budget:
+        if rank and pause and total + cost > budget:
             next_step = cost
             break
         layers[i] = 0
@@ -146,11 +154,21 @@ def allocate(demands: Sequence[Demand], budget: int, *, max_videos: int = 0) -> 
 class DownlinkBudget:
     """The budget `allocate` gets for one subscriber: its estimate when that limits, else a bounded try.
 
-    State per subscribe connection; every call gets `now`. `sent`: the last allocation's total (what is
-    being forwarded); `next_step`: that allocation's next upgrade.
+    State per subscribe connection; every call gets `now`. `sent`: the bitrate of what is being forwarded
+    or switched to; `next_step`: the last allocation's next upgrade.
     """
 
-    __slots__ = ("_tried_at", "_try_estimate", "failed_tries", "interval", "level", "limited_at", "tries")
+    __slots__ = (
+        "_lossy_since",
+        "_tried_at",
+        "_try_estimate",
+        "failed_tries",
+        "interval",
+        "level",
+        "limited_at",
+        "pausing",
+        "tries",
+    )
 
     def __init__(self) -> None:
         self.level = 0  # the budget granted; 0: no limit (no estimate ever limited)
@@ -160,18 +178,31 @@ class DownlinkBudget:
         self._try_estimate = 0
         self.tries = 0
         self.failed_tries = 0
+        # Whether videos may be paused: after PAUSE_AFTER_S of heavy loss reported by the subscriber, until
+        # tries brought everything back. A low estimate alone only chooses lower layers: receive-side
+        # estimates start low and are noisy (aiortc's swing between a third and all of what arrives), and
+        # a video stopped for noise is worse than one at its lowest layer.
+        self.pausing = False
+        self._lossy_since: float | None = None
 
     def budget(self, estimate: int, fraction_lost: int, sent: int, next_step: int, now: float) -> int:
         """0: no limit."""
-        if fraction_lost > LOSS_LIMIT and sent:
-            lossy = int(sent * (1 - fraction_lost / 512))
-            estimate = min(estimate, lossy) if estimate else lossy
+        lossy = fraction_lost > LOSS_LIMIT and sent > 0
+        if lossy:
+            lossy_estimate = int(sent * (1 - fraction_lost / 512))
+            estimate = min(estimate, lossy_estimate) if estimate else lossy_estimate
+        if not lossy:
+            self._lossy_since = None
+        elif self._lossy_since is None:
+            self._lossy_since = now
+        elif now - self._lossy_since >= PAUSE_AFTER_S:
+            self.pausing = True
         if estimate <= 0:
             return self.level
-        informative = sent <= 0 or estimate < sent * UNINFORMATIVE_RATIO
+        congested = estimate < sent
         if self._tried_at is not None:
             if now - self._tried_at < TRY_WINDOW_S:
-                if estimate < self._try_estimate * TRY_FALL:
+                if lossy or estimate < self._try_estimate * TRY_FALL:
                     # The subscriber's estimator backed off: the step was too much. Back to what it says,
                     # and wait longer before the next try.
                     self.failed_tries += 1
@@ -181,9 +212,11 @@ class DownlinkBudget:
                 return self.level  # the estimate follows what arrives: give the step time to show
             self._tried_at = None
             self.interval = TRY_INTERVAL_S  # the last try held
-        if informative:
+        if congested:
             self.level, self.limited_at = estimate, now
             return estimate
+        if not next_step:
+            self.pausing = False  # everything is back at its best: the congestion is over
         if not self.level:
             return 0  # never limited: nothing to try against
         if next_step and now - self.limited_at >= self.interval:
@@ -261,26 +294,37 @@ class SubscriberAllocator:
         views = {} if views is None else views
         chosen: list[Subscription] = []
         demands: list[Demand] = []
-        lost = 0
+        lost = sent = 0
         for order, subscription in enumerate(subscriptions):
             demand = self._demand(subscription, order, now, views)
             if demand is None:
                 subscription.paused = False
                 continue
+            if not subscription.video:
+                continue  # never paused, and outside the estimate: REMB measures the video (abs-send-time)
             chosen.append(subscription)
             demands.append(demand)
-            if subscription.video:
-                lost = max(lost, subscription.fraction_lost)
-        budget = self.budget.budget(
-            self.estimate, lost, self.allocation.total, self.allocation.next_step, now
-        )
-        self.allocation = allocate(demands, budget, max_videos=self.max_videos)
-        for subscription, demand, layer in zip(chosen, demands, self.allocation.layers, strict=True):
+            lost = max(lost, subscription.fraction_lost)
+            layer = subscription.current or subscription.target
+            if layer is not None:
+                sent += layer.bitrate or nominal_bitrate(layer.height)
+        budget = self.budget.budget(self.estimate, lost, sent, self.allocation.next_step, now)
+        self.allocation = allocate(demands, budget, max_videos=self.max_videos, pause=self.budget.pausing)
+        for subscription, demand, index in zip(chosen, demands, self.allocation.layers, strict=True):
             if not subscription.video:
                 continue
-            paused = layer is None
-            subscription.allowance = 0 if paused or budget <= 0 else demand.costs[layer]  # type: ignore[index]
+            paused = index is None
+            subscription.allowance = 0 if index is None or budget <= 0 else demand.costs[index]
             if paused != subscription.paused:
+                log.debug(
+                    "%s %s: budget %d (estimate %d, lost %d/256, congested %s)",
+                    "pause" if paused else "resume",
+                    subscription.track.id if subscription.track else "-",
+                    budget,
+                    self.estimate,
+                    lost,
+                    self.budget.pausing,
+                )
                 subscription.paused = paused
                 subscription.source_changed()
             else:

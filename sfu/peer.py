@@ -213,6 +213,7 @@ class Peer:
                 self.participant_id, self._settings, on_needs_offer=self._needs_offer
             )
             self._watch("subscribe", self._subscribe)
+            self._subscribe.audio_slots = self._router.audio_slots
             if not self._playback:
                 for track in self._router.tracks.values():
                     if track.participant_id != self.participant_id:

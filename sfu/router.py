@@ -243,6 +243,11 @@ class Router:
                 track.set_selected(True)
             for track in self._audio_tracks_of(displaced):
                 track.set_selected(False)
+            for peer in list(self._peers.values()):
+                connection = peer.subscribe_connection
+                if connection is not None:
+                    connection.audio_selection_changed()  # slots rebound: no renegotiation
+            self._undefer(participant_id)  # a recent speaker's camera is placed where the cap deferred it
 
     def _audio_tracks_of(self, participant_id: str) -> list[Track]:
         return [t for t in self.tracks.values() if t.kind == "audio" and t.participant_id == participant_id]
@@ -260,6 +265,15 @@ class Router:
         for track in self.tracks.values():
             if track.kind == "audio":
                 track.set_selected(self._audio.forwards(track.participant_id))
+        for peer in list(self._peers.values()):
+            connection = peer.subscribe_connection
+            if connection is not None:
+                connection.set_audio_slots(self.audio_slots)
+
+    @property
+    def audio_slots(self) -> int:
+        """Audio m-sections a subscriber needs while the audio last-N is on; 0 when it is off."""
+        return self._audio.size if self._audio.active and self._settings.audio_last_n_slots else 0
 
     @property
     def audio_selected(self) -> frozenset[str] | None:
@@ -294,6 +308,19 @@ class Router:
                 log.debug("router %s: %s sends %s", self.meeting_id, track.id, rids)
                 self._emit(LayersWanted(track.participant_id, track.id, track.mid, rids))
 
+    def _undefer(self, speaker: str | None) -> None:
+        """A new active speaker's camera gets an m-section where the video cap had deferred it."""
+        if speaker is None:
+            return
+        for track in self._video_tracks_of(speaker):
+            for peer in list(self._peers.values()):
+                connection = peer.subscribe_connection
+                if connection is not None:
+                    connection.undefer(track.id)
+
+    def _video_tracks_of(self, participant_id: str) -> list[Track]:
+        return [t for t in self.tracks.values() if t.kind == "video" and t.participant_id == participant_id]
+
     def _allocate(self, now: float) -> None:
         """Split each subscriber's downlink across its videos (when due; all when the speaker changed)."""
         speaker = self._speaker.speaker
@@ -319,6 +346,7 @@ class Router:
         changed = self._speaker.tick(now)
         if changed is not False:
             self._emit(ActiveSpeakerChanged(changed))  # type: ignore[arg-type]
+            self._undefer(changed if isinstance(changed, str) else None)
             try:
                 self._follow_speaker()
             except Exception:

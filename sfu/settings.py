@@ -62,6 +62,10 @@ class SfuSettings(BaseModel):
     audio_last_n: int = Field(default=4, ge=0, le=100)
     audio_last_n_from: int = Field(default=10, ge=2)
     audio_last_n_hold_ms: int = Field(default=1500, ge=0, le=60_000)
+    # While the audio last-N is on, a subscriber gets audio_last_n audio m-sections that carry whichever
+    # microphones are selected (rebound without renegotiation), not one per microphone: a join then costs
+    # the others no offer. Off: one m-section per microphone, as below the threshold.
+    audio_last_n_slots: bool = True
     # A packet at least this loud (its audio level at or under -N dBov) is speech: speech sits around
     # -20 to -40 dBov, a quiet room's noise under -55.
     audio_last_n_speech_dbov: int = Field(default=50, ge=0, le=127)

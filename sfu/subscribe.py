@@ -78,13 +78,82 @@ class SubscribeConnection:
         self.rtt = RttEstimate(settings.default_rtt_ms / 1000)  # one path: shared by every subscription
         # Splits the subscriber's one estimate across its videos, caps how many are forwarded.
         self.allocator = SubscriberAllocator(settings.max_videos_per_subscriber)
+        # So that a join does not renegotiate everyone: while the audio last-N is on, this many audio
+        # m-sections carry whichever microphones are selected (rebound, no renegotiation; browsers just play
+        # them), and past the video cap a new camera gets no m-section until it is asked for (a tile reports
+        # a size for it, or its participant speaks). 0: off.
+        self.audio_slots = 0
+        self._deferred: set[str] = set()
+        self.renegotiations = 0
 
     # ------------------------------------------------------------------------------------- what to send
     def want(self, track: Track, *, notify: bool = True) -> None:
         if track.id not in self._wanted:
             self._wanted[track.id] = track
+            if track.kind == "audio" and self.audio_slots:
+                if not self._fill_audio_slots():
+                    return  # unselected, or carried by a slot at once
+            elif self._defers(track):
+                self._deferred.add(track.id)
+                return
             if notify:
                 self._changed()
+
+    def _defers(self, track: Track) -> bool:
+        """Whether a new video waits without an m-section: the cap's worth of videos are placed already."""
+        cap = self._settings.max_videos_per_subscriber
+        if track.kind != "video" or track.source == "screen" or cap <= 0:
+            return False
+        placed = sum(
+            1
+            for t in self._wanted.values()
+            if t.kind == "video" and t is not track and t.id not in self._deferred
+        )
+        return placed >= cap
+
+    def undefer(self, track_id: str) -> None:
+        """A deferred video is asked for (a tile shows it, or its participant speaks): place it."""
+        if track_id in self._deferred:
+            self._deferred.discard(track_id)
+            self._changed()
+
+    def set_audio_slots(self, count: int) -> None:
+        """The audio last-N turned on (count: its size) or off (0: every microphone gets an m-section)."""
+        if count == self.audio_slots:
+            return
+        self.audio_slots = count
+        if not count or self._fill_audio_slots():
+            self._changed()
+
+    def _fill_audio_slots(self) -> bool:
+        """Bind the selected microphones to audio slots now; True when some need a new m-section."""
+        if self._closed:
+            return False
+        placed = {id(s.track or s.pending) for s in self.subscriptions}
+        waiting = [
+            t
+            for t in self._wanted.values()
+            if t.kind == "audio" and t.selected and not t.closed and id(t) not in placed
+        ]
+        for subscription in self.subscriptions:
+            if not waiting:
+                return False
+            track = subscription.track
+            free = track is None or not track.selected or self._wanted.get(track.id) is not track
+            if (
+                subscription.kind == "audio"
+                and subscription.pending is None
+                and subscription.params is not None
+                and subscription.transceiver.direction == "sendonly"
+                and free
+            ):
+                subscription.bind(waiting.pop())
+        return bool(waiting)
+
+    def audio_selection_changed(self) -> None:
+        """The audio last-N moved (Router._audio_level, before the new speaker's packet is forwarded)."""
+        if self.audio_slots and self._fill_audio_slots():
+            self._changed()
 
     def unwant(self, track_id: str) -> None:
         track = self._wanted.pop(track_id, None)
@@ -97,6 +166,13 @@ class SubscribeConnection:
                 subscription.unbind()  # stop at once; the m-section goes inactive in the next offer
             if subscription.pending is track:
                 subscription.pending = None
+        if track.id in self._deferred:
+            self._deferred.discard(track.id)
+            return
+        if track.kind == "audio" and self.audio_slots and not self._fill_audio_slots():
+            return  # its slot carries another microphone, or waits for one: nobody renegotiates
+        if track.kind == "video" and self._deferred:
+            self._deferred.discard(next(iter(self._deferred)))  # a place: the next deferred camera takes it
         self._changed()
 
     def subscription_for(self, track_id: str) -> Subscription | None:
@@ -130,6 +206,7 @@ class SubscribeConnection:
             if self._offer_outstanding:
                 raise BadRequest("subscribe offer already outstanding: accept its answer first")
             self._dirty = False
+            self.renegotiations += 1
             self._plan()
             self.hooks.attach()
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -177,10 +254,15 @@ class SubscribeConnection:
                 subscription.unbind()
                 subscription.pending = None
                 track = None
-            if track is None:
-                subscription.transceiver.direction = "inactive"
+            if track is None and not (self.audio_slots and subscription.kind == "audio"):
+                subscription.transceiver.direction = "inactive"  # audio slots stay open for the next speaker
+        audio_slots = self.audio_slots
+        if audio_slots:
+            self._fill_audio_slots()  # negotiated slots first: only the rest needs new m-sections
         for track in list(self._wanted.values()):
-            if track.closed or id(track) in placed:
+            if track.closed or id(track) in placed or track.id in self._deferred:
+                continue
+            if track.kind == "audio" and audio_slots and not track.selected:
                 continue
             subscription = self._reusable(track.kind) or self._add_subscription(
                 self.pc.addTransceiver(track.kind, direction="sendonly")
@@ -201,6 +283,9 @@ class SubscribeConnection:
             if track.id in self._max_sizes:
                 subscription.set_max_size(*self._max_sizes[track.id])
             subscription.pending = track
+        # As many audio slots as the last-N can select, open before they are needed.
+        for _ in range(audio_slots - sum(1 for s in self.subscriptions if s.kind == "audio")):
+            self._add_subscription(self.pc.addTransceiver("audio", direction="sendonly"))
 
     def _reusable(self, kind: str) -> Subscription | None:
         for subscription in self.subscriptions:
@@ -341,6 +426,8 @@ class SubscribeConnection:
 
     def set_max_size(self, track_id: str, width: int, height: int) -> None:
         self._max_sizes[track_id] = (width, height)
+        if width or height:
+            self.undefer(track_id)  # a tile shows it
         subscription = self.subscription_for(track_id)
         if subscription is not None:
             subscription.set_max_size(width, height)

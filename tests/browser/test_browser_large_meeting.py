@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
+from sfu.sfu import Sfu
 from tests.browser.conftest import AdminApi, artifact
 from tests.browser.test_browser_meeting import inbound, join
 from tests.conftest import RunningServer
@@ -76,6 +77,37 @@ async def _still(page: Page, pids: set[str]) -> None:
     assert after == before, f"video still arrives from off-page tiles: {before} -> {after}"
 
 
+def _sfu(site: RunningServer) -> Sfu:
+    """The application's Sfu, reached through its metrics collector (the app keeps no other handle)."""
+    from web.keys import METRICS
+    from yunhui.sfu_metrics import SfuCollector
+
+    collectors = site.app[METRICS]._collector_to_names
+    return next(c for c in collectors if isinstance(c, SfuCollector))._sfu
+
+
+def _server_packets(site: RunningServer, viewer_id: str) -> dict[str, int]:
+    """Video packets the SFU forwarded to the viewer so far, by publishing participant (its counters)."""
+    for router in _sfu(site).routers.values():
+        peer = router.peers.get(viewer_id)
+        if peer is not None and peer.subscribe_connection is not None:
+            return {
+                s.track.participant_id: s.packets
+                for s in peer.subscribe_connection.subscriptions
+                if s.track is not None and s.video
+            }
+    raise AssertionError(f"no subscriber {viewer_id} in the SFU")
+
+
+async def _server_still(site: RunningServer, viewer_id: str, pids: set[str], moving: set[str]) -> None:
+    """Server side too: the SFU sends the viewer nothing of `pids` over two seconds, and keeps `moving`."""
+    before = _server_packets(site, viewer_id)
+    await asyncio.sleep(2.0)
+    after = _server_packets(site, viewer_id)
+    assert all(after.get(p, 0) == before.get(p, 0) for p in pids), (before, after)
+    assert all(after[p] > before[p] for p in moving), (before, after)
+
+
 async def test_a_twelve_person_grid_pages_and_forwards_only_what_is_shown(
     new_context: Callable[..., Any], site: RunningServer, admin: AdminApi
 ) -> None:
@@ -101,6 +133,8 @@ async def test_a_twelve_person_grid_pages_and_forwards_only_what_is_shown(
     assert len(rest) == 3
     await _until_receiving(viewer, first, 20)
     await _still(viewer, rest)
+    viewer_id = await viewer.evaluate("window.yunhui.client.self.id")
+    await _server_still(site, viewer_id, rest, first)
     await viewer.screenshot(path=artifact("large-meeting-page-1.png"))
 
     await viewer.get_by_role("button", name="Next page").click()
@@ -108,6 +142,7 @@ async def test_a_twelve_person_grid_pages_and_forwards_only_what_is_shown(
     elapsed = await _until_receiving(viewer, rest, 5)
     assert elapsed < 1.0, f"the next page's video took {elapsed:.2f} s"
     await _still(viewer, first)
+    await _server_still(site, viewer_id, first - rest, rest)
     await viewer.screenshot(path=artifact("large-meeting-page-2.png"))
 
     # The participant list: raised hands first, and a search by name.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sfu.allocator import (
     MAX_TRY_INTERVAL_S,
+    PAUSE_AFTER_S,
     TIER_SCREEN,
     TIER_SPEAKER,
     TRY_INTERVAL_S,
@@ -75,15 +76,16 @@ def test_each_video_gets_the_best_layer_the_rest_of_the_budget_allows() -> None:
 def test_a_limiting_estimate_is_the_budget_at_once() -> None:
     budget = DownlinkBudget()
     assert budget.budget(0, 0, 0, 0, 0.0) == 0  # nothing known: no limit
-    assert budget.budget(600_000, 0, 0, 0, 0.0) == 600_000  # nothing sent yet: taken as it is
-    assert budget.budget(400_000, 0, 600_000, 100_000, 0.5) == 400_000  # congestion
+    assert budget.budget(300_000, 0, 0, 0, 0.0) == 0  # a browser's start value, nothing sent: no limit
+    assert budget.budget(900_000, 0, 600_000, 0, 0.1) == 0  # above what arrives: still none
+    assert budget.budget(400_000, 0, 600_000, 100_000, 0.5) == 400_000  # under it: congestion
     # Heavy loss: what is sent, less the loss, whatever the estimate says.
     assert budget.budget(5_000_000, 128, 400_000, 100_000, 0.6) == 300_000
 
 
 def test_upgrades_are_tries_one_step_at_a_time_and_back_off_when_they_fail() -> None:
     budget = DownlinkBudget()
-    assert budget.budget(650_000, 0, 0, 0, 0.0) == 650_000
+    assert budget.budget(650_000, 0, 800_000, 0, 0.0) == 650_000
     # The estimate follows what is sent (1.5 x): it says nothing, the level holds until a try is due.
     assert budget.budget(975_000, 0, 650_000, 1_000_000, 1.0) == 650_000
     now = TRY_INTERVAL_S
@@ -104,10 +106,28 @@ def test_upgrades_are_tries_one_step_at_a_time_and_back_off_when_they_fail() -> 
 def test_failed_tries_back_off_up_to_the_maximum() -> None:
     budget = DownlinkBudget()
     now = 0.0
-    budget.budget(500_000, 0, 0, 0, now)
+    budget.budget(500_000, 0, 700_000, 0, now)
     for _ in range(10):
         now += budget.interval
         assert budget.budget(700_000, 0, 500_000, 1_000_000, now) == 1_500_000
         now += 0.5
         assert budget.budget(500_000, 0, 1_500_000, 0, now) == 500_000
     assert budget.interval == MAX_TRY_INTERVAL_S and budget.failed_tries == 10
+
+
+def test_only_lasting_heavy_loss_pauses_videos() -> None:
+    budget = DownlinkBudget()
+    a, b = video(order=0), video(order=1)
+    level = budget.budget(200_000, 0, 3_000_000, 0, 0.0)  # low (a start value, or noise): lower layers only
+    assert level == 200_000 and not budget.pausing
+    assert allocate([a, b], level, pause=budget.pausing).layers == (0, 0)
+    assert budget.budget(100_000, 0, 300_000, 150_000, 0.5) == 100_000 and not budget.pausing  # it fell
+    # Heavy loss (25 % here) for PAUSE_AFTER_S: now videos the budget cannot carry are paused.
+    assert budget.budget(5_000_000, 64, 300_000, 150_000, 1.0) == 262_500 and not budget.pausing
+    level = budget.budget(5_000_000, 64, 300_000, 150_000, 1.0 + PAUSE_AFTER_S)
+    assert budget.pausing and allocate([a, b], 200_000, pause=budget.pausing).layers == (0, None)
+    # It stays so until tries brought everything back (nothing left to resume).
+    budget.budget(5_000_000, 0, 150_000, 150_000, 10.0)
+    assert budget.pausing
+    budget.budget(5_000_000, 0, 300_000, 0, 20.0)
+    assert not budget.pausing

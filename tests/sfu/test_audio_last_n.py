@@ -64,7 +64,10 @@ def test_a_newcomer_waits_while_everyone_selected_spoke_within_the_hold() -> Non
 
 @pytest.mark.slow
 async def test_only_the_recent_speakers_reach_a_subscriber_and_a_new_one_at_once() -> None:
-    settings = SfuSettings(audio_last_n=2, audio_last_n_from=4, audio_last_n_hold_ms=400)
+    # One m-section per microphone (no slots), so what the listener decodes per m-section is one person's.
+    settings = SfuSettings(
+        audio_last_n=2, audio_last_n_from=4, audio_last_n_hold_ms=400, audio_last_n_slots=False
+    )
     meeting = Meeting(settings)
     try:
         speakers = {f"p{i}": await meeting.client(f"p{i}") for i in range(5)}

@@ -20,6 +20,12 @@ function useClient(client, events) {
   }, [client]);
 }
 
+/** A published video this client has no stream of yet (the SFU sends it once a tile asks, by its size). */
+function unsent(p, source) {
+  const track = p.tracks.find((x) => x.source === source && x.kind === "video");
+  return track ? { trackId: track.track_id, track: null } : null;
+}
+
 /** Everyone as the UI shows them: the local participant first, then the others, with their tracks. */
 function peopleOf(client, selfName) {
   const tracks = [...client.remoteTracks.values()];
@@ -47,8 +53,8 @@ function peopleOf(client, selfName) {
         cameraMuted: p.muted.includes("camera"),
         held: p.held || [],
         unmuteAsked: p.unmute_asked || [],
-        camera: mine.find((e) => e.source === "camera") || null,
-        screen: mine.find((e) => e.source === "screen") || null,
+        camera: mine.find((e) => e.source === "camera") || unsent(p, "camera"),
+        screen: mine.find((e) => e.source === "screen") || null, // never deferred: it comes with the offer
       };
     });
   return [self, ...others];

@@ -9,20 +9,14 @@ function initials(name) {
 }
 
 /**
- * A <video> bound to a track; reports its shown size so the SFU forwards the layer that fits, and 0x0 while it
- * is scrolled out of view or gone, so the SFU forwards nothing for it.
+ * Reports the element's shown size to `onSize` so the SFU forwards the layer that fits, and 0x0 while it is
+ * scrolled out of view or gone, so the SFU forwards nothing for it.
  */
-function Video({ track, mirror, onSize, label }) {
-  const ref = useRef(null);
+function useShownSize(ref, onSize) {
   // The latest callback, so the observers below live as long as the element, not one render.
   const report = useRef(onSize);
   report.current = onSize;
   const resend = useRef(null);
-  useEffect(() => {
-    const element = ref.current;
-    if (!element) return;
-    element.srcObject = track ? new MediaStream([track]) : null;
-  }, [track]);
   useEffect(() => {
     const element = ref.current;
     if (!element || !report.current) return undefined;
@@ -54,6 +48,17 @@ function Video({ track, mirror, onSize, label }) {
   // After a renegotiation the SDK forgets what it said (the SFU may have rebound the track): say it again.
   // setVideoSize drops a repeat of what it last sent, so this costs nothing otherwise.
   useEffect(() => resend.current?.());
+}
+
+/** A <video> bound to a track, reporting its shown size (useShownSize). */
+function Video({ track, mirror, onSize, label }) {
+  const ref = useRef(null);
+  useEffect(() => {
+    const element = ref.current;
+    if (!element) return;
+    element.srcObject = track ? new MediaStream([track]) : null;
+  }, [track]);
+  useShownSize(ref, onSize);
   return html`<video ref=${ref} autoplay playsinline muted class=${mirror ? "mirror" : ""} aria-label=${label}></video>`;
 }
 
@@ -76,6 +81,16 @@ function AudioSink({ track, speaker }) {
   return html`<audio ref=${ref} autoplay></audio>`;
 }
 
+/**
+ * Initials where a video would be. For a camera the SFU has not sent yet (in a large meeting it gives one an
+ * m-section only once a tile shows it) the size is reported too, which asks for it.
+ */
+function Avatar({ name, onSize }) {
+  const ref = useRef(null);
+  useShownSize(ref, onSize);
+  return html`<div ref=${ref} class="avatar" aria-hidden="true">${initials(name)}</div>`;
+}
+
 /** One participant's tile: video (or initials), name, role, muted and raised-hand badges. */
 export function Tile({ person, video, client, speaking, large, local, screen }) {
   const label = screen ? t("tile.screen_of", { name: person.name }) : person.name;
@@ -84,7 +99,7 @@ export function Tile({ person, video, client, speaking, large, local, screen }) 
   return html`<figure class=${classes} data-participant=${person.id} data-source=${screen ? "screen" : "camera"}>
     ${video && video.track && !(person.cameraMuted && !screen)
       ? html`<${Video} track=${video.track} mirror=${local && !screen} onSize=${onSize} label=${label} />`
-      : html`<div class="avatar" aria-hidden="true">${initials(person.name)}</div>`}
+      : html`<${Avatar} name=${person.name} onSize=${video && !video.track && !person.cameraMuted ? onSize : null} />`}
     <figcaption>
       ${person.micMuted && !screen ? html`<span class="badge" role="img" aria-label=${t("tile.muted")}><${Icon} name="micOff" size="16" /></span>` : null}
       ${person.hand && !screen ? html`<span class="badge" role="img" aria-label=${t("tile.hand_raised")}><${Icon} name="hand" size="16" /></span>` : null}

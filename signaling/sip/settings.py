@@ -69,9 +69,10 @@ class SipSettings(BaseModel):
     # The HMAC key of stateless nonces; generated at start when empty (nonces then die with the process).
     nonce_secret: SecretStr | None = None
     nonce_ttl_seconds: int = Field(default=300, ge=10)
-    # Digest algorithms offered, preferred first (RFC 8760). A UA that reads only the first challenge and
-    # knows only MD5 (sipp does this) fails on SHA-256 first: put "MD5" alone or first for such fleets.
-    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(default=("SHA-256", "MD5"), min_length=1)
+    # Digest algorithms offered, preferred first (RFC 8760: ("SHA-256", "MD5")). MD5 alone by default:
+    # Debian's baresip 1.0 and sipp 3.6 fail to register when any SHA-256 challenge is present, as do
+    # many older room systems (docs/decisions.md). Offer SHA-256 where the whole fleet handles it.
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(default=("MD5",), min_length=1)
     # False: an INVITE without credentials is challenged; True: it reaches the calls layer as a guest
     # (endpoint None), which admits or refuses it by the account's policy.
     allow_guests: bool = False

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 
+from signaling.sip.message import SipRequest
+from signaling.sip.registrar import RegisterResult
+from signaling.sip.settings import SipSettings
+from signaling.sip.transport import Source
 from tests.signaling.signaling_fakes import FakeClock
 from tests.sip.sip_core_support import (
     REALM,
@@ -201,3 +206,54 @@ async def test_failed_digest_answers_block_the_address() -> None:
         clock.advance(31)
         client.send(request_text("OPTIONS", client.port, cseq=11))
         assert (await client.response()).status == 200
+
+
+BARESIP_CONFIG = """poll_method epoll
+sip_listen 127.0.0.1:0
+net_interface 127.0.0.1
+module_path /usr/lib/baresip/modules
+module g711.so
+module_tmp account.so
+"""
+
+
+@pytest.mark.parametrize(("algorithms", "registers"), [(None, True), (("SHA-256", "MD5"), False)])
+async def test_baresip_registers_with_the_default_digest(
+    tmp_path: Path, algorithms: tuple[str, ...] | None, registers: bool
+) -> None:
+    """Why MD5 alone is the default: Debian's baresip fails as soon as a SHA-256 challenge is offered."""
+    sip = settings(digest_algorithms=algorithms or SipSettings().digest_algorithms)
+    async with running_server(sip, credentials()) as server:
+        registered = asyncio.Event()
+        register = server.registrar.register
+
+        def noting(endpoint_id: str, request: SipRequest, source: Source) -> RegisterResult:
+            result = register(endpoint_id, request, source)
+            registered.set()
+            return result
+
+        server.registrar.register = noting  # type: ignore[method-assign]
+        (tmp_path / "config").write_text(BARESIP_CONFIG)
+        (tmp_path / "accounts").write_text(
+            f"<sip:room101@127.0.0.1:{server.ports['udp']}>;auth_pass=secret;regint=60\n"
+        )
+        process = await asyncio.create_subprocess_exec(
+            "baresip", "-f", str(tmp_path), "-t", "20", stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            if registers:
+                await asyncio.wait_for(registered.wait(), 10)
+                (binding,) = server.registrations()
+                assert binding.endpoint_id == "ep1"
+            else:
+                output = b""
+                while b"Register:" not in output:
+                    line = await asyncio.wait_for(process.stdout.readline(), 10)  # type: ignore[union-attr]
+                    assert line, "baresip ended without a verdict"
+                    output += line
+                assert b"Function not implemented" in output
+                assert server.registrations() == []
+        finally:
+            process.kill()
+            await process.wait()

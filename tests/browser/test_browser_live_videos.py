@@ -83,6 +83,7 @@ async def test_upload_checks_and_the_ordered_playlist(
         ]
     )
     mute = await asyncio.to_thread(make_clip, tmp_path / "no-sound.mp4", seconds=1.0, audio=False)
+    opening = await asyncio.to_thread(make_clip, tmp_path / "opening.mp4", seconds=3.0)  # ~250 kB of noise
     channel_id = await _channel(site, admin.account_id)
     page = await sign_in(new_context, site, "en-US", "/admin/livevideos")
     await page.wait_for_selector("#livevideo-playlist-empty")
@@ -91,6 +92,23 @@ async def test_upload_checks_and_the_ordered_playlist(
     reason = page.locator("#livevideo-table [data-reason=no_audio]")
     assert "no audio track" in (await reason.inner_text())
     assert await page.get_attribute("#livevideo-table li[data-check=audio]", "data-ok") == "false"
+    # The first upload on a slow link (Chromium's network emulation): its progress bar moves.
+    cdp = await page.context.new_cdp_session(page)
+    slow = {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 60_000}
+    await cdp.send("Network.emulateNetworkConditions", slow)
+    await page.set_input_files("#livevideo-file", str(opening))
+    await page.click("#livevideo-upload button[type=submit]")
+    await page.wait_for_function(
+        "(v => v > 0 && v < 100)(Number(document.querySelector('#livevideo-upload-progress')?.value))",
+        polling=50,
+        timeout=30000,
+    )
+    await page.screenshot(path=docs_screenshot("live/videos-uploading-en.png"))
+    await cdp.send("Network.emulateNetworkConditions", {**slow, "latency": 0, "uploadThroughput": -1})
+    await page.wait_for_selector(
+        "#livevideo-table tr:has(td:text-is('opening'))[data-state=ready]", timeout=60000
+    )
+    assert await page.locator("#livevideo-upload-progress").count() == 0
     for clip in clips:
         await _upload(page, clip, "ready")
     checks = await page.eval_on_selector_all(

@@ -135,7 +135,7 @@ function State({ video }) {
   }
   if (video.state === "uploading") {
     const percent = Math.floor((video.received_bytes / video.size_bytes) * 100);
-    return html`<span class="state">${label("livevideo.state", video.state)}</span>
+    return html`<span class="state">${label("livevideo.state", video.state)}</span>${" "}
       <span class="mono">${t("livevideo.percent", { percent })}</span>`;
   }
   return html`<span class="state">${label("livevideo.state", video.state)}</span>`;

@@ -159,7 +159,8 @@ async def open_session(request: web.Request) -> web.Response:
     viewer_id = body.viewer_id
     if viewer_id is None:
         # No id from the page (storage blocked): the same address and agent are one viewer, as Gcore counts.
-        address = app[CLIENT_ADDRESS](request)
+        resolve = request.config_dict.get(CLIENT_ADDRESS)  # the root app's (trusted proxies); else the peer
+        address = resolve(request) if resolve is not None else (request.remote or "")
         viewer_id = "h-" + hashlib.sha256(f"{address}\n{user_agent}".encode()).hexdigest()[:40]
     session_id = await store.open_session(
         app[DB], channel, viewer_id=viewer_id, phase=phase, user_agent=user_agent, now=now

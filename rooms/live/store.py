@@ -18,6 +18,7 @@ from rooms.live.models import LiveChannel, LiveConcurrencySample, LiveViewerSess
 from rooms.live.rules import RUNNING, check_editable, check_source, next_state
 from rooms.live.stats import CONCURRENT_WINDOW, Sample, Viewing, sample_instant
 from rooms.models import Room
+from rooms.webhooks.events import emit
 
 # Fields of a channel the console may change while it has not ended (the state has its own actions).
 EDITABLE_FIELDS = frozenset(
@@ -126,7 +127,7 @@ async def act(
     """Apply a console action (rehearse, go_live, stop, archive); ``directory`` names a new run's files."""
     async with db.writer() as session:
         channel = await _locked(session, channel_id)
-        new = next_state(channel.state, action)
+        was, new = channel.state, next_state(channel.state, action)
         if new == "rehearsal":
             channel.rehearsal_at = now
         if new == "live":
@@ -146,6 +147,14 @@ async def act(
             channel.meeting_id = meeting_id
         channel.state = new
         channel.updated_at = now
+        # Webhooks see the public event only: going live, and the end of what was live (not a rehearsal).
+        if new == "live" or (new == "ended" and was == "live"):
+            ended = channel.ended_at if new == "ended" else None
+            data = {"channel_id": channel.id, "title": channel.title, "language": channel.language,
+                    "started_at": channel.started_at.isoformat() if channel.started_at else None,
+                    "ended_at": ended.isoformat() if ended else None}  # fmt: skip
+            kind = "live.started" if new == "live" else "live.ended"
+            await emit(session, kind, account_id=channel.account_id, data=data, now=now)
         await session.commit()
         return channel
 

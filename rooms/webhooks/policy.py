@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 from rooms.errors import InvalidInput
 
-# Every event a webhook can subscribe to. recording.ready and live.* are emitted (rooms.webhooks.events.emit)
-# by the recording and live features once they call it; invoice.issued comes from the billing run.
+# Every event a webhook can subscribe to, each emitted in the transaction of the change it reports
+# (rooms.webhooks.events.emit): live.* by rooms/live/store.py, invoice.issued by the billing run.
 EVENTS: tuple[str, ...] = (
     "meeting.started",
     "meeting.ended",

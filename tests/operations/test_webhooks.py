@@ -417,3 +417,35 @@ async def test_two_dispatchers_never_send_the_same_attempt(scene: Scene, receive
     finally:
         await first.close()
         await second.close()
+
+
+async def test_going_live_and_ending_queue_live_events_but_a_rehearsal_does_not(
+    scene: Scene, receiver: Receiver
+) -> None:
+    from sqlalchemy import select
+
+    from rooms.live import store as live
+    from rooms.webhooks.models import WebhookDelivery
+
+    status, hook = await scene.admin.call(
+        "POST", "/webhooks", {"url": receiver.url, "events": ["live.started", "live.ended"]}
+    )
+    assert status == 201
+    fields = live.ChannelFields(title="Launch", language="en", source_kind="encoder")
+    channel = await live.create(scene.db, account_id=scene.account_id, fields=fields, now=START)
+    await live.act(scene.db, channel.id, "rehearse", now=START)
+    await live.act(scene.db, channel.id, "stop", now=START + timedelta(minutes=1))  # back to draft: nothing
+    await live.act(scene.db, channel.id, "go_live", now=START + timedelta(minutes=2))
+    await live.act(scene.db, channel.id, "stop", now=START + timedelta(minutes=62))
+    async with scene.db.session() as session:
+        rows = (await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))).all()
+    assert [(r.event, r.webhook_id) for r in rows] == [
+        ("live.started", hook["id"]),
+        ("live.ended", hook["id"]),
+    ]
+    ended = json.loads(rows[1].body)["data"]
+    assert ended == {
+        "channel_id": channel.id, "title": "Launch", "language": "en",
+        "started_at": (START + timedelta(minutes=2)).isoformat(),
+        "ended_at": (START + timedelta(minutes=62)).isoformat(),
+    }  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from signaling.sip.api import Transport
 from signaling.sip.message import SipRequest
 from signaling.sip.registrar import RegisterResult
 from signaling.sip.settings import SipSettings
@@ -217,12 +218,15 @@ module_tmp account.so
 """
 
 
-@pytest.mark.parametrize(("algorithms", "registers"), [(None, True), (("SHA-256", "MD5"), False)])
+@pytest.mark.parametrize(
+    ("transport", "algorithms", "registers"),
+    [("udp", None, True), ("tcp", None, True), ("tls", None, True), ("udp", ("SHA-256", "MD5"), False)],
+)
 async def test_baresip_registers_with_the_default_digest(
-    tmp_path: Path, algorithms: tuple[str, ...] | None, registers: bool
+    tmp_path: Path, transport: Transport, algorithms: tuple[str, ...] | None, registers: bool
 ) -> None:
-    """Why MD5 alone is the default: Debian's baresip fails as soon as a SHA-256 challenge is offered."""
-    sip = settings(digest_algorithms=algorithms or SipSettings().digest_algorithms)
+    """baresip over each transport; and why MD5 alone is the default: it fails once SHA-256 is offered."""
+    sip = settings(tls_port=0, digest_algorithms=algorithms or SipSettings().digest_algorithms)
     async with running_server(sip, credentials()) as server:
         registered = asyncio.Event()
         register = server.registrar.register
@@ -235,7 +239,8 @@ async def test_baresip_registers_with_the_default_digest(
         server.registrar.register = noting  # type: ignore[method-assign]
         (tmp_path / "config").write_text(BARESIP_CONFIG)
         (tmp_path / "accounts").write_text(
-            f"<sip:room101@127.0.0.1:{server.ports['udp']}>;auth_pass=secret;regint=60\n"
+            f"<sip:room101@127.0.0.1:{server.ports[transport]};transport={transport}>"
+            ";auth_pass=secret;regint=60\n"
         )
         process = await asyncio.create_subprocess_exec(
             "baresip", "-f", str(tmp_path), "-t", "20", stdin=asyncio.subprocess.DEVNULL,
@@ -245,7 +250,7 @@ async def test_baresip_registers_with_the_default_digest(
             if registers:
                 await asyncio.wait_for(registered.wait(), 10)
                 (binding,) = server.registrations()
-                assert binding.endpoint_id == "ep1"
+                assert (binding.endpoint_id, binding.transport) == ("ep1", transport)
             else:
                 output = b""
                 while b"Register:" not in output:

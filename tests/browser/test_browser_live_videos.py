@@ -136,6 +136,11 @@ async def test_upload_checks_and_the_ordered_playlist(
     assert [(r["video_name"], r["state"]) for r in rows] == await _playlist(page)
     assert await page.evaluate(UNNAMED_CONTROLS) == []
     await page.screenshot(path=docs_screenshot("live/videos-en.png"), full_page=True)
+    # The channel is not running: playing the playlist says so, in the user's language.
+    await page.click("#livevideo-play")
+    alert = page.locator("#livevideo-playlist [role=alert]")
+    await alert.wait_for()
+    assert "not running" in await alert.inner_text()
     zh = await sign_in(new_context, site, "zh-CN", "/admin/livevideos")
     await zh.wait_for_selector("#livevideo-playlist-items li[data-state=skipped]")
     await zh.wait_for_selector("#livevideo-table [data-reason=no_audio]")

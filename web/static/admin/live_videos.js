@@ -5,13 +5,23 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { t } from "../lib/i18n.js";
 import { html } from "../lib/ui.js";
 import { ApiError, api, qs, token } from "./api.js";
-import { ErrorBox, Loading, accountParam, label } from "./common.js";
+import { ErrorBox as CommonErrorBox, Loading, accountParam, label } from "./common.js";
 
 const REFRESH_MS = 1000;
 const WORKING = new Set(["checking", "normalising"]);
 const CHUNK_BYTES = 8 * 1024 * 1024;
 const RETRIES = 5;
 const ROW = "display:flex;flex-wrap:wrap;align-items:center;gap:0.25rem 0.75rem;list-style:none;padding:0;margin:0";
+
+/** An API error in the user's language: this feature's codes have their own texts. */
+function ErrorBox({ error }) {
+  if (error instanceof ApiError) {
+    const key = `livevideo.error.${error.code}`;
+    const text = t(key);
+    if (text !== key) return html`<${CommonErrorBox} error=${text} />`;
+  }
+  return html`<${CommonErrorBox} error=${error} />`;
+}
 
 function duration(ms) {
   if (ms === null || ms === undefined) return "";

@@ -23,7 +23,8 @@ __all__ = [
 
 # What we answer in Allow and Supported (OPTIONS, 200 to INVITE, 405).
 ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "REGISTER")
-SUPPORTED = ("timer", "path", "outbound")
+# Not "outbound": RFC 5626 flow tokens and STUN keep-alives are not implemented (CRLF keep-alives are).
+SUPPORTED = ("timer", "path")
 # Methods we know but never accept: 405 with Allow rather than 501.
 KNOWN_NOT_ALLOWED = frozenset({"SUBSCRIBE", "NOTIFY", "MESSAGE", "PUBLISH", "REFER", "PRACK"})
 

@@ -32,6 +32,8 @@ __all__ = ["Flow", "SipTransport", "Source"]
 logger = logging.getLogger(__name__)
 
 # Lower-cased User-Agent fragments of SIP scanners: their messages are dropped unanswered (A19).
+STUN_COOKIE = b"\x21\x12\xa4\x42"
+
 # Bytes queued on one TCP/TLS connection before we give up on the peer.
 MAX_UNSENT = 1 << 20
 
@@ -213,6 +215,9 @@ class SipTransport:
             # RFC 5626 keep-alive: a double CRLF ping gets a single CRLF pong.
             if data.startswith(b"\r\n\r\n"):
                 self.send(b"\r\n", source)
+            return
+        if len(data) >= 20 and data[0] < 2 and data[4:8] == STUN_COOKIE:
+            # A STUN keep-alive (RFC 5626 over UDP): we do not offer outbound, so it is ignored quietly.
             return
         if len(data) > self._settings.max_message_bytes:
             self.dropped += 1

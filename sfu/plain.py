@@ -27,7 +27,15 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtcpSrPacket
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+)
 
 from sfu import fanout
 from sfu.dtmf import DigitCollector
@@ -53,6 +61,8 @@ KEYFRAME_INTERVAL_S = 0.5
 OPUS_PT = 111
 TICK_S = 0.1
 REPORT_S = 2.0
+RECEIVE_BUFFER = 1 << 20
+NACK_LIMIT = 32  # sequence numbers answered per NACK packet from a terminal
 
 
 class _Sender:
@@ -231,7 +241,8 @@ class PlainPeer:
                     self.video_out.route = fanout.Route(self._refresh_route)
             params = RTCRtpSendParameters(codecs=[codec], rtcp=RTCRtcpParameters(cname=self.participant_id))
             self.video_out.configure(params)
-            self.video_out.set_max_size(*size_for_max_fs(stream.max_fs))
+            if stream.max_fs > 0:  # (0, 0) would mean "not shown" to the Subscription
+                self.video_out.set_max_size(*size_for_max_fs(stream.max_fs))
         elif self.video_out is not None:
             self.video_out.unbind()  # on hold: nothing goes out until a re-INVITE resumes
 
@@ -419,12 +430,21 @@ class PlainPeer:
         for packet in packets:
             if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.keyframe_wanted_by_terminal()
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK and kind == "video":
+                sub = self.video_out
+                if sub is not None and packet.media_ssrc == sub.ssrc:
+                    # Resent from the publisher's ring (Subscription.retransmit), a few per report at most.
+                    self._spawn(self._retransmit(sub, packet.lost[:NACK_LIMIT]))
             elif isinstance(packet, RtcpSrPacket) and kind == "video" and self.video_track is not None:
                 layer = self.video_track.layers[""]
                 if packet.ssrc == layer.ssrc:
                     layer.sr_ntp = packet.sender_info.ntp_timestamp
                     layer.sr_rtp = packet.sender_info.rtp_timestamp
                     layer.sr_at = time.monotonic()
+
+    async def _retransmit(self, sub: Subscription, lost: list[int]) -> None:
+        for seq in lost:
+            await sub.retransmit(seq)
 
     # ------------------------------------------------------------------------------------- media out
     def send_audio(self, payload: bytes, samples: int) -> None:
@@ -635,7 +655,10 @@ def _bind_pair(host: str, low: int | None, high: int | None) -> tuple[socket.soc
         except OSError:
             rtp.close()
             continue
-        rtp.setblocking(False)
-        rtcp.setblocking(False)
+        for sock in (rtp, rtcp):
+            sock.setblocking(False)
+        # A video burst (an IDR in 30 packets) while the loop is busy elsewhere must not overflow the
+        # default buffer; the kernel caps this at net.core.rmem_max.
+        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         return rtp, rtcp
     raise OSError(f"no free RTP/RTCP port pair on {host}")

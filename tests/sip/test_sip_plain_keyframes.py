@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
 from sfu.plain import INFO_AFTER_S
 from tests.sfu.conftest import Meeting
@@ -106,5 +106,30 @@ async def test_the_terminals_pli_asks_the_forwarded_speaker(meeting: Meeting) ->
 
         await wait_for(got, asked, 5, "a keyframe request to alice")
         assert alice.peer is not None
+    finally:
+        terminal.close()
+
+
+async def test_the_terminals_nack_is_answered_from_the_ring(meeting: Meeting) -> None:
+    await _h264_client(meeting, "alice", 10_000, 0.5)
+    await meeting.wait_tracks(2)
+    terminal = Terminal(meeting)
+    try:
+        peer = await terminal.join()
+        got = terminal.video.got
+        await wait_for(got, lambda: len(_decode(got.rtp).counters) >= 3, 20, "alice's video")
+        sub = peer.video_out
+        assert sub is not None
+        _, ssrc, seq, _, _, _, payload = got.rtp[-2]
+        nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=0x5EED0001, media_ssrc=ssrc)
+        nack.lost = [seq]
+
+        def resent() -> bool:
+            return sum(1 for x in got.rtp if x[2] == seq) >= 2
+
+        terminal.video.send_rtcp(bytes(nack))
+        await wait_for(got, resent, 5, "the retransmission")
+        assert [x[6] for x in got.rtp if x[2] == seq] == [payload, payload]
+        assert sub.retransmitted >= 1
     finally:
         terminal.close()

@@ -506,6 +506,14 @@ class UnmuteAsked:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RecordingLink:
+    """To the moderators when a recording stops: a page that follows its rendering and then plays it,
+    without signing in (the host need not be an admin)."""
+
+    url: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class MediaFailed:
     """The SFU saw this PeerConnection of yours fail: renegotiate it on a new one (restart_media), or leave
     with reason media_failed after ``seconds_left``."""
@@ -554,6 +562,7 @@ ServerMessage = (
     | UnmuteAsked
     | PublishLayers
     | MediaFailed
+    | RecordingLink
     | Chat
     | ReactionSent
     | Error
@@ -581,6 +590,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     UnmuteAsked: "unmute_asked",
     PublishLayers: "publish_layers",
     MediaFailed: "media_failed",
+    RecordingLink: "recording_link",
     Chat: "chat",
     ReactionSent: "reaction",
     Error: "error",

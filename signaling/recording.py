@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from signaling.errors import ErrorCode, ProtocolError, SignalingError
-from signaling.messages import JSON, MODERATOR_ROLES, Role
+from signaling.messages import JSON, MODERATOR_ROLES, RecordingLink, Role
 
 if TYPE_CHECKING:
     from signaling.conference import Conference
@@ -42,9 +42,10 @@ class RecordingPort(Protocol):
         composite is rendered afterwards."""
         ...
 
-    def recorder_left(self, meeting_id: int) -> None:
+    def recorder_left(self, meeting_id: int) -> str | None:
         """The meeting's recorder left (the meeting ended, or it was stopped): finish the recording.
-        Synchronous: the port runs the work in a task it owns."""
+        Synchronous: the port runs the work in a task it owns. Returns the watch page's URL for the
+        moderators, or None."""
         ...
 
 
@@ -115,7 +116,9 @@ class RecordingControl:
 
     def recorder_left(self) -> None:
         if self._port is not None and self._conference.meeting_id is not None:
-            self._port.recorder_left(self._conference.meeting_id)
+            url = self._port.recorder_left(self._conference.meeting_id)
+            if url is not None:
+                self._conference.to_moderators(RecordingLink(url))
 
     async def close(self) -> None:
         """Wait for an automatic start still under way (the meeting is ending)."""

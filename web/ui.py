@@ -194,6 +194,14 @@ async def live_page(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/recordings/watch")
+async def recording_watch_page(request: web.Request) -> web.Response:
+    # The recording's watch page: the host's link when recording stops, and the "recording ready" e-mail's.
+    return _shell(
+        request, page="watch", arg="", script="recording/watch.js", css="live", title_key="watch.title"
+    )
+
+
 def _file_response(path: Path) -> web.StreamResponse:
     # no-cache, not max-age: without a build step file names carry no hash, so browsers revalidate (ETag).
     content_type = _CONTENT_TYPES.get(path.suffix, "application/octet-stream")

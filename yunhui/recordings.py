@@ -197,14 +197,31 @@ class Recordings:
             # Its leave reaches recorder_left, which finishes the recording in a task of its own.
             await session.participant.close(LeaveReason.LEFT)
 
-    def recorder_left(self, meeting_id: int) -> None:
+    def recorder_left(self, meeting_id: int) -> str | None:
         session = self._sessions.pop(meeting_id, None)
         if session is None or session.closed:
-            return
+            return None
         session.closed = True
         task = asyncio.create_task(self._finish(session), name=f"recording-finish:{session.recording_id}")
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
+        if self._secret_key is None or not self.settings.composite:
+            return None
+        token, _ = self._watch_token(session.recording_id, session.account_id)
+        return f"{self._public_url}/recordings/watch?token={token}"
+
+    def _watch_token(self, recording_id: int, account_id: int) -> tuple[str, datetime]:
+        """A token for the composite (rendered later, under its fixed name): the watch page and the
+        e-mail's link follow the rendering and then play it, without a session."""
+        assert self._secret_key is not None
+        return sign_link(
+            self._secret_key,
+            recording_id=recording_id,
+            account_id=account_id,
+            file_name=COMPOSITE,
+            now=self._clock(),
+            ttl=timedelta(seconds=self.settings.email_link_ttl_seconds),
+        )
 
     # --- the session's media ----------------------------------------------------------------------------
 
@@ -351,15 +368,8 @@ class Recordings:
         # without signing in, valid for email_link_ttl_seconds.
         watch_url, watch_until = "", ""
         if self._secret_key is not None and recording.composite_path is not None:
-            token, expires_at = sign_link(
-                self._secret_key,
-                recording_id=recording.id,
-                account_id=recording.account_id,
-                file_name=recording.composite_path,
-                now=self._clock(),
-                ttl=timedelta(seconds=self.settings.email_link_ttl_seconds),
-            )
-            watch_url = f"{self._public_url}/api/v1/recordings/download?token={token}"
+            token, expires_at = self._watch_token(recording.id, recording.account_id)
+            watch_url = f"{self._public_url}/recordings/watch?token={token}"
             watch_until = expires_at.isoformat(timespec="minutes")
         for user in recipients:
             await enqueue(

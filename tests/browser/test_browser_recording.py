@@ -97,10 +97,17 @@ async def test_host_records_from_the_toolbar_and_the_recording_plays_in_the_admi
         await host.click("#toggle-recording")
         for page in (host, guest):
             await page.wait_for_selector("#recording-indicator", state="detached")
-        link = await host.get_attribute("#recording-link a", "href")
-        assert link == f"/admin/recordings?meeting={meeting_id}"
+        # The host's link is the watch page, which needs no sign-in (the host need not be an admin).
+        await host.wait_for_selector("#recording-link a[href^='/recordings/watch?token=']")
+        watch_link = await host.get_attribute("#recording-link a", "href")
+        assert watch_link is not None
         seen: list[int] = []
         await wait_recording(admin, meeting_id, {"rendering"}, seen)
+        watcher_context = await new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+        watcher = await watcher_context.new_page()
+        await watcher.goto(site.url + watch_link)
+        await watcher.wait_for_selector("#watch-progress")  # rendering: the page follows it
+        link = f"/admin/recordings?meeting={meeting_id}"
         admin_en = await sign_in(new_context, site, "en-US", path=link)
         await admin_en.wait_for_selector("tr[data-state=rendering] progress")
         await admin_en.wait_for_selector("#recordings-meeting")  # the host's link names the meeting
@@ -130,6 +137,13 @@ async def test_host_records_from_the_toolbar_and_the_recording_plays_in_the_admi
         "video",
         "video",
     ]
+    # The watch page switched to the video by itself once the composite was ready, and it plays.
+    await watcher.wait_for_selector("#watch-video", timeout=30000)
+    await watcher.eval_on_selector("#watch-video", "v => { v.muted = true; return v.play(); }")
+    await watcher.wait_for_function(
+        "document.querySelector('#watch-video').currentTime > 1", timeout=30000, polling=200
+    )
+    assert await watcher.evaluate(UNNAMED_CONTROLS) == []
     await admin_en.wait_for_selector("tr[data-state=ready] button[data-action=play]", timeout=20000)
     assert await play(admin_en) > 1
     await admin_en.screenshot(path=shot("en-04-admin-playing.png"))

@@ -104,10 +104,15 @@ async def test_a_recording_killed_mid_way_is_finished_at_the_next_start(env: Env
     assert mails[0].variables["url"].endswith(f"/admin/recordings?meeting={recording.meeting_id}")
     # The organiser need not be an admin: the mail's watch link plays the composite with no session.
     watch = mails[0].variables["watch_url"]
-    assert "/api/v1/recordings/download?token=" in watch
-    async with env.http.get(env.url + watch[watch.index("/api/v1/") :]) as resp:
+    assert "/recordings/watch?token=" in watch
+    token = watch.split("token=", 1)[1]
+    status, state = await env.call("GET", f"/recordings/watch?token={token}", who=None)
+    assert status == 200 and (state["state"], state["progress"], state["title"]) == ("ready", 100, "Room a")
+    async with env.http.get(f"{env.url}/api/v1/{state['video_url']}") as resp:
         assert resp.status == 200 and resp.content_type == "video/mp4"
         assert (await resp.read())[4:8] == b"ftyp"
+    status, _ = await env.call("GET", f"/recordings/watch?token={token[:-2]}x", who=None)
+    assert status == 404  # an altered link names nothing
     assert mails[0].variables["watch_until"] == (env.clock.now + timedelta(days=7)).isoformat(
         timespec="minutes"
     )

@@ -26,6 +26,7 @@ class FakeRecordings:
         self.started_by: list[str] = []
         self.left: list[int] = []
         self.fail: str | None = None
+        self.link: str | None = None
 
     async def start(self, conference: Conference, *, started_by: str) -> None:
         if self.fail is not None:
@@ -41,8 +42,9 @@ class FakeRecordings:
         if recorder is not None:
             await recorder.close(LeaveReason.LEFT)
 
-    def recorder_left(self, meeting_id: int) -> None:
+    def recorder_left(self, meeting_id: int) -> str | None:
         self.left.append(meeting_id)
+        return self.link
 
 
 @pytest.fixture
@@ -161,3 +163,20 @@ async def test_a_room_that_records_automatically_starts_with_its_meeting(live: L
     if not joined["meeting"]["recording"]:
         assert await _recording(ann) is True
     assert port.started_by == ["auto"]
+
+
+async def test_when_recording_stops_the_moderators_get_the_watch_link(live: Live) -> None:
+    port = FakeRecordings()
+    port.link = "/recordings/watch?token=signed"
+    live.server.recordings = port
+    ann, _ = await live.join("host", "Ann")
+    bob, _ = await live.join("participant", "Bob")
+    await ann.sio.emit("start_recording", {})
+    assert await _recording(bob) is True
+    await ann.sio.emit("stop_recording", {})
+    assert (await ann.expect("recording_link")) == {"url": "/recordings/watch?token=signed"}
+    assert await _recording(bob) is False
+    await bob.sio.emit("hand", {"raised": True})  # a later event, to show none came before it
+    changed = await bob.expect("participant_changed")
+    assert changed["participant"]["hand_raised"] is True
+    assert "recording_link" not in bob.seen

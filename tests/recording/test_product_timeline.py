@@ -46,8 +46,8 @@ class TimelinePort:
         if self.seated is not None:
             await self.seated.close(LeaveReason.LEFT)
 
-    def recorder_left(self, meeting_id: int) -> None:
-        pass
+    def recorder_left(self, meeting_id: int) -> str | None:
+        return None
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ from web.api import live as live_api
 from web.api import live_playlists as live_playlists_api
 from web.api import live_videos as live_videos_api
 from web.api import live_viewers as live_viewers_api
-from web.api import maintenance as maintenance_api
 from web.api import locate as locate_api
+from web.api import maintenance as maintenance_api
 from web.api import notifications as notifications_api
+from web.api import recording_watch as recording_watch_api
 from web.api import recordings as recordings_api
 from web.api import reports as reports_api
 from web.api import sip as sip_api
@@ -35,8 +36,8 @@ from web.api.recordings import RECORDINGS, RecordingService
 from web.api.throttle import LoginThrottle
 
 ROUTE_MODULES: list[ModuleType] = [auth, sites, rooms, bookings, meetings, contracts, invoices]
-# Recordings (issue #17).
-ROUTE_MODULES.append(recordings_api)
+# Recordings (issue #17), and their watch page's link.
+ROUTE_MODULES.extend([recordings_api, recording_watch_api])
 ROUTE_MODULES.extend([maintenance_api, notifications_api])
 # Pre-recorded videos and the playlists of live channels (issue #18).
 ROUTE_MODULES.extend([live_videos_api, live_playlists_api])
@@ -48,9 +49,9 @@ ROUTE_MODULES.append(sip_api)
 ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.
 ROUTE_MODULES.append(statements_api)
-# Operations (issue #21): measured availability and incidents.
 # Worker processes (issue #20): where a meeting lives.
 ROUTE_MODULES.append(locate_api)
+# Operations (issue #21): measured availability and incidents.
 ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.
 ROUTE_MODULES.extend([webhooks, audit, reports_api])

@@ -121,7 +121,9 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
         setRecordingLink(`/admin/recordings?meeting=${encodeURIComponent(client.meeting.meeting_id)}`);
       }
     };
+    const onRecordingLink = (e) => setRecordingLink(e.detail.url);
     client.addEventListener("recording", onRecording);
+    client.addEventListener("recording-link", onRecordingLink);
     client.addEventListener("media", onMedia);
     client.addEventListener("device-error", onDeviceError);
     client.addEventListener("warning", onWarning);
@@ -144,6 +146,7 @@ export function MeetingRoom({ client, selfName, speaker, onLeave }) {
       client.removeEventListener("device-error", onDeviceError);
       client.removeEventListener("media", onMedia);
       client.removeEventListener("recording", onRecording);
+      client.removeEventListener("recording-link", onRecordingLink);
     };
   }, [client]);
 

@@ -223,6 +223,8 @@ export class MeetingClient extends EventTarget {
       // To moderators: someone asks to have a hold released (also in its ParticipantInfo.unmute_asked).
       unmute_asked: (d) => this._emit("unmute-asked", d),
       media_failed: (d) => this._onMedia(d.pc, "failed", true),
+      // To moderators when recording stops: the watch page, which plays it once rendered (no sign-in).
+      recording_link: (d) => this._emit("recording-link", { url: d.url }),
       publish_layers: (d) => this._publisher?.setLayers(d.mid, d.rids).catch(() => {}),
       chat: (d) => {
         this.chat.push(d.entry);

@@ -182,6 +182,8 @@ class Recordings:
         if not joined:
             await participant.close(LeaveReason.ERROR)
             raise RecordingUnavailable("the recorder could not join the meeting")
+        # The layout the composite will use (the room has no live layout choice yet: the setting decides).
+        recorder.event("layout", layout=self.settings.composite_layout)
         timeline = MeetingTimeline(recorder, session.names)
         for p in conference.participants():
             timeline.present(p.info())

@@ -11,6 +11,7 @@ Each run writes into its own directory (the row's ``directory``); a stopped rehe
 A crash leaves channels in rehearsal or live without an engine: at the next start a rehearsal goes back to
 draft and a live channel ends, its playlists closed with ENDLIST, so the replay is what was streamed.
 
+Viewers' playlist and segment requests are gathered in memory and written once a second (ViewerActivity).
 The sampler writes a concurrency sample every 10 s; it is idempotent (rooms/live/store.py: one sample per
 channel, phase and 10 s instant), so two processes running it at once write each sample once.
 """
@@ -45,18 +46,22 @@ from sfu.sfu import Sfu
 from signaling.server import MeetingServer
 from web import ui
 from web.api.live import LIVE_SERVICE, EngineStatus
+from web.api.live_activity import ACTIVITY, ViewerActivity
 from yunhui.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 SAMPLE_INTERVAL_S = 10.0
+# Viewers' requests are written this often (web/api/live_activity.py); a crash loses at most this much.
+ACTIVITY_FLUSH_S = 1.0
 # Speaker follow: a new speaker goes on air only after the previous switch is this old (research §3.1).
 SPEAKER_HOLD_S = 3.0
 OVERRIDES = {"auto": "auto", "primary": "off", "standby": "on"}
 
 LIVE_ENGINES: web.AppKey[LiveEngines] = web.AppKey("live_engines")
 LIVE_SAMPLER = web.AppKey("live_sampler_job", PeriodicJob)
+LIVE_ACTIVITY_JOB = web.AppKey("live_activity_job", PeriodicJob)
 
 
 @dataclass
@@ -95,6 +100,7 @@ class LiveEngines:
         self._monotonic = monotonic
         self._runs: dict[int, _Run] = {}
         self._closing = False
+        self.activity = ViewerActivity()
 
     # --- web.api.live.LiveService -------------------------------------------------------------------------
 
@@ -302,7 +308,11 @@ class LiveEngines:
             )
         return found is not None
 
+    async def flush(self) -> None:
+        await self.activity.flush(self._db)
+
     async def sample(self) -> None:
+        await self.flush()  # the sample counts the requests of the last second too
         await store.sample(self._db, now=self._clock())
 
     async def close(self) -> None:
@@ -356,16 +366,22 @@ def install(
     engines = LiveEngines(settings, database=database, sfu=sfu, meetings=meetings, clock=clock)
     app[LIVE_ENGINES] = engines
     api[LIVE_SERVICE] = engines
+    api[ACTIVITY] = engines.activity
     app[ui.LIVE_ROOMS] = engines.feeds_live
     sampler = PeriodicJob("live-sampler", engines.sample, SAMPLE_INTERVAL_S)
     app[LIVE_SAMPLER] = sampler
+    flusher = PeriodicJob("live-viewer-activity", engines.flush, ACTIVITY_FLUSH_S)
+    app[LIVE_ACTIVITY_JOB] = flusher
 
     async def live_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(engines.root.mkdir, parents=True, exist_ok=True)
         await engines.recover()
         sampler.start()
+        flusher.start()
         yield
         await sampler.close()
+        await flusher.close()
+        await engines.flush()
         await engines.close()
 
     app.cleanup_ctx.append(live_ctx)

@@ -244,6 +244,25 @@ async def touch(db: Database, session_id: int, channel_id: int, *, segment: bool
     return bool(getattr(result, "rowcount", 0))
 
 
+async def touch_many(db: Database, touches: Sequence[tuple[int, datetime, int]]) -> None:
+    """Several sessions' requests in one transaction: (session id, latest request, segments served)."""
+    if not touches:
+        return
+    async with db.writer() as session:
+        for session_id, seen, segments in touches:
+            await session.execute(
+                update(LiveViewerSession)
+                .where(LiveViewerSession.id == session_id)
+                .values(
+                    last_seen=case(
+                        (LiveViewerSession.last_seen < seen, seen), else_=LiveViewerSession.last_seen
+                    ),
+                    segments=LiveViewerSession.segments + segments,
+                )
+            )
+        await session.commit()
+
+
 async def concurrent_now(db: Database, channel_id: int, phase: str, *, now: datetime) -> int:
     """Distinct viewers of a channel's phase watching at ``now`` (the viewer page's count)."""
     async with db.session() as session:

@@ -31,6 +31,7 @@ from web.api.base import (
     principal,
     send,
 )
+from web.api.live_activity import flush_activity
 from web.api.schemas import Body, Id, ListQuery, Name
 
 api = Api()
@@ -511,6 +512,7 @@ def _statistics_out(channel_id: int, phases: frozenset[str], summary: Summary) -
 async def statistics(request: web.Request) -> web.Response:
     _, channel = await _channel(request)
     phases = _phases(parse_query(request, StatisticsQuery).phase)
+    await flush_activity(request)
     viewings, samples = await store.viewings(request.app[DB], channel.id)
     return send(_statistics_out(channel.id, phases, summarize(viewings, samples, phases=phases)))
 
@@ -526,6 +528,7 @@ async def statistics(request: web.Request) -> web.Response:
 async def statistics_csv(request: web.Request) -> web.Response:
     _, channel = await _channel(request)
     phases = _phases(parse_query(request, StatisticsQuery).phase)
+    await flush_activity(request)
     viewings, samples = await store.viewings(request.app[DB], channel.id)
     s = summarize(viewings, samples, phases=phases)
     out = io.StringIO()

@@ -32,6 +32,7 @@ from rooms.live.rules import (
 )
 from web.api.base import CLOCK, DB, SECRET_KEY, Api, ApiError, parse_body, parse_query, path_id, send
 from web.api.live import LIVE_SERVICE
+from web.api.live_activity import ACTIVITY
 from web.api.schemas import Body
 from web.proxies import CLIENT_ADDRESS
 
@@ -44,6 +45,8 @@ SEGMENT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,40}?(\d{1,12})\.(ts|m4s|mp4|aac)
 RUN_DIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPES = {"ts": "video/mp2t", "m4s": "video/iso.segment", "mp4": "video/mp4", "aac": "audio/aac"}
+# A run's first public segment (the EVENT playlist's first), per run directory.
+FIRST_PUBLIC: dict[Path, int] = {}
 PublicState = Literal["starting_soon", "live", "replay", "unavailable"]
 
 
@@ -216,6 +219,10 @@ def _read(path: Path) -> str | None:
 
 
 async def _touch(request: web.Request, session_id: int, channel_id: int, *, segment: bool) -> None:
+    activity = request.app.get(ACTIVITY)
+    if activity is not None:
+        activity.add(session_id, request.app[CLOCK](), 1 if segment else 0)
+        return
     found = await store.touch(
         request.app[DB], session_id, channel_id, segment=segment, now=request.app[CLOCK]()
     )
@@ -270,8 +277,14 @@ async def segment(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise ApiError(404, "not_found", "no such segment", "name")
     if phase != "rehearsal":
-        event = await asyncio.to_thread(_read, directory / EVENT)
-        first = _first_segment(event) if event is not None else None
+        first = FIRST_PUBLIC.get(directory)
+        if first is None:
+            event = await asyncio.to_thread(_read, directory / EVENT)
+            first = _first_segment(event) if event is not None else None
+            if first is not None:  # never changes once the EVENT playlist exists: one read per run
+                if len(FIRST_PUBLIC) > 1000:
+                    FIRST_PUBLIC.clear()
+                FIRST_PUBLIC[directory] = first
         if first is None or int(found.group(1)) < first:
             raise ApiError(404, "not_found", "no such segment", "name")  # a rehearsal segment
     path = directory / name  # the name matched SEGMENT: no separator, no dot-dot

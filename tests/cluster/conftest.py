@@ -28,7 +28,7 @@ from tests.rooms.conftest import _create_pg_database, _drop_pg_database, postgre
 __all__ = ["postgres_server"]
 
 # Generous: they only bound a hang on a loaded 2-core machine; every wait polls an observable condition.
-START_TIMEOUT = 40.0
+START_TIMEOUT = 90.0
 NUMBER, PASSCODE = "800100200", "2468"
 
 
@@ -235,3 +235,89 @@ async def wait_until(condition: Callable[[], Awaitable[T]], within: float = 20.0
             if value:
                 return value
             await asyncio.sleep(every)
+
+
+@dataclass
+class Nginx:
+    url: str
+    process: asyncio.subprocess.Process
+
+
+def nginx_config(tmp: Path, port: int, workers: dict[int, str], entry: int | None) -> str:
+    """deploy/nginx-cluster.conf's routing on loopback: /w/k/ to worker k, the rest to ``entry`` (one
+    worker, so a test knows where a client enters) or round robin over all (None)."""
+    hosts = {k: url.removeprefix("http://") for k, url in workers.items()}
+    any_servers = "".join(f"server {hosts[k]};" for k in ([entry] if entry is not None else sorted(hosts)))
+    upstreams = "".join(f"upstream yunhui_w{k} {{ server {host}; }}\n" for k, host in hosts.items())
+    mapping = "".join(f"{k} yunhui_w{k}; " for k in hosts)
+    proxy = (
+        "proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade;"
+        " proxy_set_header Connection $yunhui_connection; proxy_set_header Host $http_host;"
+        " proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_read_timeout 120s;"
+    )
+    temp = " ".join(
+        f"{kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""
+user root;
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log {tmp}/access.log;
+    {temp}
+    upstream yunhui_any {{ {any_servers} }}
+    {upstreams}
+    map $yunhui_wid $yunhui_worker {{ {mapping} default yunhui_any; }}
+    map $http_upgrade $yunhui_connection {{ default upgrade; "" ""; }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 100m;
+        location ~ ^/w/(?<yunhui_wid>[0-9]+)(?<yunhui_rest>/.*)$ {{
+            proxy_pass http://$yunhui_worker$yunhui_rest$is_args$args; {proxy}
+        }}
+        location / {{ proxy_pass http://yunhui_any; {proxy} }}
+    }}
+}}
+"""
+
+
+async def start_nginx(tmp_path: Path, workers: dict[int, Worker], entry: int | None = None) -> Nginx:
+    binary = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin")
+    if binary is None:
+        pytest.skip("nginx is not installed (Debian nginx, in TEST_DEBS)")
+    tmp = tmp_path / "nginx"
+    tmp.mkdir(exist_ok=True)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(nginx_config(tmp, port, {k: w.url for k, w in workers.items()}, entry))
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "-p",
+        str(tmp),
+        "-c",
+        str(conf),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with asyncio.timeout(START_TIMEOUT):
+        while True:
+            if process.returncode is not None:
+                assert process.stderr is not None
+                raise AssertionError(f"nginx exited: {(await process.stderr.read()).decode()}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+    return Nginx(url, process)
+
+
+async def stop_nginx(nginx: Nginx) -> None:
+    if nginx.process.returncode is None:
+        nginx.process.terminate()
+    await asyncio.wait_for(nginx.process.wait(), 10)

@@ -168,7 +168,17 @@ export class MeetingClient extends EventTarget {
     if (this._socket) throw new Error("already joined; call leave() first");
     this._credentials = credentials;
     this._closing = false;
+    this._followedWorker = false;
+    this.path = this._homePath;
     this._setState("connecting");
+    const outcome = new Promise((resolve, reject) => {
+      this._settle = { resolve, reject };
+    });
+    this._connect();
+    return outcome;
+  }
+
+  _connect() {
     const socket = io(this.url, {
       path: this.path,
       transports: ["websocket"],
@@ -177,9 +187,6 @@ export class MeetingClient extends EventTarget {
       auth: (cb) => cb(this._auth()),
     });
     this._socket = socket;
-    const outcome = new Promise((resolve, reject) => {
-      this._settle = { resolve, reject };
-    });
     socket.on("connect_error", (err) => this._onConnectError(err));
     socket.on("disconnect", (reason) => this._onDisconnect(reason));
     const handlers = {
@@ -234,7 +241,18 @@ export class MeetingClient extends EventTarget {
       error: (d) => this._emit("protocol-error", d),
     };
     for (const [event, handler] of Object.entries(handlers)) socket.on(event, handler);
-    return outcome;
+  }
+
+  /** The meeting lives in another worker process (docs/protocol.md, wrong_worker): connect there, once. */
+  _followWorker(worker) {
+    if (this._followedWorker || !/^[A-Za-z0-9_-]{1,64}$/.test(worker)) return false;
+    this._followedWorker = true;
+    this._socket.removeAllListeners();
+    this._socket.close();
+    this._socket = null;
+    this.path = `/w/${worker}/socket.io`;
+    this._connect();
+    return true;
   }
 
   _auth() {
@@ -261,6 +279,7 @@ export class MeetingClient extends EventTarget {
     const data = err.data && typeof err.data === "object" ? err.data : {};
     const code = data.code || (typeof err.data === "string" ? err.data : err.message);
     const message = data.message || err.message;
+    if (code === "wrong_worker" && typeof data.worker === "string" && this._followWorker(data.worker)) return;
     if (this._reconnectToken && this.state === "reconnecting") {
       // The seat expired during the outage: join afresh with the original credentials.
       this._reconnectToken = null;

@@ -334,14 +334,19 @@ class Session:
                 if self.on_reinvite is not None:
                     answer = await self.on_reinvite(offer)
                     self.local_sdp = answer
-        except Exception:
-            logger.info("sip: re-offer of %s not accepted", self.call_id, exc_info=True)
+        except Exception as error:
+            # The handler refuses the new offer (e.g. no common codec): the old session stays.
+            logger.info("sip: re-offer of %s not accepted: %r", self.call_id, error)
             self._incoming_invite = None
             transaction.reply(488)
             return
         if self._reason is not None:
             self._incoming_invite = None
             transaction.reply(481)
+            return
+        if request.method == "INVITE" and transaction.state != "proceeding":
+            # CANCELled (487 sent) while the handler worked on it: nothing to answer.
+            self._incoming_invite = None
             return
         if request.method == "UPDATE":
             headers: list[tuple[str, str]] = [("Contact", f"<{self.dialog.contact}>")]

@@ -48,10 +48,19 @@ async def final(client: UdpClient, method: str = "INVITE") -> SipResponse:
 
 
 def in_dialog(
-    method: str, client: UdpClient, ok: SipResponse, cseq: int, *, extra: str = "", body: str = ""
+    method: str,
+    client: UdpClient,
+    ok: SipResponse,
+    cseq: int,
+    *,
+    extra: str = "",
+    body: str = "",
+    branch: str = "",
 ) -> str:
     """A request in the dialog ``ok`` (our 200) set up: To carries the gateway's tag."""
-    text = request_text(method, client.port, call_id=ok.call_id, cseq=cseq, extra=extra, body=body)
+    text = request_text(
+        method, client.port, call_id=ok.call_id, cseq=cseq, extra=extra, body=body, branch=branch or None
+    )
     to = ok.headers.get("To") or ""
     # request_text writes From tag t{cseq}x; the dialog's is the INVITE's (t1x).
     return text.replace(f"tag=t{cseq}x", "tag=t1x").replace("To: <sip:room101@127.0.0.1>", f"To: {to}")
@@ -206,3 +215,32 @@ async def test_trusted_proxy_asserts_the_endpoint_without_digest() -> None:
         client.send(request_text("INVITE", client.port, body=SDP, extra="Content-Type: application/sdp"))
         assert (await final(client)).status == 403
     assert endpoints == ["ep1"]
+
+
+async def test_a_cancelled_reinvite_is_not_answered_later() -> None:
+    clock, handler = FakeClock(), RecordingHandler()
+    release = asyncio.Event()
+    async with gateway(handler, clock) as (server, client):
+        client.send(request_text("INVITE", client.port, body=SDP, extra="Content-Type: application/sdp"))
+        ok = await final(client)
+        await ack(client, ok, handler)
+
+        async def slow(offer: str) -> str:
+            await release.wait()
+            return SDP
+
+        handler.calls[0].on_reinvite = slow
+        sdp = "Content-Type: application/sdp"
+        client.send(in_dialog("INVITE", client, ok, 2, extra=sdp, body=SDP, branch="z9hG4bKre2"))
+        client.send(in_dialog("CANCEL", client, ok, 2, branch="z9hG4bKre2"))
+        assert (await final(client, "CANCEL")).status == 200
+        assert (await final(client, "INVITE")).status == 487
+        client.send(in_dialog("ACK", client, ok, 2, branch="z9hG4bKre2"))  # the 487's ACK (same branch)
+        release.set()
+        # A barrier: the gateway handles datagrams in order, so once this is answered it has the ACK.
+        client.send(request_text("OPTIONS", client.port, cseq=50))
+        assert (await final(client, "OPTIONS")).status == 200
+        clock.advance(64 * T1 + 1)
+        assert await client.nothing_within(0.2)
+        assert handler.ended == []
+        assert len(server.calls()) == 1

@@ -25,7 +25,7 @@ from rooms.users import create_user, has_platform_admin
 from yunhui import backup, backup_jobs
 from yunhui.app import create_app, utc_now
 from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
-from yunhui.cluster import worker_overrides
+from yunhui.cluster import ClusterUnreachable, list_workers, worker_overrides
 from yunhui.leader import start_up_lock
 from yunhui.logs import configure_logging
 from yunhui.monitor import serving_at
@@ -197,6 +197,29 @@ def admin_create(obj: _Context, email: str, account_id: int | None, password: st
     except RoomsError as exc:
         raise click.ClickException(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
     click.echo(f"created admin {email}" + (f" with password {secret}" if generated else ""))
+
+
+@main.command("workers")
+@click.pass_obj
+def workers_command(obj: _Context) -> None:
+    """List the cluster's worker processes: state, address, load, and which one leads."""
+    settings = obj.settings()
+    if settings.workers.redis_url is None:
+        click.echo("one process (workers.redis_url is not set): no worker registry")
+        return
+    try:
+        rows = _run(lambda: list_workers(settings))
+    except ClusterUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+    if not rows:
+        click.echo("no worker is registered")
+        return
+    click.echo(f"{'worker':<8}{'state':<10}{'address':<24}{'udp':<14}{'meetings':>9}{'people':>8}  leader")
+    for row in rows:
+        click.echo(
+            f"{row.id:<8}{row.state:<10}{row.address + ':' + str(row.http_port):<24}{row.udp or '-':<14}"
+            f"{row.meetings:>9}{row.participants:>8}  {'yes' if row.leads else ''}"
+        )
 
 
 @main.command("serve")

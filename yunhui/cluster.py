@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -104,6 +105,29 @@ class LeaderCollector(Collector):
         yield skipped
 
 
+class RegistryCollector(Collector):
+    """/metrics: this worker's registration as the cluster sees it (state, load, registry reachable)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        me = self._registry.me
+        state = GaugeMetricFamily(
+            "yunhui_worker_state", "1 for this worker's state", labels=["worker", "state"]
+        )
+        state.add_metric([me.id, me.state], 1)
+        yield state
+        for name, value, text in (
+            ("yunhui_worker_meetings", me.meetings, "meetings live in this worker"),
+            ("yunhui_worker_participants", me.participants, "participants in this worker's meetings"),
+            ("yunhui_cluster_registry_up", int(self._registry.healthy), "1 while Redis takes the heartbeats"),
+        ):
+            gauge = GaugeMetricFamily(name, text, labels=["worker"])
+            gauge.add_metric([me.id], value)
+            yield gauge
+
+
 def install(
     app: web.Application,
     settings: Settings,
@@ -176,6 +200,7 @@ def _install_registry(
     meetings.placement = placement
     api[LOCATOR] = placement
     app[READINESS] = lambda: None if registry.healthy else "the cluster registry (Redis) is unreachable"
+    app[METRICS].register(RegistryCollector(registry))
 
     async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
         try:
@@ -188,3 +213,45 @@ def _install_registry(
 
     app.cleanup_ctx.append(registry_ctx)
     return registry
+
+
+class ClusterUnreachable(Exception):
+    """Redis or PostgreSQL cannot be reached by `yunhui workers`."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A line of `yunhui workers`."""
+
+    id: str
+    state: str
+    address: str
+    http_port: int
+    udp: str
+    meetings: int
+    participants: int
+    leads: bool
+
+
+async def list_workers(settings: Settings) -> list[WorkerRow]:
+    """The registered workers, and which one holds the scheduler lock (matched by host-local pid)."""
+    assert settings.workers.redis_url is not None
+    client = connect(settings.workers.redis_url)
+    try:
+        views = await Registry.read(client)
+    except RedisError as exc:
+        raise ClusterUnreachable(f"the registry (workers.redis_url) is unreachable: {exc}") from None
+    finally:
+        await client.aclose()
+    database = await Database.connect(settings.database_url)
+    try:
+        holder = await leader.holder_pid(database)
+    except Exception as exc:  # the database is away: the list is still worth showing
+        log.warning("cannot tell the leader: %s", exc)
+        holder = None
+    finally:
+        await database.close()
+    return [
+        WorkerRow(v.id, v.state, v.address, v.http_port, v.udp, v.meetings, v.participants, v.pid == holder)
+        for v in views
+    ]

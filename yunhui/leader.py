@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 0x79756E6875692E73
 START_UP_KEY = LOCK_KEY + 1
 Gate = Callable[[], bool]
+APPLICATION_PREFIX = "yunhui-leader-"
+
+
+def _name() -> str:
+    return f"{APPLICATION_PREFIX}{os.getpid()}"
 
 
 class Leadership:
@@ -72,6 +78,8 @@ class Leadership:
         try:
             # AUTOCOMMIT: held for hours, the connection must not sit "idle in transaction".
             await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # Named after this process, so `yunhui workers` can tell which worker leads.
+            await conn.execute(text("SELECT set_config('application_name', :name, false)"), {"name": _name()})
             got = await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
         except BaseException:
             await conn.close()
@@ -111,6 +119,26 @@ class Leadership:
 
 
 LEADERSHIP = web.AppKey("leadership", Leadership)
+
+
+async def holder_pid(database: Database) -> int | None:
+    """The pid of the worker process holding the scheduler lock, as it named its connection
+    (application_name: PostgreSQL knows only its own backend's pid); None when no worker leads."""
+    if database.is_sqlite:
+        return None
+    async with database.engine.connect() as conn:
+        value = await conn.scalar(
+            text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :high AND l.objid = :low"
+                " AND l.objsubid = 1"
+            ),
+            {"high": LOCK_KEY >> 32, "low": LOCK_KEY & 0xFFFFFFFF},
+        )
+    try:
+        return int(str(value).removeprefix(APPLICATION_PREFIX)) if value else None
+    except ValueError:
+        return None
 
 
 @contextlib.asynccontextmanager

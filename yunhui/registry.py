@@ -193,11 +193,17 @@ class Registry:
 
     async def workers(self) -> list[WorkerView]:
         """Every registered worker (its key not expired), with its current reservations."""
-        ids = [key.removeprefix(WORKER_KEY) async for key in self._redis.scan_iter(match=WORKER_KEY + "*")]
+        return await self.read(self._redis, self._clock_ms())
+
+    @staticmethod
+    async def read(client: redis_asyncio.Redis, at: int | None = None) -> list[WorkerView]:
+        """The registered workers as any client sees them (the CLI has no Registry of its own)."""
+        ids = [_text(key) or "" async for key in client.scan_iter(match=WORKER_KEY + "*")]
+        ids = [key.removeprefix(WORKER_KEY) for key in ids]
         if not ids:
             return []
-        at = self._clock_ms()
-        async with self._redis.pipeline(transaction=False) as pipe:
+        at = now_ms() if at is None else at
+        async with client.pipeline(transaction=False) as pipe:
             for worker_id in ids:
                 pipe.hgetall(WORKER_KEY + worker_id)
                 pipe.zrangebyscore(RESERVED_KEY + worker_id, at, "+inf")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 import time
 
 import aiohttp
@@ -54,6 +56,14 @@ async def test_billing_runs_in_one_worker_and_another_leads_after_kill_9(
     assert follower_metrics[BILLING] == 0
     assert follower_metrics['yunhui_job_skipped_total{job="billing"}'] > 0
     assert await _lock_holders(cluster.database_url) == 1
+    # `yunhui workers` lists both, serving, and names the leader.
+    listing = await _workers_command(cluster)
+    rows = {line.split()[0]: line for line in listing[1:]}
+    assert set(rows) == {"1", "2"} and all(" serving " in row for row in rows.values()), listing
+    assert rows[str(leader.worker_id)].endswith("yes") and not rows[str(follower.worker_id)].endswith("yes")
+    assert (await leader.metrics(http))[
+        f'yunhui_worker_state{{state="serving",worker="{leader.worker_id}"}}'
+    ] == 1
 
     await leader.stop(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -70,3 +80,14 @@ async def test_billing_runs_in_one_worker_and_another_leads_after_kill_9(
 
 async def _billing_at_least(worker: Worker, http: aiohttp.ClientSession, runs: int) -> bool:
     return (await worker.metrics(http)).get(BILLING, 0) >= runs
+
+
+async def _workers_command(cluster: Cluster) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YUNHUI_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "yunhui", "--config", str(cluster.config()), "workers",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode()
+    return out.decode().strip().splitlines()

@@ -15,9 +15,10 @@ from sqlalchemy import func, select
 
 from rooms.billing.reports import usage_report
 from rooms.live import store
-from rooms.live.models import LiveConcurrencySample
+from rooms.live.models import LiveConcurrencySample, LiveViewerSession
 from tests.live.conftest import Env, write_hls
 from tests.live.ua_fixtures import EDGE_WINDOWS, SAFARI_IPAD, WECHAT_ANDROID, WECHAT_IOS
+from web.api.live_activity import ViewerActivity
 
 N = 6
 
@@ -151,3 +152,37 @@ async def test_live_viewer_minutes_are_billed(env: Env) -> None:
     assert usage["live_viewer_minutes"] == 2, usage
     other = await usage_report(env.db, account_id=env.accounts["b"], month=None, now=env.clock.now)
     assert {row.kind: row.quantity for row in other.usage}.get("live_viewer_minutes", 0) == 0
+
+
+async def test_a_page_without_storage_is_one_viewer_and_gathered_requests_are_written_together(
+    env: Env,
+) -> None:
+    _, channel = await env.call(
+        "POST", "/live", json={"title": "Anon", "language": "en", "source_kind": "encoder"}
+    )
+    cid = channel["id"]
+    await env.call("POST", f"/live/{cid}/go-live")
+    write_hls(env.run_dir(cid), rehearsal=0, public=2)
+    tokens = []
+    for _ in range(2):  # no viewer_id (localStorage blocked): the same address and agent are one viewer
+        status, body = await env.call("POST", f"/live/{cid}/sessions", who=None, json={},
+                                      headers={"User-Agent": WECHAT_IOS})  # fmt: skip
+        assert status == 201, body
+        tokens.append(body["s"])
+    # The whole app gathers the requests and writes them once a second (web/api/live_activity.py).
+    activity = ViewerActivity()
+    async with env.db.session() as session:
+        ids = [
+            r.id
+            for r in (
+                await session.scalars(select(LiveViewerSession).where(LiveViewerSession.channel_id == cid))
+            )
+        ]
+    activity.add(ids[0], env.clock.now, 1)
+    activity.add(ids[0], env.clock.now + timedelta(seconds=4), 1)
+    activity.add(ids[1], env.clock.now + timedelta(seconds=2), 1)
+    assert await activity.flush(env.db) == 2
+    assert await activity.flush(env.db) == 0
+    _, stats = await env.call("GET", f"/live/{cid}/statistics")
+    assert (stats["unique_viewers"], stats["views"]) == (1, 2), stats
+    assert stats["watch_minutes"] == round((4 + 2) / 60, 1)

@@ -175,7 +175,11 @@ class LiveVideos:
             self._wake.clear()
             try:
                 claim = await store.claim_next(
-                    self._db, owner=self._owner, now=self._clock(), lease=self._lease
+                    self._db,
+                    owner=self._owner,
+                    now=self._clock(),
+                    lease=self._lease,
+                    handled=sorted(self._handled),
                 )
             except RoomsError:
                 log.exception("live videos: looking for work failed")

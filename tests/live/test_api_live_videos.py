@@ -363,3 +363,42 @@ async def test_three_items_play_in_order_on_the_running_channel(env: Env, tmp_pa
         assert starts == sorted(starts) and all(i["ended_at"] for i in items)
     finally:
         await env.call("POST", f"/live/{channel['id']}/stop")
+
+
+def _ffmpeg_on(directory: Path) -> list[str]:
+    """Command lines of running processes that name ``directory`` (our ffmpeg)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile
+        if any(str(directory).encode() in a for a in argv):
+            found.append(" ".join(a.decode(errors="replace") for a in argv))
+    return found
+
+
+async def test_deleting_a_video_mid_normalisation_stops_its_ffmpeg(
+    settings: Settings, tmp_path: Path
+) -> None:
+    require_tool("ffmpeg")
+    clip = make_clip(tmp_path / "long.mp4", seconds=6.0)
+    async for env in start_env(settings):  # the default 720p profile: the normalisation lasts a while
+        video_id = await env.upload(clip, "Long")
+        directory = env.videos.root / (await _directory(env, video_id))
+        async with asyncio.timeout(60):
+            while True:  # a bounded poll of ffmpeg's progress (another process's work)
+                _, video = await env.call("GET", f"/live/videos/{video_id}")
+                if video["state"] == "normalising" and video["progress"] > 0:
+                    break
+                await asyncio.sleep(0.02)
+        assert await asyncio.to_thread(_ffmpeg_on, directory)
+        done = env.videos.jobs_done
+        status, _ = await env.call("DELETE", f"/live/videos/{video_id}")
+        assert status == 204
+        await asyncio.wait_for(env.videos.wait_jobs(done + 1), 30)  # the cancelled job has ended
+        assert await asyncio.to_thread(_ffmpeg_on, directory) == []
+        assert not directory.exists()
+        # The job goes on with the next video.
+        next_id = await env.upload(make_clip(tmp_path / "short.mp4"), "Short")
+        assert (await env.settle(next_id))["state"] == "ready"

@@ -1,0 +1,49 @@
+"""The monitor's SIP check against the real SIP core on 127.0.0.1: OPTIONS answered 200 passes; a listener
+that does not answer fails within the monitor's timeout; an answer other than 200 fails with its status."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from signaling.sip.message import Headers, SipRequest, SipResponse, parse
+from tests.sip.sip_core_support import running_server, settings
+from yunhui.monitor import CheckFailed
+from yunhui.monitor_sip import sip_options_check
+
+
+async def test_options_to_the_gateway_passes() -> None:
+    async with running_server(settings(allow_guests=True)) as server:
+        await asyncio.wait_for(sip_options_check("127.0.0.1", server.ports["udp"])(), 5)
+
+
+async def test_a_silent_listener_fails_within_the_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sip_options_check("127.0.0.1", silent.getsockname()[1])(), 0.3)
+
+
+async def test_an_answer_other_than_200_fails_with_it() -> None:
+    class Busy(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            request = parse(data)
+            assert isinstance(request, SipRequest) and request.method == "OPTIONS"
+            names = ("Via", "From", "To", "Call-ID", "CSeq")
+            headers = Headers.of((name, request.headers.get(name) or "") for name in names)
+            answer = SipResponse(status=503, reason="Service Unavailable", headers=headers)
+            self.transport.sendto(answer.serialize(), addr)
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Busy, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        with pytest.raises(CheckFailed, match="503"):
+            await asyncio.wait_for(sip_options_check("127.0.0.1", port)(), 5)
+    finally:
+        transport.close()

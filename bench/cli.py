@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import hotspots, janus, joins, large_meeting, netns, recording, report, sections
+from bench import hotspots, janus, joins, netns, recording, report, sections
 from bench.media import ensure_media
 from bench.scenarios import (
     LOADGEN_CPU_LIMIT_PCT,
@@ -40,6 +40,8 @@ from bench.scenarios import (
     run_plan,
     save,
 )
+from bench.sip import main as sip_main
+from bench.sip import wanted as sip_wanted
 from sfu import fanout
 
 log = logging.getLogger("bench")
@@ -297,10 +299,10 @@ def write_report(args: argparse.Namespace, runs: list[Run], elapsed: float) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sip_wanted(sys.argv[1:] if argv is None else argv):  # in-process SIP legs: no Janus, no namespace
+        return sip_main(sys.argv[1:] if argv is None else argv)
     if recording.wanted(sys.argv[1:] if argv is None else argv):  # needs no Janus and no namespace
         return recording.main(sys.argv[1:] if argv is None else argv)
-    if large_meeting.wanted(sys.argv[1:] if argv is None else argv):  # neither does this one
-        return large_meeting.main(sys.argv[1:] if argv is None else argv)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     if args.report_only:

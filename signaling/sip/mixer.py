@@ -150,8 +150,37 @@ class _Source:
         return pcm
 
 
+class _Encoding:
+    """A mix on its way out in one codec: resampler and encoder state, one 20 ms frame per call."""
+
+    def __init__(self, codec: LegCodec) -> None:
+        self.info = CODECS[codec]
+        self.encoder = _encoder(self.info)
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=self.info.rate)
+        self.pts = 0  # in samples at the codec's rate
+        self.buffer = np.zeros(0, np.int16)
+        self.frames = 0
+
+    def encode(self, pcm: np.ndarray) -> list[bytes]:
+        """Resample to the codec's rate and encode exactly one 20 ms frame (the resampler's own delay is
+        made up with leading silence once, so every call gives one frame of the same duration)."""
+        info = self.info
+        if info.rate != MIX_RATE:
+            pcm = _mono(self.resampler.resample(_frame(pcm, MIX_RATE, self.pts * MIX_RATE // info.rate)))
+        count = info.rate // 50
+        buffered = np.concatenate((self.buffer, pcm))
+        if len(buffered) < count:
+            buffered = np.concatenate((np.zeros(count - len(buffered), np.int16), buffered))
+        chunk, self.buffer = buffered[:count], buffered[count:]
+        out = [bytes(p) for p in self.encoder.encode(_frame(chunk, info.rate, self.pts))]
+        self.pts += count
+        self.frames += 1
+        return out
+
+
 class _Leg:
-    """One SIP leg: its encoder for the mix it hears, its decoder and Opus encoder for what it says."""
+    """One SIP leg: its own encoding of the mix (used while its voice is in the mix), its decoder and Opus
+    encoder for what it says."""
 
     def __init__(self, leg_id: str, codec: LegCodec, send: SendAudio, publish: PublishAudio | None) -> None:
         self.id = leg_id
@@ -159,10 +188,7 @@ class _Leg:
         self.info = CODECS[codec]
         self.send = send
         self.publish = publish
-        self.encoder = _encoder(self.info)
-        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=self.info.rate)
-        self.pts = 0  # in samples at the leg's rate
-        self.buffer = np.zeros(0, np.int16)
+        self.own = _Encoding(codec)
         self.frames_sent = 0
         # The other way: the terminal's audio to Opus at 48 kHz, 20 ms frames.
         self.decoder = _decoder(self.info.decoder, self.info.rate)
@@ -186,6 +212,7 @@ class Mixer:
         self._loudest = loudest
         self._sources: dict[str, _Source] = {}  # by track id
         self._legs: dict[str, _Leg] = {}
+        self._shared: dict[str, _Encoding] = {}  # by codec: the mix of legs whose voice is not in it
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.ticks = 0
@@ -252,29 +279,27 @@ class Mixer:
         total = np.zeros(FRAME, np.int32)
         for pcm in decoded.values():
             total += pcm
+        everyone = np.clip(total, -32768, 32767).astype(np.int16)
+        # Legs not in the mix all hear the same thing: encoded once per codec this frame, the bytes shared
+        # (a leg moves to its own encoding while it is one of the loudest, and back).
+        shared: dict[str, list[bytes]] = {}
         for leg in list(self._legs.values()):
             own = decoded.get(leg.id)
-            mix = total - own if own is not None else total
-            self._send(leg, np.clip(mix, -32768, 32767).astype(np.int16))
-
-    def _send(self, leg: _Leg, pcm: np.ndarray) -> None:
-        """Resample to the leg's rate and encode exactly one 20 ms frame (the resampler's own delay is
-        made up with leading silence once, so every tick sends one frame of the same duration)."""
-        info = leg.info
-        try:
-            if info.rate != MIX_RATE:
-                pcm = _mono(leg.resampler.resample(_frame(pcm, MIX_RATE, leg.pts * MIX_RATE // info.rate)))
-            count = info.rate // 50
-            buffered = np.concatenate((leg.buffer, pcm))
-            if len(buffered) < count:
-                buffered = np.concatenate((np.zeros(count - len(buffered), np.int16), buffered))
-            chunk, leg.buffer = buffered[:count], buffered[count:]
-            for packet in leg.encoder.encode(_frame(chunk, info.rate, leg.pts)):
-                leg.send(bytes(packet), info.rtp_samples)
-                leg.frames_sent += 1
-            leg.pts += count
-        except Exception:
-            log.exception("mixer %s: leg %s failed", self._router.meeting_id, leg.id)
+            try:
+                if own is not None:
+                    payloads = leg.own.encode(np.clip(total - own, -32768, 32767).astype(np.int16))
+                elif leg.codec in shared:
+                    payloads = shared[leg.codec]
+                else:
+                    encoding = self._shared.get(leg.codec)
+                    if encoding is None:
+                        encoding = self._shared[leg.codec] = _Encoding(leg.codec)
+                    payloads = shared[leg.codec] = encoding.encode(everyone)
+                for payload in payloads:
+                    leg.send(payload, leg.info.rtp_samples)
+                    leg.frames_sent += 1
+            except Exception:
+                log.exception("mixer %s: leg %s failed", self._router.meeting_id, leg.id)
 
     async def _run(self) -> None:
         """The media clock: one tick per 20 ms of wall time, catching up (not drifting) after a slow tick."""

@@ -53,6 +53,9 @@ TRY_INTERVAL_S = 2.0
 MAX_TRY_INTERVAL_S = 32.0
 # A limiting estimate this soon after a try means the try failed.
 TRY_WINDOW_S = 2.0
+# An estimate under this share of what is sent is a shortfall; nearer, it is an estimator's noise around
+# what arrives (a limit there would hold every upgrade off for good).
+CONGESTED_SHARE = 0.85
 # Heavy loss this long lets the allocation pause videos.
 PAUSE_AFTER_S = 2.0
 # A try failed when the subscriber's estimate fell under this share of what it was when the try began.
@@ -199,7 +202,7 @@ class DownlinkBudget:
             self.pausing = True
         if estimate <= 0:
             return self.level
-        congested = estimate < sent
+        congested = lossy or estimate < sent * CONGESTED_SHARE
         if self._tried_at is not None:
             if now - self._tried_at < TRY_WINDOW_S:
                 if lossy or estimate < self._try_estimate * TRY_FALL:

@@ -156,6 +156,10 @@ class Pipeline:
         if self.state == "ended":
             return
         self._drain_queue()
+        air = self._air
+        if isinstance(air, TapInput):  # what arrived is written: the frames still settling go out now
+            role: Role = "primary" if air is self.inputs["primary"] else "standby"
+            self._units(role, air, air.pull(float("inf")))
         for role in ROLES:
             current = self.inputs[role]
             if current is not None:

@@ -203,6 +203,8 @@ class Segmenter:
         self._audio: Any = None
         self._start = 0.0  # output time of the open segment's first frame
         self._last_video: float | None = None
+        self._last_dts: float | None = None
+        self.clamped = 0  # frames moved forward to keep the timestamps increasing
         self._frame_interval = 1 / profile.fps
         self._size: tuple[int, int] | None = None
         self._discontinuity = False
@@ -236,8 +238,16 @@ class Segmenter:
 
     def video(self, t: float, data: bytes, keyframe: bool, *, dts: float | None = None) -> None:
         """One H.264 access unit (Annex B) at output time `t` (presentation; `dts` when it differs)."""
-        if self._last_video is not None and t <= self._last_video - 0.5:
-            return  # a source's old frame after a switch
+        # Times come from sender reports, which move a little as reports come; a frame not after the last one
+        # is put just after it, or the muxer would refuse it and the frames after it would not decode.
+        last = self._last_video
+        if last is not None and t <= last:
+            t = last + 0.001
+            self.clamped += 1
+        decode_at = t if dts is None else dts
+        if self._last_dts is not None and decode_at <= self._last_dts:
+            decode_at = self._last_dts + 0.001
+        t = max(t, decode_at)
         if keyframe:
             data = self.parameter_sets.complete(data, True)
             size = h264_size(data) or self._size
@@ -257,11 +267,12 @@ class Segmenter:
             # The interval seen (for the last segment's duration), bounded: a stall is not a frame.
             self._frame_interval = min(max(t - self._last_video, 1 / 120), 0.1)
         self._last_video = t
+        self._last_dts = decode_at
         packet = av.Packet(data)
         packet.stream = self._video
         packet.time_base = VIDEO_TB
         packet.pts = round(t * VIDEO_RATE)
-        packet.dts = round((t if dts is None else dts) * VIDEO_RATE)
+        packet.dts = round(decode_at * VIDEO_RATE)
         packet.is_keyframe = keyframe
         self._mux(packet)
         self.frames += 1

@@ -60,8 +60,8 @@ class LiveSettings(BaseModel):
     # Without a sender report after this long a copied stream is timed by arrival.
     sender_report_wait_ms: int = Field(default=1500, ge=0, le=30_000)
     # A video hole waits this long for its repair (NACK) before the frames behind it are given up.
-    max_wait_ms: int = Field(default=600, ge=50, le=10_000)
-    hole_keyframe_ms: int = Field(default=200, ge=20, le=10_000)
+    max_wait_ms: int = Field(default=1000, ge=50, le=10_000)
+    hole_keyframe_ms: int = Field(default=400, ge=20, le=10_000)
     audio_wait_ms: int = Field(default=80, ge=0, le=2_000)
     # Packets queued per channel between the event loop and the channel's worker thread (then dropped and
     # counted: a stalled disk never stalls forwarding).

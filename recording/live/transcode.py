@@ -54,6 +54,7 @@ class Vp8Transcoder:
             "keyint_min": gop,
             "threads": "1",
             "forced-idr": "1",
+            "sc_threshold": "0",  # no scene-cut keyframes between the forced ones: segments stay 2 s
             "profile": "main",
         }
         enc.open()

@@ -86,6 +86,11 @@ Receiver = Callable[[SipRequest | SipResponse, Source], None]
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self._owner = owner
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host, port = str(addr[0]), int(str(addr[1]))
@@ -107,6 +112,7 @@ class SipTransport:
         self._limits = AddressLimits(settings.rate_limits, clock, settings.trusted_proxies)
         self._trusted = frozenset(settings.trusted_proxies)
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _Datagrams | None = None
         self._servers: list[asyncio.Server] = []
         self._flows: dict[tuple[Transport, str, int], Flow] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,16 +126,23 @@ class SipTransport:
         return self._limits
 
     async def start(self, state_dir: Path | None = None) -> None:
+        """Bind every configured listener; on a failure (a port in use) the ones bound are closed again."""
+        try:
+            await self._start(state_dir)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self, state_dir: Path | None) -> None:
         settings = self._settings
         loop = asyncio.get_running_loop()
         if settings.udp_port is not None:
-            transport, _ = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 lambda: _Datagrams(self), local_addr=(settings.host, settings.udp_port)
             )
-            self._udp = transport
+            self._udp, self._udp_protocol = transport, protocol
             self.ports["udp"] = int(transport.get_extra_info("sockname")[1])
         if settings.tcp_port is not None:
-            # Same port number as UDP when 5060 was asked for; ephemeral ports are picked independently.
             server = await asyncio.start_server(
                 lambda r, w: self._accept("tcp", r, w), settings.host, settings.tcp_port
             )
@@ -147,8 +160,10 @@ class SipTransport:
         if self._closed:
             return
         self._closed = True
-        if self._udp is not None:
+        if self._udp is not None and self._udp_protocol is not None:
             self._udp.close()
+            # The socket is released one loop turn later; close() returns once the port is free.
+            await self._udp_protocol.lost
         for server in self._servers:
             server.close()
         for flow in list(self._flows.values()):

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 
 import pytest
 
 from signaling.sip.message import SipResponse, parse
+from signaling.sip.server import SipServer
 from signaling.sip.transport import Source
 from signaling.sip.uri import Via
 from tests.signaling.signaling_fakes import FakeClock
 from tests.sip.sip_core_support import (
     SDP,
     FakeCredentials,
+    RecordingHandler,
     UdpClient,
     digest_answer,
     endpoint,
@@ -227,3 +230,16 @@ async def test_connections_per_address_are_capped() -> None:
         assert (await read_response(kept[0][0])).status == 200
         for _, w in kept:
             w.close()
+
+
+async def test_a_port_in_use_fails_the_start_and_leaves_nothing_bound() -> None:
+    async with running_server(settings()) as first:
+        taken = first.ports["tcp"]
+        server = SipServer(settings(tcp_port=taken), FakeClock(), FakeCredentials(), RecordingHandler())
+        with pytest.raises(OSError):
+            await server.start()
+        udp = server.ports["udp"]
+        await server.close()
+    # The UDP port bound before the failure is free again.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", udp))

@@ -27,6 +27,7 @@ from signaling.sip.ivr_media import PromptLibrary, make_slate
 from signaling.sip.server import EndpointCredentials, Registration, SipServer
 from signaling.sip.settings import SipSettings
 from web.api.sip import SIP_STATUS
+from yunhui.monitor_sip import gateway_listening
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ def install(
         await asyncio.to_thread(prompts.prepare)
         await server.start()
         log.info("SIP gateway listening: %s", server.ports)
+        if server.ports.get("udp"):
+            gateway_listening(app, sip.host, server.ports["udp"])  # the monitor's OPTIONS check
         yield
         await gateway.close()
         await server.close()

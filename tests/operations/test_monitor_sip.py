@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from signaling.sip.message import Headers, SipRequest, SipResponse, parse
 from tests.sip.sip_core_support import running_server, settings
-from yunhui.monitor import CheckFailed
+from web.keys import DATABASE
+from yunhui.app import create_app
+from yunhui.monitor import MONITOR, CheckFailed
 from yunhui.monitor_sip import sip_options_check
+from yunhui.settings import load_settings
 
 
 async def test_options_to_the_gateway_passes() -> None:
@@ -47,3 +52,25 @@ async def test_an_answer_other_than_200_fails_with_it() -> None:
             await asyncio.wait_for(sip_options_check("127.0.0.1", port)(), 5)
     finally:
         transport.close()
+
+
+async def test_the_running_app_checks_its_own_gateway(tmp_path: Path) -> None:
+    settings = load_settings(
+        overrides={
+            "paths": {"var_dir": str(tmp_path / "var")},
+            "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            "sip": {"enabled": True, "host": "127.0.0.1", "udp_port": 0, "tcp_port": 0, "tls_port": None},
+            "monitor": {"media": False},
+        }
+    )
+    app = await create_app(settings, secret_key="monitor-sip-test-secret-0123456789abcdef")
+    await app[DATABASE].upgrade()
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        monitor = app[MONITOR]
+        assert "sip" in monitor.checks
+        results = {r.name: r for r in await monitor.check_once()}
+        assert results["sip"].ok, results["sip"].detail
+    finally:
+        await runner.cleanup()

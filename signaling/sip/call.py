@@ -95,6 +95,8 @@ class Call:
         self._ivr_router: Router | None = None
         self._ivr: Ivr | None = None
         self._digits = DigitCollector()
+        self.audio_packets = 0  # RTP audio packets from the terminal (DTMF not included)
+        self.digits: list[str] = []  # every key press of the call, in order (both paths, each once)
         self._player: asyncio.Task[None] | None = None
         self._prompt: list[bytes] = []
         self._prompt_done = asyncio.Event()
@@ -236,6 +238,7 @@ class Call:
         body = self.answer.sdp if self.answer is not None else self._our_offer
         assert body is not None
         ack_sdp = await self.sip.answer(body)
+        self.log.debug("answered; ACK %s an SDP", "with" if ack_sdp else "without")
         if self._our_offer is not None:
             if ack_sdp is None:
                 raise CallGone("hangup")
@@ -252,6 +255,7 @@ class Call:
         self.peer.on_keyframe_wanted = self._want_keyframe
         self.peer.on_audio = self._on_audio
         await self.peer.start(self.answer.plain_media(self.sip.remote[0]))
+        self.log.debug("media started (%s)", self.codec)
         self._last_rtp = self.gateway.scheduler.now()
         self._send_slate()
         self._watch_silence()
@@ -355,7 +359,10 @@ class Call:
 
     def _digit(self, digit: str, path: str) -> None:
         now = self.gateway.scheduler.now()
-        if self._ivr is None or not self._digits.digit(digit, path, now):
+        if not self._digits.digit(digit, path, now):
+            return
+        self.digits.append(digit)
+        if self._ivr is None:
             return
         if self._ivr.collecting:
             self._prompt = []  # barge-in: typing stops the prompt
@@ -447,6 +454,7 @@ class Call:
 
     def _on_audio(self, payload: bytes, pt: int, timestamp: int) -> None:
         self._last_rtp = self.gateway.scheduler.now()
+        self.audio_packets += 1
         participant = self.participant
         if self.state == "joined" and participant is not None:
             self.gateway.audio_in(participant, payload, pt, timestamp)

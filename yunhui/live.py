@@ -33,12 +33,13 @@ from aiohttp import web
 from sqlalchemy import select
 
 from recording.errors import RecordingError
-from recording.live.channel import EVENT, INDEX, LiveChannel, MeetingSource
+from recording.live.channel import EVENT, INDEX, LiveChannel, MeetingSource, PlaylistSource
 from recording.live.settings import LiveSettings
 from rooms.database import Database
 from rooms.errors import Conflict, RoomsError
 from rooms.live import store
 from rooms.live.models import LiveChannel as ChannelRow
+from rooms.live.videos import NORMAL_NAME, LiveVideo
 from rooms.models import Room
 from sfu.events import ActiveSpeakerChanged, RouterEvent, TrackPublished, TrackUnpublished
 from sfu.router import Router
@@ -75,6 +76,7 @@ class _Run:
     switched_at: float = 0.0
     closed: bool = False
     audio: tuple[str, ...] = field(default_factory=tuple)
+    standby: Path | None = None
 
 
 class LiveEngines:
@@ -101,6 +103,8 @@ class LiveEngines:
         self._runs: dict[int, _Run] = {}
         self._closing = False
         self.activity = ViewerActivity()
+        # Pre-recorded videos (yunhui/live_videos.py): <live root>/videos unless set.
+        self._videos_root: Path = settings.videos.root_dir or self.root / "videos"
 
     # --- web.api.live.LiveService -------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class LiveEngines:
                 router.add_listener(functools.partial(self._on_router_event, run))
                 self._put_meeting_on_air(run)
             engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
+            await self._put_standby(run, channel)
             await engine.start_rtmp()
         except (RecordingError, OSError) as exc:
             await self._discard(run)
@@ -159,6 +164,7 @@ class LiveEngines:
             return
         try:
             run.engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
+            await self._put_standby(run, channel)
             if channel.source_kind == "meeting":
                 router, _ = self._meeting_of(channel)
                 run.router = router
@@ -189,6 +195,21 @@ class LiveEngines:
         """The running engine of a channel (to put a PlaylistSource or a standby on air), or None."""
         run = self._runs.get(channel_id)
         return run.engine if run is not None else None
+
+    # --- the hot standby ------------------------------------------------------------------------------------
+
+    async def _put_standby(self, run: _Run, channel: ChannelRow) -> None:
+        """A "video" standby loops the channel's backup video (a ready, normalised upload); else none."""
+        path = None
+        if channel.standby_kind == "video" and channel.standby_video_id is not None:
+            async with self._db.session() as session:
+                video = await session.get(LiveVideo, channel.standby_video_id)
+            if video is not None and video.state == "ready":
+                path = self._videos_root / video.directory / NORMAL_NAME
+        if path == run.standby:
+            return
+        run.standby = path
+        run.engine.set_standby(PlaylistSource((path,), loop=True, label="standby") if path else None)
 
     # --- meeting sources ------------------------------------------------------------------------------------
 

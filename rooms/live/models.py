@@ -41,6 +41,9 @@ class LiveChannel(Base):
     audio_participant: Mapped[str] = mapped_column(String(200), default="")
     standby_kind: Mapped[str] = mapped_column(String(20), default="none")
     standby_override: Mapped[str] = mapped_column(String(20), default="auto")
+    # The backup video of a "video" standby: a ready pre-recorded video (rooms/live/videos.py; no foreign key,
+    # that table comes in a later migration), looped by the engine while it is on air.
+    standby_video_id: Mapped[int | None] = mapped_column(Integer)
     # Where the programme is pushed too (RTMP): it holds the receiver's stream key, so the API masks it.
     rtmp_url: Mapped[str | None] = mapped_column(Text)
     # The current run's directory under the live root (the engine's playlists and segments); a new one per

@@ -17,13 +17,14 @@ from rooms.live.devices import classify
 from rooms.live.models import LiveChannel, LiveConcurrencySample, LiveViewerSession
 from rooms.live.rules import RUNNING, check_editable, check_source, next_state
 from rooms.live.stats import CONCURRENT_WINDOW, Sample, Viewing, sample_instant
+from rooms.live.videos import LiveVideo
 from rooms.models import Room
 from rooms.webhooks.events import emit
 
 # Fields of a channel the console may change while it has not ended (the state has its own actions).
 EDITABLE_FIELDS = frozenset(
-    {"title", "language", "source_kind", "room_id", "audio_participant", "standby_kind", "rtmp_url",
-     "show_viewer_count"}
+    {"title", "language", "source_kind", "room_id", "audio_participant", "standby_kind", "standby_video_id",
+     "rtmp_url", "show_viewer_count"}
 )  # fmt: skip
 
 
@@ -35,6 +36,7 @@ class ChannelFields:
     room_id: int | None = None
     audio_participant: str = ""
     standby_kind: str = "none"
+    standby_video_id: int | None = None
     rtmp_url: str | None = None
     show_viewer_count: bool = False
 
@@ -47,10 +49,23 @@ async def _room_of_account(session: AsyncSession, room_id: int | None, account_i
         raise NotFound("no such room in the channel's account", field="room_id")
 
 
+async def _standby_video(session: AsyncSession, video_id: int | None, account_id: int) -> None:
+    if video_id is None:
+        return
+    video = await session.get(LiveVideo, video_id)
+    if video is None or video.account_id != account_id:
+        raise NotFound("no such pre-recorded video in the channel's account", field="standby_video_id")
+    if video.state != "ready":
+        raise Conflict(
+            f"the standby video is {video.state}, not ready", code="not_ready", field="standby_video_id"
+        )
+
+
 async def create(db: Database, *, account_id: int, fields: ChannelFields, now: datetime) -> LiveChannel:
     check_source(fields.source_kind, fields.room_id)
     async with db.writer() as session:
         await _room_of_account(session, fields.room_id, account_id)
+        await _standby_video(session, fields.standby_video_id, account_id)
         channel = LiveChannel(
             account_id=account_id,
             title=fields.title,
@@ -60,6 +75,7 @@ async def create(db: Database, *, account_id: int, fields: ChannelFields, now: d
             room_id=fields.room_id,
             audio_participant=fields.audio_participant,
             standby_kind=fields.standby_kind,
+            standby_video_id=fields.standby_video_id,
             standby_override="auto",
             rtmp_url=fields.rtmp_url,
             show_viewer_count=fields.show_viewer_count,
@@ -100,6 +116,8 @@ async def change(db: Database, channel_id: int, changes: dict[str, Any], *, now:
             room_id = None  # leaving a meeting source drops its room
         check_source(kind, room_id)
         await _room_of_account(session, room_id, channel.account_id)
+        if "standby_video_id" in changes:
+            await _standby_video(session, changes["standby_video_id"], channel.account_id)
         if channel.state in RUNNING and kind != channel.source_kind:
             # The engine switches sources of one kind on air (a DISCONTINUITY); another kind needs a new run.
             raise Conflict(

@@ -21,9 +21,11 @@ from sqlalchemy import select
 
 from rooms.database import Database
 from rooms.live.models import LiveChannel
+from rooms.live.videos import NORMAL_NAME, LiveVideo
 from rooms.models import Account, Room, User
 from rooms.tokens import mint_access_token, mint_join_token
 from tests.conftest import SECRET_KEY, RunningServer
+from tests.live.live_engine_media import make_item
 from tests.sfu.conftest import CounterVideoTrack, ToneAudioTrack
 from tests.signaling.live_server import Client
 from web.keys import DATABASE
@@ -208,3 +210,36 @@ async def test_a_crashed_run_is_recovered_at_the_next_start(settings: Settings, 
         assert not (root / "2-crashed").exists()
     finally:
         await runner.cleanup()
+
+
+async def test_a_video_standby_goes_on_air_when_the_channel_has_no_primary(env: Env, tmp_path: Path) -> None:
+    """The console's standby: a ready backup video, looped by the engine; the override forces it or not."""
+    videos_root = env.server.settings.paths.var_dir / "live" / "videos"
+    (videos_root / "backup-1").mkdir(parents=True)
+    make_item(videos_root / "backup-1" / NORMAL_NAME, 4.0, (40, 200, 40), size=(320, 180))
+    now = datetime.now(UTC)
+    async with env.db.session() as session:
+        video = LiveVideo(account_id=env.room.account_id, name="backup.mp4", state="ready", size_bytes=1,
+                          directory="backup-1", created_at=now, updated_at=now)  # fmt: skip
+        waiting = LiveVideo(account_id=env.room.account_id, name="late.mp4", state="uploading", size_bytes=9,
+                            directory="late-1", created_at=now, updated_at=now)  # fmt: skip
+        session.add_all([video, waiting])
+        await session.commit()
+    body = {"title": "Standby", "language": "en", "source_kind": "encoder", "standby_kind": "video",
+            "standby_video_id": waiting.id}  # fmt: skip
+    status, answer = await env.call("POST", "/live", body)
+    assert status == 409 and answer["error"]["field"] == "standby_video_id", answer
+    status, channel = await env.call("POST", "/live", {**body, "standby_video_id": video.id})
+    assert status == 201 and channel["standby_video_id"] == video.id, channel
+    cid = channel["id"]
+    status, channel = await env.call("POST", f"/live/{cid}/go-live")
+    assert status == 200, channel
+    engine = env.server.app[LIVE_ENGINES].engine(cid)
+    assert engine is not None
+    # No encoder publishes: after standby_after_s the backup video is on air and segments are cut.
+    await _until(lambda: engine.status().on_air == "standby" and engine.status().public_segments >= 1, 30)
+    status, channel = await env.call("PUT", f"/live/{cid}/standby", {"override": "primary"})
+    assert status == 200 and channel["standby_override"] == "primary"
+    await _until(lambda: engine.status().override == "off", 5)
+    status, channel = await env.call("POST", f"/live/{cid}/stop")
+    assert status == 200 and channel["state"] == "ended"

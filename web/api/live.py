@@ -110,6 +110,9 @@ class ChannelIn(Body):
         default="", description="participant id whose microphone is the audio (an interpreter); empty: all"
     )
     standby_kind: StandbyKind = "none"
+    standby_video_id: Id | None = Field(
+        default=None, description='a ready pre-recorded video: the "video" standby'
+    )
     rtmp_url: RtmpUrl | None = Field(default=None, description="push the programme here too (secret)")
     show_viewer_count: bool = False
     account_id: Id | None = Field(default=None, description="platform admin only: the account")
@@ -121,6 +124,7 @@ class ChannelPatch(Body):
     title: Name | None = None
     language: Language | None = None
     standby_kind: StandbyKind | None = None
+    standby_video_id: Id | None = None
     rtmp_url: RtmpUrl | None = Field(default=None, description='"" removes it')
     show_viewer_count: bool | None = None
 
@@ -148,6 +152,7 @@ class ChannelOut(BaseModel):
     meeting_id: int | None
     audio_participant: str
     standby_kind: str
+    standby_video_id: int | None
     standby_override: str
     rtmp_url: str | None = Field(description="masked: the stream key is never shown again")
     show_viewer_count: bool
@@ -219,6 +224,7 @@ def _out(request: web.Request, channel: LiveChannel) -> ChannelOut:
         meeting_id=channel.meeting_id,
         audio_participant=channel.audio_participant,
         standby_kind=channel.standby_kind,
+        standby_video_id=channel.standby_video_id,
         standby_override=channel.standby_override,
         rtmp_url=mask_url(channel.rtmp_url),
         show_viewer_count=channel.show_viewer_count,
@@ -286,6 +292,7 @@ async def create_channel(request: web.Request) -> web.Response:
         room_id=body.room_id,
         audio_participant=body.audio_participant,
         standby_kind=body.standby_kind,
+        standby_video_id=body.standby_video_id,
         rtmp_url=body.rtmp_url,
         show_viewer_count=body.show_viewer_count,
     )
@@ -324,7 +331,8 @@ async def patch_channel(request: web.Request) -> web.Response:
             raise ApiError(422, "invalid", f"{name}: cannot be null", name)
     updated = await store.change(request.app[DB], channel.id, changes, now=request.app[CLOCK]())
     service = _service(request)
-    if service is not None and updated.state in ("rehearsal", "live") and "standby_kind" in changes:
+    standby = {"standby_kind", "standby_video_id"} & set(changes)
+    if service is not None and updated.state in ("rehearsal", "live") and standby:
         await service.reconfigure(updated)
     return send(_out(request, updated))
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("audio_participant", sa.String(200), nullable=False),
         sa.Column("standby_kind", sa.String(20), nullable=False),
         sa.Column("standby_override", sa.String(20), nullable=False),
+        sa.Column("standby_video_id", sa.Integer(), nullable=True),
         sa.Column("rtmp_url", sa.Text(), nullable=True),
         sa.Column("directory", sa.String(200), nullable=True),
         sa.Column("show_viewer_count", sa.Boolean(), nullable=False, server_default=sa.false()),

@@ -14,10 +14,14 @@ import { Playlist } from "./live_videos.js";
 const CONSOLE_REFRESH_MS = 5000;
 const ACTION_PATHS = { rehearse: "rehearse", go_live: "go-live", stop: "stop", archive: "archive" };
 const EMPTY = { title: "", language: "zh-CN", source_kind: "meeting", room_id: "", audio_participant: "",
-  standby_kind: "none", rtmp_url: "", show_viewer_count: false };
+  standby_kind: "none", standby_video_id: "", rtmp_url: "", show_viewer_count: false };
 
 function ChannelForm({ channel, user, accountId, rooms, onSaved, onCancel }) {
-  const [form, setForm] = useState(channel ? { ...EMPTY, ...channel, room_id: channel.room_id ?? "", rtmp_url: "" } : EMPTY);
+  const [form, setForm] = useState(channel ? { ...EMPTY, ...channel, room_id: channel.room_id ?? "",
+    standby_video_id: channel.standby_video_id ?? "", rtmp_url: "" } : EMPTY);
+  const [videos] = useLoad(() => api.get(`/live/videos${qs({ state: "ready", account_id: accountParam(user, accountId) })}`),
+    [accountId]);
+  const standbyVideo = () => (form.standby_kind === "video" && form.standby_video_id ? Number(form.standby_video_id) : null);
   const [error, setError] = useState(null);
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
   async function submit(e) {
@@ -26,14 +30,14 @@ function ChannelForm({ channel, user, accountId, rooms, onSaved, onCancel }) {
     try {
       if (channel) {
         const body = { title: form.title, language: form.language, standby_kind: form.standby_kind,
-          show_viewer_count: form.show_viewer_count };
+          standby_video_id: standbyVideo(), show_viewer_count: form.show_viewer_count };
         if (form.rtmp_url) body.rtmp_url = form.rtmp_url;
         await api.patch(`/live/${channel.id}`, body);
       } else {
         await api.post("/live", {
           title: form.title, language: form.language, source_kind: form.source_kind,
           room_id: form.source_kind === "meeting" && form.room_id ? Number(form.room_id) : null,
-          audio_participant: form.audio_participant, standby_kind: form.standby_kind,
+          audio_participant: form.audio_participant, standby_kind: form.standby_kind, standby_video_id: standbyVideo(),
           rtmp_url: form.rtmp_url || null, show_viewer_count: form.show_viewer_count,
           account_id: accountParam(user, accountId),
         });
@@ -70,6 +74,12 @@ function ChannelForm({ channel, user, accountId, rooms, onSaved, onCancel }) {
     <select id="channel-standby" value=${form.standby_kind} onChange=${set("standby_kind")}>
       ${["none", "video", "encoder"].map((k) => html`<option value=${k}>${t(`channels.standby_kinds.${k}`)}</option>`)}
     </select>
+    ${form.standby_kind === "video" ? html`
+      <label for="channel-standby-video">${t("channels.standby_video")}</label>
+      <select id="channel-standby-video" value=${form.standby_video_id} onChange=${set("standby_video_id")}>
+        <option value="">${t("channels.choose_video")}</option>
+        ${(videos || []).map((v) => html`<option value=${v.id}>${v.name}</option>`)}
+      </select>` : null}
     <label for="channel-rtmp">${t("channels.rtmp_url")}</label>
     <input id="channel-rtmp" maxlength="1000" value=${form.rtmp_url} onInput=${set("rtmp_url")}
       placeholder=${channel?.rtmp_url || t("channels.rtmp_none")} />

@@ -189,6 +189,11 @@ class LiveEngines:
             rtmp=s.rtmp,
         )
 
+    async def remove_files(self, directory: str) -> None:
+        path = self.root / directory
+        if path.parent == self.root and directory and not directory.startswith("."):
+            await asyncio.to_thread(shutil.rmtree, path, True)
+
     # --- for the playlist component and the tests -----------------------------------------------------------
 
     def engine(self, channel_id: int) -> LiveChannel | None:

@@ -85,6 +85,10 @@ class FakeEngines:
     def status(self, channel_id: int) -> EngineStatus | None:
         return None
 
+    async def remove_files(self, directory: str) -> None:
+        shutil.rmtree(self.root / directory, ignore_errors=True)
+        self.calls.append(("remove", int(directory.split("-", 1)[0])))
+
 
 @dataclass
 class Env:

@@ -72,8 +72,14 @@ async def test_channels_are_created_listed_changed_and_isolated(env: Env) -> Non
 
     status, _ = await env.call("DELETE", f"/live/{channel['id']}", who="org@a.example")
     assert status == 403
+    await env.call("POST", f"/live/{channel['id']}/go-live")
+    status, answer = await env.call("DELETE", f"/live/{channel['id']}")
+    assert status == 409 and answer["error"]["code"] == "bad_state", "not while it runs"
+    await env.call("POST", f"/live/{channel['id']}/stop")
+    run = env.run_dir(channel)
     status, _ = await env.call("DELETE", f"/live/{channel['id']}")
     assert status == 204
+    assert not run.exists() and ("remove", channel["id"]) in env.engines.calls
     status, _ = await env.call("GET", f"/live/{channel['id']}")
     assert status == 404
 

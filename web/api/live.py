@@ -79,6 +79,10 @@ class LiveService(Protocol):
 
     def status(self, channel_id: int) -> EngineStatus | None: ...
 
+    async def remove_files(self, directory: str) -> None:
+        """Delete a deleted channel's run directory (idempotent)."""
+        ...
+
 
 LIVE_SERVICE = web.AppKey("live_service", LiveService)
 
@@ -347,7 +351,11 @@ async def patch_channel(request: web.Request) -> web.Response:
 async def delete_channel(request: web.Request) -> web.Response:
     who, channel = await _channel(request)
     who.require_admin()
-    await store.remove(request.app[DB], channel.id)
+    removed = await store.remove(request.app[DB], channel.id)
+    service = _service(request)
+    if service is not None and removed.directory:
+        # After the commit: a crash in between leaves a directory no row names (harmless, never served).
+        await service.remove_files(removed.directory)
     return web.Response(status=204)
 
 

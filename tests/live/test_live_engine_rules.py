@@ -39,7 +39,7 @@ def test_live_window_starts_at_go_live_and_counts_what_slid_out(tmp_path: Path) 
     assert [s.discontinuity for s in window.segments] == [True, False, False]
     replay = m3u8.load(str(tmp_path / "event.m3u8"))
     assert replay.playlist_type == "event" and not replay.is_endlist
-    assert [s.uri for s in replay.segments][0] == "seg-000005.ts" and len(replay.segments) == 5
+    assert replay.segments[0].uri == "seg-000005.ts" and len(replay.segments) == 5
     writer.end()
     writer.end()
     assert m3u8.load(str(tmp_path / "event.m3u8")).is_endlist

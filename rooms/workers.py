@@ -20,6 +20,8 @@ from rooms.database import Database
 from rooms.models import Attendance, Meeting, Worker
 
 SERVER_CRASH = "server_crash"
+# A worker of a cluster died while the others ran on; the leader closed its meetings (issue #20).
+WORKER_LOST = "worker_lost"
 # A run of another slot is presumed dead after this many missed heartbeats.
 MISSED_BEATS = 3
 
@@ -147,48 +149,69 @@ async def start_worker(
     """Register a new run of slot `name` and, in the same transaction, close every meeting a dead run left
     open and record its outages. Run it before accepting connections; a second start closes nothing more."""
     async with db.writer() as session:
-        rows = (await session.scalars(select(Worker))).all()
-        runs = [Run(w.id, w.name, w.started_at, w.beat_at, w.stopped_at) for w in rows]
-        # FOR UPDATE: two workers starting at once on PostgreSQL must not both close (and credit) a meeting.
-        open_rows = (
-            await session.scalars(select(Meeting).where(Meeting.ended_at.is_(None)).with_for_update())
-        ).all()
-        activity = await _last_activity(session, [m.id for m in open_rows])
-        found = [
-            OpenMeeting(
-                m.id, m.account_id, m.worker_id, m.started_at, max([m.started_at, *activity.get(m.id, [])])
-            )
-            for m in open_rows
-        ]
-        closures = plan_recovery(found, runs, name=name, now=now, stale_after=stale_after)
-        by_id = {m.id: m for m in open_rows}
-        for closure in closures:
-            meeting = by_id[closure.meeting_id]
-            meeting.ended_at = closure.at
-            meeting.end_reason = SERVER_CRASH
-            await session.execute(
-                update(Attendance)
-                .where(Attendance.meeting_id == closure.meeting_id, Attendance.left_at.is_(None))
-                .values(left_at=closure.at, leave_reason=SERVER_CRASH)
-            )
-        outages = crash_outages(closures, now=now)
-        for outage in outages:
-            listed = ", ".join(str(i) for i in outage.meeting_ids)
-            session.add(
-                Outage(
-                    account_id=outage.account_id,
-                    start=outage.start,
-                    end=outage.end,
-                    source="monitor",
-                    cause=SERVER_CRASH,
-                    note=f"server crash; meetings closed at the last heartbeat: {listed}"[:500],
-                    created_at=now,
-                )
-            )
+        closures, outages = await _close_dead(session, name=name, now=now, stale_after=stale_after)
         worker = Worker(name=name, host=host[:255], pid=pid, started_at=now, beat_at=now)
         session.add(worker)
         await session.commit()
     return Recovery(worker.id, tuple(closures), tuple(outages))
+
+
+async def reap_dead_runs(
+    db: Database, *, now: datetime, stale_after: timedelta
+) -> tuple[tuple[Closure, ...], tuple[CrashOutage, ...]]:
+    """Close the meetings of runs that died while the others went on (a worker of a cluster, issue #20),
+    as a start would, with the reason `worker_lost`. Idempotent; run it in one worker (the leader)."""
+    async with db.writer() as session:
+        # No slot is named: only a stopped run or one whose heartbeat is stale counts as dead.
+        closures, outages = await _close_dead(
+            session, name="", now=now, stale_after=stale_after, reason=WORKER_LOST
+        )
+        await session.commit()
+    return tuple(closures), tuple(outages)
+
+
+async def _close_dead(
+    session: AsyncSession, *, name: str, now: datetime, stale_after: timedelta, reason: str = SERVER_CRASH
+) -> tuple[list[Closure], list[CrashOutage]]:
+    rows = (await session.scalars(select(Worker))).all()
+    runs = [Run(w.id, w.name, w.started_at, w.beat_at, w.stopped_at) for w in rows]
+    # FOR UPDATE: two workers starting at once on PostgreSQL must not both close (and credit) a meeting.
+    open_rows = (
+        await session.scalars(select(Meeting).where(Meeting.ended_at.is_(None)).with_for_update())
+    ).all()
+    activity = await _last_activity(session, [m.id for m in open_rows])
+    found = [
+        OpenMeeting(
+            m.id, m.account_id, m.worker_id, m.started_at, max([m.started_at, *activity.get(m.id, [])])
+        )
+        for m in open_rows
+    ]
+    closures = plan_recovery(found, runs, name=name, now=now, stale_after=stale_after)
+    by_id = {m.id: m for m in open_rows}
+    for closure in closures:
+        meeting = by_id[closure.meeting_id]
+        meeting.ended_at = closure.at
+        meeting.end_reason = reason
+        await session.execute(
+            update(Attendance)
+            .where(Attendance.meeting_id == closure.meeting_id, Attendance.left_at.is_(None))
+            .values(left_at=closure.at, leave_reason=reason)
+        )
+    outages = crash_outages(closures, now=now)
+    for outage in outages:
+        listed = ", ".join(str(i) for i in outage.meeting_ids)
+        session.add(
+            Outage(
+                account_id=outage.account_id,
+                start=outage.start,
+                end=outage.end,
+                source="monitor",
+                cause=reason,
+                note=f"{reason.replace('_', ' ')}; meetings closed at the last heartbeat: {listed}"[:500],
+                created_at=now,
+            )
+        )
+    return closures, outages
 
 
 async def _last_activity(session: AsyncSession, meeting_ids: list[int]) -> dict[int, list[datetime]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from rooms.database import Database
+from rooms.workers import reap_dead_runs, stale_after
 from signaling.errors import JoinRefused, RefusalCode
 from signaling.server import MeetingServer
 from web.api.locate import LOCATOR, Location
@@ -150,6 +151,9 @@ def install(
         monitor.gate = gate
     if settings.workers.redis_url is not None:
         _install_registry(app, api, settings, meetings)
+        reaper = _reaper(app, settings, database, clock)
+        reaper.gate = gate
+        gated.append(reaper)
     return leadership
 
 
@@ -255,3 +259,30 @@ async def list_workers(settings: Settings) -> list[WorkerRow]:
         WorkerRow(v.id, v.state, v.address, v.http_port, v.udp, v.meetings, v.participants, v.pid == holder)
         for v in views
     ]
+
+
+def _reaper(
+    app: web.Application, settings: Settings, database: Database, clock: Callable[[], datetime]
+) -> PeriodicJob:
+    """The leader closes the meetings of a worker that died while the others ran on (at its last heartbeat,
+    reason worker_lost, an outage recorded for credits); a restart of its slot would, but may never come."""
+    interval = settings.jobs.heartbeat_interval_seconds
+    stale = stale_after(timedelta(seconds=interval))
+
+    async def reap() -> None:
+        closed, outages = await reap_dead_runs(database, now=clock(), stale_after=stale)
+        if closed:
+            log.warning(
+                "closed %d meeting(s) of lost workers (%s); %d outage(s) recorded",
+                len(closed), ", ".join(str(c.meeting_id) for c in closed), len(outages),
+            )  # fmt: skip
+
+    job = PeriodicJob("reaper", reap, interval)
+
+    async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
+        job.start()
+        yield
+        await job.close()
+
+    app.cleanup_ctx.append(reaper_ctx)
+    return job

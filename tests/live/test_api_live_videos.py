@@ -19,7 +19,7 @@ from sqlalchemy import select
 from recording.live.sources import PlaylistEvent
 from rooms.live.videos import NORMAL_NAME, SOURCE_NAME, LiveVideo
 from tests.conftest import require_tool
-from tests.live.videos_env import Clock, Env, make_clip, start_env
+from tests.live.videos_env import Env, make_clip, start_env
 from yunhui.settings import Settings
 
 SMALL_PROFILE = {"width": 320, "height": 180, "fps": 25, "video_bitrate_k": 300}
@@ -266,68 +266,53 @@ async def test_playlist_order_insert_skip_and_the_hand_over(env: Env, tmp_path: 
         await feed.close()
 
 
-async def test_a_crash_mid_normalisation_is_redone_at_the_next_start(
-    settings: Settings, tmp_path: Path
-) -> None:
-    require_tool("ffmpeg")
-    settings = _settings(settings)
-    clock = Clock()
-    clip = make_clip(tmp_path / "clip.mp4")
-    async for env in start_env(settings, clock):
-        video_id = await env.upload(clip, "Keynote")
-        await env.settle(video_id)
-        async with env.db.writer() as session:
-            # What a kill -9 mid-normalisation leaves: the row normalising under this worker's lease (held
-            # far into the future), a partial output of the dead ffmpeg, and no normalised file.
-            row = await session.get(LiveVideo, video_id)
-            assert row is not None and row.state == "ready"
-            row.state, row.progress, row.lease_owner = "normalising", 40, "main"
-            row.lease_until = clock.now + timedelta(hours=1)
-            directory = env.videos.root / row.directory
-            await session.commit()
-            # A second video leased by another worker that is still alive is not taken.
-            copied = (
-                "account_id",
-                "size_bytes",
-                "received_bytes",
-                "normal_size_bytes",
-                "created_at",
-                "updated_at",
-            )
-            other = LiveVideo(
-                **{c: getattr(row, c) for c in copied}, name="elsewhere", state="normalising", progress=10,
-                directory=row.directory + "-b", lease_owner="worker-2",
-                lease_until=clock.now + timedelta(minutes=2),
-            )  # fmt: skip
-            session.add(other)
-            await session.commit()
-            other_id = other.id
-        (directory / NORMAL_NAME).unlink()
-        (directory / f".{NORMAL_NAME}.part.mp4").write_bytes(b"half written")
-        (directory.with_name(directory.name + "-b")).mkdir()
-        (directory.with_name(directory.name + "-b") / SOURCE_NAME).write_bytes(clip.read_bytes())
-    # The next start of this worker redoes it from the beginning.
-    async for env in start_env(settings, clock):
-        video = await env.settle(video_id)
-        assert video["state"] == "ready" and video["progress"] == 100
-        assert (directory / NORMAL_NAME).is_file() and not (directory / f".{NORMAL_NAME}.part.mp4").exists()
-        async with env.db.session() as session:
-            held = await session.get(LiveVideo, other_id)
-            assert held is not None and (held.state, held.lease_owner) == ("normalising", "worker-2")
-        # Once that worker's lease has run out (it died too), this one takes the video over.
-        clock.now += timedelta(minutes=3)
-        taken = await env.settle(other_id)
-        assert taken["state"] == "ready"
-        probe = await asyncio.to_thread(
-            subprocess.run,
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0",
-             str(directory / NORMAL_NAME)],
-            capture_output=True, text=True, check=True, timeout=30,
+async def _crashed(env: Env, clip: Path, name: str, owner: str, lease: timedelta) -> tuple[int, Path]:
+    """A video as a kill -9 mid-normalisation leaves it: normalising under ``owner``'s lease, its upload, a
+    partial output of the dead ffmpeg, no normalised file (the real kill: test_live_videos_crash.py)."""
+    async with env.db.writer() as session:
+        row = LiveVideo(
+            account_id=env.ids["account_a"], name=name, state="normalising", size_bytes=1, received_bytes=1,
+            progress=40, directory=f"crashed-{name}", normal_size_bytes=0, created_by="", duration_ms=2000,
+            lease_owner=owner, lease_until=env.clock.now + lease, created_at=env.clock.now,
+            updated_at=env.clock.now,
         )  # fmt: skip
-        assert probe.stdout.split() == ["h264,320,180", "aac"]
-        async with env.db.session() as session:
-            leases = (await session.scalars(select(LiveVideo.lease_owner))).all()
-            assert set(leases) == {None}
+        session.add(row)
+        await session.commit()
+    directory = env.videos.root / row.directory
+    directory.mkdir()
+    shutil.copyfile(clip, directory / SOURCE_NAME)
+    (directory / f".{NORMAL_NAME}.part.mp4").write_bytes(b"half written")
+    return row.id, directory
+
+
+async def test_a_dead_runs_video_is_redone_at_once_and_another_workers_after_its_lease(
+    env: Env, tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4")
+    # This worker's own lease, held far into the future: a previous run of this worker (which this run
+    # proves dead) left it, so it is redone at once, from the beginning.
+    mine, directory = await _crashed(env, clip, "mine", "main", timedelta(hours=1))
+    # A video leased by another worker, which may still be alive: left alone until its lease runs out.
+    theirs, _ = await _crashed(env, clip, "theirs", "worker-2", timedelta(minutes=2))
+    video = await env.settle(mine)
+    assert video["state"] == "ready" and video["progress"] == 100
+    assert sorted(p.name for p in directory.iterdir()) == [NORMAL_NAME, SOURCE_NAME]
+    async with env.db.session() as session:
+        held = await session.get(LiveVideo, theirs)
+        assert held is not None and (held.state, held.lease_owner) == ("normalising", "worker-2")
+    env.clock.now += timedelta(minutes=3)
+    taken = await env.settle(theirs)
+    assert taken["state"] == "ready"
+    probe = await asyncio.to_thread(
+        subprocess.run,
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0",
+         str(directory / NORMAL_NAME)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert probe.stdout.split() == ["h264,320,180", "aac"]
+    async with env.db.session() as session:
+        leases = (await session.scalars(select(LiveVideo.lease_owner))).all()
+        assert set(leases) == {None}
 
 
 async def test_three_items_play_in_order_on_the_running_channel(env: Env, tmp_path: Path) -> None:

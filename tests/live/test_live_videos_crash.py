@@ -89,7 +89,7 @@ async def test_a_killed_app_mid_normalisation_redoes_it_at_the_next_start(tmp_pa
         "sfu": {"allow_loopback_candidates": True},
     }
     settings = load_settings(overrides=overrides)
-    clip = await asyncio.to_thread(make_clip, tmp_path / "keynote.mp4", seconds=6.0)
+    clip = await asyncio.to_thread(make_clip, tmp_path / "keynote.mp4", seconds=4.0)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, json.dumps(overrides),
         stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},

@@ -237,7 +237,7 @@ class PlainPeer:
             if self.video_out is None:
                 sock = self._media["video"]
                 self.video_out = Subscription(_Transceiver("video"), self._send_video, send_now=sock.send_rtp)
-                if self.native:
+                if self.native and fanout.NATIVE:
                     self.video_out.route = fanout.Route(self._refresh_route)
             params = RTCRtpSendParameters(codecs=[codec], rtcp=RTCRtcpParameters(cname=self.participant_id))
             self.video_out.configure(params)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -247,3 +250,31 @@ async def test_slate_then_adoption_into_the_meeting(meeting: Meeting) -> None:
     finally:
         terminal.close()
         await ivr.close()
+
+
+@pytest.mark.timeout(300)
+def test_without_the_c_module_the_terminal_path_works() -> None:
+    """Pure Python all the way (sfu._fanout not importable): a terminal's video to a subscriber, and the
+    speaker switch back to the terminal."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.sfu.without_native",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/sip/test_sip_plain.py",
+            "-k",
+            "(reaches and python) or (speaker and False)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 passed" in result.stdout

@@ -155,6 +155,22 @@ async def test_a_meeting_source_goes_from_rehearsal_to_live_and_its_replay_has_n
     assert channel["engine"]["on_air"] == "primary" and channel["engine"]["transcoding"] is False, channel
     rehearsal_segments = engine.status().segments - engine.status().public_segments
 
+    # An interpreter's channel on the same meeting: the same video, only the interpreter's microphone.
+    router = next(iter(env.server.app[LIVE_ENGINES]._sfu.routers.values()))
+    publisher = next(t.participant_id for t in router.tracks.values() if t.kind == "audio")
+    body = {"title": "Town hall (en)", "language": "en", "source_kind": "meeting", "room_id": env.room.id,
+            "audio_participant": "interpreter-not-here"}  # fmt: skip
+    _, english = await env.call("POST", "/live", body)
+    status, english = await env.call("POST", f"/live/{english['id']}/go-live")
+    assert status == 200, english
+    zh_run, en_run = engines._runs[cid], engines._runs[english["id"]]
+    assert en_run.video_track == zh_run.video_track is not None, "one meeting's video on both channels"
+    assert zh_run.audio and en_run.audio == (), "the English channel takes no one else's microphone"
+    source = {"source_kind": "meeting", "room_id": env.room.id, "audio_participant": publisher}
+    status, english = await env.call("PUT", f"/live/{english['id']}/source", source)
+    assert status == 200 and en_run.audio == zh_run.audio, "now the interpreter (the publisher) is its audio"
+    await env.call("POST", f"/live/{english['id']}/stop")
+
     status, channel = await env.call("POST", f"/live/{cid}/stop")
     assert status == 200 and channel["state"] == "ended"
     assert engines.engine(cid) is None

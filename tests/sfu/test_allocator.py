@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
 from sfu.allocator import (
     MAX_TRY_INTERVAL_S,
     PAUSE_AFTER_S,
@@ -131,3 +135,57 @@ def test_only_lasting_heavy_loss_pauses_videos() -> None:
     assert budget.pausing
     budget.budget(5_000_000, 0, 300_000, 0, 20.0)
     assert not budget.pausing
+
+
+async def test_one_remb_is_split_across_the_connections_videos() -> None:
+    """Wired: the REMB a subscriber sends for its connection (both SSRCs) is one budget. Handed to each
+    stream (as before), 1.7 Mbit/s would let both take their 1.5 Mbit/s layer: 3 Mbit/s in all."""
+    from sfu.settings import SfuSettings
+    from sfu.subscribe import SubscribeConnection
+    from sfu.track import Track
+    from tests.sfu.test_subscription import FakeSend, make_subscription, make_track
+
+    connection = SubscribeConnection("viewer", SfuSettings(), on_needs_offer=lambda: None)
+    try:
+        reference = make_track(FakeSend(), ["q", "h", "f"])
+        subscriptions = []
+        for n, pid in enumerate(("a", "b")):
+            track = Track(
+                track_id=f"{pid}:1",
+                participant_id=pid,
+                kind="video",
+                source="camera",
+                mid="1",
+                params=SimpleNamespace(codecs=list(reference.codecs.values()), encodings=[]),
+                rtcp_ssrc=42,
+                send_rtcp=FakeSend(),
+                rids=["q", "h", "f"],
+                keyframe_min_interval=0.1,
+                keyframe_retry=0.3,
+            )
+            for i, (rid, size) in enumerate(zip("qhf", ((160, 90), (320, 180), (640, 360)), strict=True)):
+                layer = track.layers[rid]
+                layer.ssrc = 100 * (n + 1) + i
+                layer.width, layer.height = size
+                layer.bitrate = SIMULCAST[i]
+            subscription = connection._add_subscription(
+                connection.pc.addTransceiver("video", direction="sendonly")
+            )
+            subscription._send = FakeSend()
+            subscription._connected = lambda: True
+            subscription.params = make_subscription(FakeSend()).params
+            subscription.bind(track)
+            subscriptions.append(subscription)
+        a, b = subscriptions
+        assert a.target is a.track.layers["f"] and b.target is b.track.layers["f"]  # type: ignore[union-attr]
+
+        remb = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(1_700_000, [a.ssrc, b.ssrc])
+        )
+        await connection._on_rtcp([remb], now=10.0)
+        assert a.target is a.track.layers["f"]  # type: ignore[union-attr]
+        assert b.target is b.track.layers["q"]  # type: ignore[union-attr]
+        assert a.allowance + b.allowance <= 1_700_000
+        assert not a.paused and not b.paused  # a low estimate lowers layers; it pauses nobody
+    finally:
+        await connection.close()

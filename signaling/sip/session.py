@@ -211,6 +211,10 @@ class Session:
             body = sdp.encode()
         response = transaction.reply(200, headers=tuple(headers), to_tag=self.dialog.local.tag, body=body)
         self._ack = asyncio.get_running_loop().create_future()
+        if transaction.state == "terminated":
+            # The flow is gone (a closed TCP/TLS connection): nobody will ever ACK.
+            self.end("transport")
+            return self._ack
         self._resender = Resender(
             self._host, response.serialize(), transaction.source, transaction.request.cseq[0], self._no_ack
         )

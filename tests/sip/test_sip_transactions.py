@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
+from signaling.clock import Scheduler
+from signaling.sip.api import CallGone
+from signaling.sip.dialog import Dialog
+from signaling.sip.incoming import IncomingCall
 from signaling.sip.message import Headers, SipParseError, SipRequest, SipResponse, parse, response_to
-from signaling.sip.transaction import ServerTransaction, TransactionLayer
+from signaling.sip.settings import SipSettings
+from signaling.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 from signaling.sip.transport import Source
 from signaling.sip.uri import NameAddr, SipUri, Via
 from tests.signaling.signaling_fakes import FakeClock
@@ -254,3 +262,40 @@ def test_uri_and_via() -> None:
     )
     with pytest.raises(SipParseError):
         SipUri.parse("tel:+861012345678")
+
+
+class Host:
+    """The CallHost of one leg, over the fake wire and clock (no SipServer)."""
+
+    def __init__(self, layer: TransactionLayer, wire: Wire, clock: FakeClock) -> None:
+        self.clock: Scheduler = clock
+        self.settings = SipSettings()
+        self.t1, self.t2 = T1, T2
+        self._layer, self._wire = layer, wire
+        self.tasks: list[asyncio.Task[None]] = []
+        self.gone: list[object] = []
+
+    def send(self, data: bytes, dest: Source) -> bool:
+        return self._wire.send(data, dest)
+
+    def request(self, request: SipRequest, dest: Source) -> ClientTransaction:
+        return self._layer.request(request, dest)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(coroutine))
+
+    def ended(self, session: object) -> None:
+        self.gone.append(session)
+
+
+async def test_answer_on_a_dead_flow_ends_the_call_with_transport() -> None:
+    transactions, wire, user, clock = layer()
+    transactions.received(request("INVITE"), PEER)
+    (invite,) = user.requests
+    dialog = Dialog.as_uas(invite.request, PEER, "gw1", "sip:127.0.0.1:5060;transport=udp")
+    call = IncomingCall(Host(transactions, wire, clock), invite, dialog, None, None)
+    wire.up = False  # the TCP/TLS connection closed while the handler decided
+    with pytest.raises(CallGone) as gone:
+        await asyncio.wait_for(call.answer("v=0\r\n"), 5)
+    assert gone.value.reason == "transport"
+    assert await call.wait_ended() == "transport"

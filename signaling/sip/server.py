@@ -18,7 +18,6 @@ from signaling.sip.api import (
     Credentials,
     EndpointCredentials,
     Registration,
-    SipCall,
     Transport,
 )
 from signaling.sip.auth import Digest
@@ -34,7 +33,7 @@ from signaling.sip.dialog import (
 from signaling.sip.gatekeeper import Gatekeeper
 from signaling.sip.incoming import IncomingCall
 from signaling.sip.message import SipParseError, SipRequest, SipResponse
-from signaling.sip.outgoing import dial, invite_request
+from signaling.sip.outgoing import OutgoingCall, dial, invite_request
 from signaling.sip.registrar import Registrar
 from signaling.sip.session import Session
 from signaling.sip.settings import SipSettings
@@ -56,9 +55,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# The calls layer may type dial-out legs with this name; both kinds are SipCall.
-OutgoingCall = SipCall
 
 
 class SipServer:
@@ -171,11 +167,15 @@ class SipServer:
         """(server, client) transactions alive; tests check that a finished call leaves none."""
         return self._layer.counts
 
-    def calls(self) -> list[IncomingCall]:
-        """The calls in progress (answered or not), for REST and the admin UI."""
-        return [s for s in self._sessions.values() if isinstance(s, IncomingCall) and s.ended_reason is None]
+    def calls(self) -> list[IncomingCall | OutgoingCall]:
+        """The calls in progress (answered or not, both directions), for REST and the admin UI."""
+        return [
+            s
+            for s in self._sessions.values()
+            if isinstance(s, IncomingCall | OutgoingCall) and s.ended_reason is None
+        ]
 
-    async def invite(self, endpoint_id: str, sdp_offer: str) -> SipCall:
+    async def invite(self, endpoint_id: str, sdp_offer: str) -> OutgoingCall:
         """Dial out to a registered Endpoint's newest binding and wait for its final answer.
 
         LookupError when the Endpoint has no binding; CallGone when the terminal refuses or never

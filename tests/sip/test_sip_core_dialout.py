@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from signaling.sip.api import CallGone
+from signaling.sip.api import CallGone, SipCall
 from signaling.sip.message import Headers, SipRequest, SipResponse, response_to
 from signaling.sip.server import SipServer
 from tests.sip.sip_core_support import (
@@ -72,8 +72,9 @@ async def test_dial_out_is_answered_then_the_terminal_hangs_up() -> None:
         assert invite.body.decode() == SDP
         answer(invite, client, 180)
         answer(invite, client, 200, body=TERMINAL_SDP)
-        call = await asyncio.wait_for(dialing, 5)
+        call: SipCall = await asyncio.wait_for(dialing, 5)  # an OutgoingCall is a SipCall
         assert call.offer == TERMINAL_SDP
+        assert server.calls() == [call]
         ack = await next_request(client, "ACK")
         assert ack.cseq == (1, "ACK")
         # The terminal hangs up: a BYE in the dialog (From/To swapped, our tag in To).

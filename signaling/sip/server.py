@@ -57,6 +57,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def contact_host(settings: SipSettings, request_uri: str | None) -> str:
+    """Our host for Contact: the advertised one, else the bound address, else (bound to all
+    interfaces) the host the terminal dialled, which is one it can reach."""
+    if settings.advertised_host:
+        return settings.advertised_host
+    if settings.host not in ("0.0.0.0", "::"):
+        return settings.host
+    if request_uri is not None:
+        with contextlib.suppress(SipParseError):
+            return SipUri.parse(request_uri).host
+    return "127.0.0.1"
+
+
 class SipServer:
     """RFC 3261 UAS and registrar for room terminals.
 
@@ -127,9 +140,7 @@ class SipServer:
     @property
     def host(self) -> str:
         """The host we put in Contact and Warning."""
-        if self.settings.advertised_host:
-            return self.settings.advertised_host
-        return "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        return contact_host(self.settings, None)
 
     async def start(self) -> None:
         if self._started:
@@ -340,7 +351,7 @@ class SipServer:
             return
         source = transaction.source
         port = self.ports.get(source.transport, 5060)
-        contact = f"sip:{self.host}:{port};transport={source.transport}"
+        contact = f"sip:{contact_host(self.settings, request.uri)}:{port};transport={source.transport}"
         dialog = Dialog.as_uas(request, source, new_tag(), contact)
         call = IncomingCall(self, transaction, dialog, endpoint, timer)
         self._sessions[dialog.key] = call

@@ -14,6 +14,7 @@ from signaling.sip.api import CallGone
 from signaling.sip.dialog import Dialog
 from signaling.sip.incoming import IncomingCall
 from signaling.sip.message import Headers, SipParseError, SipRequest, SipResponse, parse, response_to
+from signaling.sip.server import contact_host
 from signaling.sip.settings import SipSettings
 from signaling.sip.transaction import ClientTransaction, ServerTransaction, TransactionLayer
 from signaling.sip.transport import Source
@@ -299,3 +300,12 @@ async def test_answer_on_a_dead_flow_ends_the_call_with_transport() -> None:
         await asyncio.wait_for(call.answer("v=0\r\n"), 5)
     assert gone.value.reason == "transport"
     assert await call.wait_ended() == "transport"
+
+
+def test_contact_host_prefers_advertised_then_bound_then_dialled() -> None:
+    dialled = "sip:123456789@192.0.2.10:5060"
+    assert contact_host(SipSettings(advertised_host="meet.example.org"), dialled) == "meet.example.org"
+    assert contact_host(SipSettings(host="198.51.100.7"), dialled) == "198.51.100.7"
+    # Bound to every interface: the address the terminal used to reach us is one it can reach again.
+    assert contact_host(SipSettings(host="0.0.0.0"), dialled) == "192.0.2.10"
+    assert contact_host(SipSettings(host="0.0.0.0"), None) == "127.0.0.1"

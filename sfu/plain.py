@@ -12,19 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import (
-    RTCRtcpFeedback,
     RTCRtcpParameters,
-    RTCRtpCodecParameters,
-    RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
 from aiortc.rtp import (
@@ -42,7 +37,17 @@ from sfu.dtmf import DigitCollector
 from sfu.errors import BadRequest, Closed
 from sfu.metrics import METRICS
 from sfu.plain_media import MediaKind, PlainMedia, PlainStream
-from sfu.plain_stream import Address, MediaSocket
+from sfu.plain_stream import Address, MediaSocket, bind_pair
+from sfu.plain_tracks import (
+    KEYFRAME_INTERVAL_S,
+    OPUS_PT,
+    Transceiver,
+    aiortc_codec,
+    camera_track,
+    h264_payloads,
+    opus_track,
+    size_for_max_fs,
+)
 from sfu.retransmit import TokenBucket
 from sfu.rtp import RTP_HEADER, RtpHeader, abs_send_time, parse_rtp, split_payload
 from sfu.subscription import Subscription
@@ -56,47 +61,9 @@ log = logging.getLogger(__name__)
 
 # A keyframe asked for by RTCP and not come after this long is asked for again by SIP INFO.
 INFO_AFTER_S = 1.0
-# At most one keyframe request per this interval per stream, whatever the way (research §3.1).
-KEYFRAME_INTERVAL_S = 0.5
-OPUS_PT = 111
 TICK_S = 0.1
 REPORT_S = 2.0
-RECEIVE_BUFFER = 1 << 20
 NACK_LIMIT = 32  # sequence numbers answered per NACK packet from a terminal
-
-
-class _Sender:
-    def __init__(self) -> None:
-        self._ssrc = random.getrandbits(32) or 1
-        self._rtx_ssrc = 0
-
-
-class _Transceiver:
-    """What Subscription reads of an aiortc transceiver: its kind and the sender's SSRCs."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.sender = _Sender()
-
-
-def _aiortc_codec(stream: PlainStream) -> RTCRtpCodecParameters:
-    codec = stream.main
-    return RTCRtpCodecParameters(
-        mimeType=f"{stream.kind}/{codec.name}",
-        clockRate=codec.clock_rate,
-        channels=codec.channels if stream.kind == "audio" else None,
-        payloadType=codec.pt,
-        rtcpFeedback=[RTCRtcpFeedback(type=t, parameter=p or None) for t, p in codec.rtcp_feedback],
-        parameters=dict(codec.parameters),
-    )
-
-
-def size_for_max_fs(max_fs: int) -> tuple[int, int]:
-    """The 16:9 picture that fits `max_fs` macroblocks (16x16 pixels), for the layer choice; (0, 0): any."""
-    if max_fs <= 0:
-        return (0, 0)
-    width = int(math.sqrt(max_fs * 256 * 16 / 9))
-    return (width, width * 9 // 16)
 
 
 class PlainPeer:
@@ -158,7 +125,7 @@ class PlainPeer:
         sockets: dict[MediaKind, tuple[socket.socket, socket.socket]] = {}
         try:
             for kind in kinds:
-                sockets[kind] = _bind_pair(host, settings.udp_port_min, settings.udp_port_max)
+                sockets[kind] = bind_pair(host, settings.udp_port_min, settings.udp_port_max)
         except OSError:
             for rtp, rtcp in sockets.values():
                 rtp.close()
@@ -205,38 +172,24 @@ class PlainPeer:
             self._start_video(video)
         audio = media.stream("audio")
         if audio is not None and self.audio_track is None and audio.receives:
-            self.audio_track = self._opus_track()
+            self.audio_track = opus_track(self.participant_id, self._rtcp_ssrc, self._no_rtcp)
             self._router._track_published(self.audio_track)
         if first and self._ticker is None:
             self._ticker = asyncio.create_task(self._run(), name=f"sfu-plain:{self.participant_id}")
         self.follow_speaker()
 
     def _start_video(self, stream: PlainStream) -> None:
-        codec = _aiortc_codec(stream)
+        codec = aiortc_codec(stream)
         if self.video_track is None and stream.receives:
-            track = Track(
-                track_id=f"{self.participant_id}:video",
-                participant_id=self.participant_id,
-                kind="video",
-                source="camera",
-                mid="video",
-                params=RTCRtpReceiveParameters(codecs=[codec]),
-                rtcp_ssrc=self._rtcp_ssrc,
-                send_rtcp=self._send_keyframe_request,
-                rids=[],
-                keyframe_min_interval=max(
-                    KEYFRAME_INTERVAL_S, self._settings.keyframe_min_interval_ms / 1000
-                ),
-                keyframe_retry=max(KEYFRAME_INTERVAL_S, self._settings.keyframe_retry_ms / 1000),
-                keyframe_join_interval=KEYFRAME_INTERVAL_S,
-                ring_size=self._settings.nack_history,
+            track = camera_track(
+                self.participant_id, codec, self._settings, self._rtcp_ssrc, self._send_keyframe_request
             )
             self.video_track = track
             self._router._track_published(track)
         if stream.sends:
             if self.video_out is None:
                 sock = self._media["video"]
-                self.video_out = Subscription(_Transceiver("video"), self._send_video, send_now=sock.send_rtp)
+                self.video_out = Subscription(Transceiver("video"), self._send_video, send_now=sock.send_rtp)
                 if self.native and fanout.NATIVE:
                     self.video_out.route = fanout.Route(self._refresh_route)
             params = RTCRtpSendParameters(codecs=[codec], rtcp=RTCRtcpParameters(cname=self.participant_id))
@@ -245,30 +198,6 @@ class PlainPeer:
                 self.video_out.set_max_size(*size_for_max_fs(stream.max_fs))
         elif self.video_out is not None:
             self.video_out.unbind()  # on hold: nothing goes out until a re-INVITE resumes
-
-    def _opus_track(self) -> Track:
-        codec = RTCRtpCodecParameters(
-            mimeType="audio/opus",
-            clockRate=48000,
-            channels=2,
-            payloadType=OPUS_PT,
-            parameters={"minptime": 10, "useinbandfec": 1},
-        )
-        track = Track(
-            track_id=f"{self.participant_id}:audio",
-            participant_id=self.participant_id,
-            kind="audio",
-            source="mic",
-            mid="audio",
-            params=RTCRtpReceiveParameters(codecs=[codec]),
-            rtcp_ssrc=self._rtcp_ssrc,
-            send_rtcp=self._no_rtcp,
-            rids=[],
-            keyframe_min_interval=1.0,
-            keyframe_retry=1.0,
-        )
-        track.layers[""].ssrc = random.getrandbits(32) or 1
-        return track
 
     def _refresh_route(self) -> bool | None:
         """sfu/_route.c asks when the latched address or the keys changed (RouteState.nominated[1])."""
@@ -500,7 +429,7 @@ class PlainPeer:
         if sub.last_sent_at:
             sub.last_ts = (sub.last_ts + max(1, int(min(now - sub.last_sent_at, 5.0) * 90000))) & 0xFFFFFFFF
         pt = sock.stream.main.pt
-        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(frame))
+        payloads = h264_payloads(frame)
         for i, payload in enumerate(payloads):
             sub.last_seq = (sub.last_seq + 1) & 0xFFFF
             marker = 0x80 if i == len(payloads) - 1 else 0
@@ -625,40 +554,3 @@ class PlainPeer:
                 self._router._track_unpublished(track)
         for sock in self._media.values():
             sock.close()
-
-
-def _bind_pair(host: str, low: int | None, high: int | None) -> tuple[socket.socket, socket.socket]:
-    """Two UDP sockets on an even port and the next one (RFC 3550 §11), from [low, high] or ephemeral."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    attempts = 64 if low is None or high is None else max(1, (high - low + 1) // 2)
-    start = random.randrange(1 << 16)
-    for i in range(attempts):
-        rtp = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if low is None or high is None:
-                rtp.bind((host, 0))
-                port = rtp.getsockname()[1]
-                if port % 2 or port == 65535:
-                    rtp.close()
-                    continue
-            else:
-                first = low + (low % 2)
-                count = max(1, (high - first) // 2)
-                port = first + 2 * ((start + i) % count)
-                rtp.bind((host, port))
-            rtcp = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                rtcp.bind((host, port + 1))
-            except OSError:
-                rtcp.close()
-                raise
-        except OSError:
-            rtp.close()
-            continue
-        for sock in (rtp, rtcp):
-            sock.setblocking(False)
-        # A video burst (an IDR in 30 packets) while the loop is busy elsewhere must not overflow the
-        # default buffer; the kernel caps this at net.core.rmem_max.
-        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        return rtp, rtcp
-    raise OSError(f"no free RTP/RTCP port pair on {host}")

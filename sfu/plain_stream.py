@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 Receive = Callable[[bytes, Address], None]
 
+# A video burst (an IDR in 30 packets) while the loop is busy elsewhere must not overflow the default
+# buffer; the kernel caps this at net.core.rmem_max.
+RECEIVE_BUFFER = 1 << 20
+
 _PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
@@ -200,3 +204,40 @@ class MediaSocket:
         self.rtp_sock.close()
         self.rtcp_sock.close()
         self.route_state._state = RouteState.IDLE
+
+
+def bind_pair(host: str, low: int | None, high: int | None) -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on an even port and the next one (RFC 3550 §11), from [low, high] or ephemeral."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    attempts = 64 if low is None or high is None else max(1, (high - low + 1) // 2)
+    start = random.randrange(1 << 16)
+    for i in range(attempts):
+        rtp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if low is None or high is None:
+                rtp.bind((host, 0))
+                port = rtp.getsockname()[1]
+                if port % 2 or port == 65535:
+                    rtp.close()
+                    continue
+            else:
+                first = low + (low % 2)
+                count = max(1, (high - first) // 2)
+                port = first + 2 * ((start + i) % count)
+                rtp.bind((host, port))
+            rtcp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                rtcp.bind((host, port + 1))
+            except OSError:
+                rtcp.close()
+                raise
+        except OSError:
+            rtp.close()
+            continue
+        for sock in (rtp, rtcp):
+            sock.setblocking(False)
+        # A video burst (an IDR in 30 packets) while the loop is busy elsewhere must not overflow the
+        # default buffer; the kernel caps this at net.core.rmem_max.
+        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        return rtp, rtcp
+    raise OSError(f"no free RTP/RTCP port pair on {host}")

@@ -31,6 +31,8 @@ class Binding:
     user_agent: str | None
     # RFC 3327: the proxies between us and the terminal (Kamailio in front); dial-out routes through them.
     path: tuple[str, ...] = ()
+    # The REGISTER's Request-URI: the address the terminal reaches us at (our Contact when dialling out).
+    registrar_uri: str = ""
 
     def snapshot(self) -> Registration:
         return Registration(
@@ -119,6 +121,7 @@ class Registrar:
                 instance_id=instance.strip("<>") if instance else None,
                 user_agent=agent,
                 path=path,
+                registrar_uri=request.uri,
             )
             self._put(binding)
         echoed = tuple(("Path", p) for p in path) if "path" in headers.tokens("Supported") else ()

@@ -204,10 +204,11 @@ class SipServer:
             default = 5061 if dest.transport == "tls" else 5060
             dest = await self._transport.connect(dest.transport, uri.host, uri.port or default)
         port = self.ports.get(dest.transport, 5060)
+        our_host = contact_host(self.settings, binding.registrar_uri or None)
         request = invite_request(
             binding.contact,
             dest,
-            f"sip:{self.host}:{port};transport={dest.transport}",
+            f"sip:{our_host}:{port};transport={dest.transport}",
             sdp_offer,
             caller=f"sip:yunhui@{self.settings.domain}",
             session_expires=self.settings.session_expires,

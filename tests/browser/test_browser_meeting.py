@@ -162,7 +162,10 @@ async def test_screen_share_chat_files_hand_and_moderator_mute(
 
     # A screen share from the guest is shown large on the host's side.
     await guest.click("#toggle-screen")
-    assert await remote_video_width(host, guest_id, "screen") == 1280
+    assert await remote_video_width(host, guest_id, "screen") in (640, 1280)
+    # Two simulcast layers (the SDK's SCREEN_LAYERS): the large stage gets the full one once it is sent.
+    selector = f'.tile[data-participant="{guest_id}"][data-source="screen"] video'
+    await host.wait_for_function(f"document.querySelector('{selector}')?.videoWidth === 1280", timeout=20000)
     await host.wait_for_selector(f'.stage .tile.screen[data-participant="{guest_id}"]')
     await wait_rising(host, guest_id, "video", "frames", "screen")
 

@@ -8,6 +8,13 @@ export const SIMULCAST_LAYERS = [
   { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ];
 
+// A screen share in two layers: the SFU's allocator forwards the half-size one to subscribers whose downlink
+// cannot carry the full one (and pauses a layer nobody watches), as it does with the camera's three.
+export const SCREEN_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 2, maxBitrate: 300_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 const ANSWER_TIMEOUT_MS = 15_000;
 /** A connection "disconnected" this long is treated as failed (browsers often recover from a short one). */
 export const DISCONNECTED_GRACE_MS = 5_000;
@@ -226,6 +233,7 @@ export class Publisher {
       if (want && !transceiver) {
         const init = { direction: "sendonly", streams: [] };
         if (source === "camera" && this._simulcast) init.sendEncodings = SIMULCAST_LAYERS.map((l) => ({ ...l }));
+        if (source === "screen" && this._simulcast) init.sendEncodings = SCREEN_LAYERS.map((l) => ({ ...l }));
         this._transceivers[source] = pc.addTransceiver(track || KIND[source], init);
         // Camera and screen: a live channel copies whichever is on air (research/recording.md §3.2).
         if (source !== "mic" && this._videoCodec === "h264") preferH264(this._transceivers[source]);

@@ -70,8 +70,8 @@ class SipSettings(BaseModel):
     nonce_secret: SecretStr | None = None
     nonce_ttl_seconds: int = Field(default=300, ge=10)
     # Digest algorithms offered, preferred first (RFC 8760: ("SHA-256", "MD5")). MD5 alone by default:
-    # Debian's baresip 1.0 and sipp 3.6 fail to register when any SHA-256 challenge is present, as do
-    # many older room systems (docs/decisions.md). Offer SHA-256 where the whole fleet handles it.
+    # Debian's baresip 1.0 and sipp 3.6 fail to register when any SHA-256 challenge is present
+    # (docs/decisions.md). Offer SHA-256 where the whole fleet handles it.
     digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = Field(default=("MD5",), min_length=1)
     # False: an INVITE without credentials is challenged; True: it reaches the calls layer as a guest
     # (endpoint None), which admits or refuses it by the account's policy.

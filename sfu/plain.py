@@ -37,7 +37,7 @@ from sfu.dtmf import DigitCollector
 from sfu.errors import BadRequest, Closed
 from sfu.metrics import METRICS
 from sfu.plain_media import MediaKind, PlainMedia, PlainStream
-from sfu.plain_stream import Address, MediaSocket, bind_pair
+from sfu.plain_stream import Address, MediaSocket, bind_pair, tmmbn, tmmbr_requests
 from sfu.plain_tracks import (
     KEYFRAME_INTERVAL_S,
     OPUS_PT,
@@ -111,6 +111,7 @@ class PlainPeer:
         self._ticker: asyncio.Task[None] | None = None
         self._reported_at = 0.0
         self.infos_wanted = 0  # on_keyframe_wanted calls (tests, metrics)
+        self.tmmbr_bitrate = 0  # the terminal's last TMMBR cap on our video, bit/s (0: none)
 
     @classmethod
     def open(
@@ -352,6 +353,8 @@ class PlainPeer:
         plain = sock.admit(data, addr, rtcp=True)
         if plain is None:
             return
+        if kind == "video":
+            self._tmmbr(sock, plain)
         try:
             packets = RtcpPacket.parse(plain)
         except ValueError:
@@ -370,6 +373,18 @@ class PlainPeer:
                     layer.sr_ntp = packet.sender_info.ntp_timestamp
                     layer.sr_rtp = packet.sender_info.rtp_timestamp
                     layer.sr_at = time.monotonic()
+
+    def _tmmbr(self, sock: MediaSocket, compound: bytes) -> None:
+        """The terminal caps what we send it (RFC 5104 TMMBR): the cap is the Subscription's downlink estimate
+        (the layer choice reads it), acknowledged by a TMMBN."""
+        sub = self.video_out
+        entries = [e for e in tmmbr_requests(compound) if sub is not None and e[0] == sub.ssrc]
+        if sub is None or not entries:
+            return
+        sub.remb = min(bitrate for _, bitrate, _ in entries)
+        self.tmmbr_bitrate = sub.remb
+        sub.reselect_layer()
+        sock.send_rtcp(tmmbn(self._rtcp_ssrc, entries))
 
     async def _retransmit(self, sub: Subscription, lost: list[int]) -> None:
         for seq in lost:

@@ -241,3 +241,44 @@ def bind_pair(host: str, low: int | None, high: int | None) -> tuple[socket.sock
         rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         return rtp, rtcp
     raise OSError(f"no free RTP/RTCP port pair on {host}")
+
+
+RTPFB = 205
+TMMBR, TMMBN = 3, 4  # RFC 5104 §4.2.1, §4.2.2
+
+
+def tmmbr_requests(compound: bytes) -> list[tuple[int, int, int]]:
+    """The TMMBR entries of an RTCP compound packet: (media SSRC, bit rate in bit/s, measured overhead)."""
+    out = []
+    pos = 0
+    while pos + 4 <= len(compound):
+        fmt, pt = compound[pos] & 0x1F, compound[pos + 1]
+        end = pos + 4 * (int.from_bytes(compound[pos + 2 : pos + 4], "big") + 1)
+        if end > len(compound):
+            break
+        if pt == RTPFB and fmt == TMMBR:
+            for at in range(pos + 12, end - 7, 8):
+                ssrc = int.from_bytes(compound[at : at + 4], "big")
+                word = int.from_bytes(compound[at + 4 : at + 8], "big")
+                out.append((ssrc, ((word >> 9) & 0x1FFFF) << (word >> 26), word & 0x1FF))
+        pos = end
+    return out
+
+
+def tmmbn(sender_ssrc: int, entries: list[tuple[int, int, int]]) -> bytes:
+    """The TMMBN acknowledging `entries` (RFC 5104 §4.2.2: the bounding set, here what was asked)."""
+    fci = b""
+    for ssrc, bitrate, overhead in entries:
+        exponent = 0
+        while bitrate >> exponent > 0x1FFFF:
+            exponent += 1
+        word = (exponent << 26) | ((bitrate >> exponent) << 9) | (overhead & 0x1FF)
+        fci += ssrc.to_bytes(4, "big") + word.to_bytes(4, "big")
+    length = (8 + len(fci)) // 4
+    return (
+        bytes((0x80 | TMMBN, RTPFB))
+        + length.to_bytes(2, "big")
+        + sender_ssrc.to_bytes(4, "big")
+        + bytes(4)
+        + fci
+    )

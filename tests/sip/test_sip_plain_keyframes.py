@@ -11,6 +11,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
 from sfu.plain import INFO_AFTER_S
+from sfu.plain_stream import tmmbn, tmmbr_requests
 from tests.sfu.conftest import Meeting
 from tests.sip.plain_terminal import H264Source, wait_for
 from tests.sip.test_sip_plain import Terminal, _decode, _h264_client
@@ -131,5 +132,40 @@ async def test_the_terminals_nack_is_answered_from_the_ring(meeting: Meeting) ->
         await wait_for(got, resent, 5, "the retransmission")
         assert [x[6] for x in got.rtp if x[2] == seq] == [payload, payload]
         assert sub.retransmitted >= 1
+    finally:
+        terminal.close()
+
+
+def test_tmmbr_and_tmmbn_round_trip() -> None:
+    entries = [(0x11223344, 300_000, 40), (0x55667788, 6_000_000, 0)]
+    packet = tmmbn(0xABCDEF01, entries)
+    assert packet[0] & 0x1F == 4 and packet[1] == 205
+    request = bytes((0x80 | 3,)) + packet[1:]  # the same FCI as a TMMBR
+    assert tmmbr_requests(request) == entries
+    assert tmmbr_requests(b"\x80\xc8\x00\x06" + bytes(24) + request) == entries  # after an SR
+    assert tmmbr_requests(request[:-3]) == []  # cut short: ignored
+
+
+async def test_the_terminals_tmmbr_caps_its_video_and_is_acknowledged(meeting: Meeting) -> None:
+    await _h264_client(meeting, "alice", 10_000, 0.5)
+    await meeting.wait_tracks(2)
+    terminal = Terminal(meeting)
+    try:
+        peer = await terminal.join()
+        got = terminal.video.got
+        await wait_for(got, lambda: len(_decode(got.rtp).counters) >= 2, 20, "alice's video")
+        sub = peer.video_out
+        assert sub is not None
+        request = bytes((0x80 | 3,)) + tmmbn(0x5EED0001, [(sub.ssrc, 300_000, 40)])[1:]
+        terminal.video.send_rtcp(request)
+        await wait_for(
+            got,
+            lambda: any(
+                getattr(p, "fmt", None) == 4 and p.__class__.__name__ == "RtcpRtpfbPacket" for p in got.rtcp
+            ),
+            5,
+            "TMMBN",
+        )
+        assert peer.tmmbr_bitrate == 300_000 and sub.remb == 300_000
     finally:
         terminal.close()

@@ -119,6 +119,8 @@ class Registry:
         self._clock_ms = clock_ms
         self._held: dict[int, str] = {}  # room id -> the lease value this worker holds
         self._live: set[int] = set()  # the rooms with a meeting here at the last heartbeat
+        self._failed = False  # the last heartbeat did not reach Redis
+        self._recovered_ms = -(2**62)  # when a heartbeat reached Redis again after failing
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.last_beat_ms = 0  # the last heartbeat Redis took
@@ -154,6 +156,7 @@ class Registry:
             try:
                 await self.beat()
             except RedisError as exc:
+                self._failed = True
                 log.warning("registry heartbeat failed: %s", exc)
             except Exception:
                 log.exception("registry heartbeat failed")
@@ -172,6 +175,12 @@ class Registry:
             pipe.zremrangebyscore(RESERVED_KEY + self.me.id, "-inf", at)
             await pipe.execute()
         self.last_beat_ms = at
+        if self._failed:
+            # Leases may have run out while Redis was away: for one lease period only the rooms' owners
+            # (re-claiming theirs below) may take rooms, so no locate places a live meeting a second time.
+            self._failed = False
+            self._recovered_ms = at
+            log.info("registry reachable again")
         lease = self._ms(self._settings.lease_ttl_seconds)
         for room_id in rooms:
             value = self._held.get(room_id)
@@ -251,6 +260,10 @@ class Registry:
                 current = await self.owner(room_id, views)
                 if current is not None:
                     return current.worker
+            if room_id is not None and self._clock_ms() - self._recovered_ms < self._ms(
+                self._settings.lease_ttl_seconds
+            ):
+                raise RegistryUnavailable("the registry has just come back; try again shortly")
             chosen = choose_worker(views, now_ms=self._clock_ms(), fresh_ms=fresh)
             if chosen is None:
                 raise RegistryUnavailable("no worker is serving")

@@ -27,7 +27,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import hotspots, janus, joins, netns, recording, report, sections
+from bench import (
+    constrained_uplink,
+    hotspots,
+    janus,
+    joins,
+    large_meeting,
+    netns,
+    recording,
+    report,
+    sections,
+)
 from bench.media import ensure_media
 from bench.scenarios import (
     LOADGEN_CPU_LIMIT_PCT,
@@ -303,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         return sip_main(sys.argv[1:] if argv is None else argv)
     if recording.wanted(sys.argv[1:] if argv is None else argv):  # needs no Janus and no namespace
         return recording.main(sys.argv[1:] if argv is None else argv)
+    if large_meeting.wanted(sys.argv[1:] if argv is None else argv):  # neither does this one
+        return large_meeting.main(sys.argv[1:] if argv is None else argv)
+    if constrained_uplink.wanted(sys.argv[1:] if argv is None else argv):  # its own namespace and browsers
+        return constrained_uplink.main(sys.argv[1:] if argv is None else argv)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     if args.report_only:

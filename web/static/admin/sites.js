@@ -4,6 +4,7 @@ import { formatDateTime, t } from "../lib/i18n.js";
 import { copyText, html } from "../lib/ui.js";
 import { api, qs } from "./api.js";
 import { ErrorBox, Loading, accountParam, useLoad } from "./common.js";
+import { SipStatus } from "./sip_status.js";
 
 function SecretOnce({ endpoint, onClose }) {
   const [copied, setCopied] = useState(false);
@@ -104,6 +105,7 @@ export function Sites({ user, accountId }) {
       <p class="muted">${site.address}</p>
       ${site.suspended_at ? html`<p class="warning">${t("admin.sites.suspended", { date: formatDateTime(site.suspended_at) })}</p>` : null}
       <${Endpoints} site=${site} account=${account} onSecret=${setSecret} />
+      <${SipStatus} site=${site} account=${account} />
     </article>`)}
   </section>`;
 }

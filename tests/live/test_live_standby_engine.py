@@ -48,10 +48,10 @@ async def test_standby_takes_over_and_hands_back(tmp_path: Path) -> None:
         channel.set_standby(PlaylistSource((backup,), loop=True, label="backup"))
         channel.go_live()
         primary.begin(start)
-        await run(channel, clock, dies, [primary], at=script)
-        await run(channel, clock, returns, [], at=script)  # the primary is silent
+        await run(channel, clock, dies, [primary], at=script, step=0.2)
+        await run(channel, clock, returns, [], at=script, step=0.2)  # the primary is silent
         primary.begin(returns)
-        await run(channel, clock, start + 36.0, [primary], at=script)
+        await run(channel, clock, start + 36.0, [primary], at=script, step=0.2)
         if changes[0][1] == "none":  # until the primary's first keyframe
             changes.pop(0)
         roles = [(round(t - start, 2), role) for t, role in changes]
@@ -67,10 +67,10 @@ async def test_standby_takes_over_and_hands_back(tmp_path: Path) -> None:
 
         # The manual override: on pins the standby (the primary is healthy), auto hands back after the hold.
         channel.standby_override("on")
-        await run(channel, clock, start + 39.0, [primary])
+        await run(channel, clock, start + 39.0, [primary], step=0.2)
         assert channel.status().on_standby and channel.status().override == "on"
         channel.standby_override("off")
-        await run(channel, clock, start + 41.0, [primary])
+        await run(channel, clock, start + 41.0, [primary], step=0.2)
         assert channel.status().on_air == "primary"
         await channel.end()
 

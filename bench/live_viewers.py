@@ -51,7 +51,7 @@ async def _seed(db_url: str, root: Path) -> int:
             account = Account(name="Bench", created_at=now)
             session.add(account)
             await session.commit()
-        fields = store.ChannelFields(title="Bench", language="en", source_kind="encoder")
+        fields = store.ChannelFields(title="Bench", language="en", source_kind="playlist")
         channel = await store.create(db, account_id=account.id, fields=fields, now=now)
         await store.act(db, channel.id, "go_live", now=now, directory="run")
     finally:

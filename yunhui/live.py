@@ -33,7 +33,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from recording.errors import RecordingError
-from recording.live.channel import EVENT, INDEX, LiveChannel, MeetingSource, PlaylistSource
+from recording.live.channel import EVENT, INDEX, EncoderSource, LiveChannel, MeetingSource, PlaylistSource
 from recording.live.settings import LiveSettings
 from rooms.database import Database
 from rooms.errors import Conflict, RoomsError
@@ -41,6 +41,7 @@ from rooms.live import store
 from rooms.live.models import LiveChannel as ChannelRow
 from rooms.live.videos import NORMAL_NAME, LiveVideo
 from rooms.models import Room
+from rooms.policy import Kind
 from sfu.events import ActiveSpeakerChanged, RouterEvent, TrackPublished, TrackUnpublished
 from sfu.router import Router
 from sfu.sfu import Sfu
@@ -77,6 +78,8 @@ class _Run:
     closed: bool = False
     audio: tuple[str, ...] = field(default_factory=tuple)
     standby: Path | None = None
+    meeting_id: int | None = None
+    encoder: bool = False  # an encoder source: the room's WHIP publishers only
 
 
 class LiveEngines:
@@ -113,7 +116,8 @@ class LiveEngines:
             raise Conflict("the server is restarting; try again shortly", code="unavailable")
         if channel.id in self._runs:
             raise Conflict("the channel's engine is already running", code="bad_state")
-        router, meeting_id = self._meeting_of(channel) if channel.source_kind == "meeting" else (None, None)
+        tapped = channel.source_kind in ("meeting", "encoder")
+        router, meeting_id = self._meeting_of(channel) if tapped else (None, None)
         name = f"{channel.id}-{self._clock():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         try:
             engine = LiveChannel(
@@ -125,7 +129,9 @@ class LiveEngines:
         except RecordingError as exc:
             log.error("live channel %s: the engine did not start: %s", channel.id, exc)
             raise Conflict("the live storage is not available", code="unavailable") from None
-        run = _Run(channel.id, engine, self.root / name, router, channel.audio_participant)
+        encoder = channel.source_kind == "encoder"
+        run = _Run(channel.id, engine, self.root / name, router, channel.audio_participant,
+                   meeting_id=meeting_id, encoder=encoder)  # fmt: skip
         self._runs[channel.id] = run
         try:
             if router is not None:
@@ -165,10 +171,11 @@ class LiveEngines:
         try:
             run.engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
             await self._put_standby(run, channel)
-            if channel.source_kind == "meeting":
-                router, _ = self._meeting_of(channel)
+            if channel.source_kind in ("meeting", "encoder"):
+                router, run.meeting_id = self._meeting_of(channel)
                 run.router = router
                 run.audio_participant = channel.audio_participant
+                run.encoder = channel.source_kind == "encoder"
                 self._put_meeting_on_air(run, force=True)
         except RecordingError as exc:
             raise Conflict(str(exc), code="bad_state") from None
@@ -231,6 +238,11 @@ class LiveEngines:
         """The video on air (the speaker's camera, else the first camera, else a screen) and the audio."""
         assert run.router is not None
         tracks = list(run.router.tracks.values())
+        if run.encoder:
+            # The room's WHIP publishers (OBS, a hardware encoder), not the people in the meeting.
+            conference = self._meetings.conference_by_meeting(run.meeting_id) if run.meeting_id else None
+            whip = {p.id for p in conference.participants() if p.kind == Kind.WHIP} if conference else set()
+            tracks = [t for t in tracks if t.participant_id in whip]
         cameras = [t for t in tracks if t.kind == "video" and t.source == "camera"]
         videos = cameras or [t for t in tracks if t.kind == "video"]
         video = run.video_track if any(t.id == run.video_track for t in videos) else None
@@ -250,7 +262,8 @@ class LiveEngines:
             return
         run.video_track, run.audio = video, audio
         run.switched_at = self._monotonic()
-        run.engine.set_source(MeetingSource(run.router.tap, video, audio))
+        source = EncoderSource if run.encoder else MeetingSource
+        run.engine.set_source(source(run.router.tap, video, audio))
 
     def _on_router_event(self, run: _Run, event: RouterEvent) -> None:
         if run.closed:
@@ -259,7 +272,7 @@ class LiveEngines:
             match event:
                 case TrackPublished() | TrackUnpublished():
                     self._put_meeting_on_air(run)
-                case ActiveSpeakerChanged(participant_id=pid) if pid is not None:
+                case ActiveSpeakerChanged(participant_id=pid) if pid is not None and not run.encoder:
                     self._follow_speaker(run, pid)
         except RecordingError as exc:
             log.warning("live channel %s: the source did not change: %s", run.channel_id, exc)

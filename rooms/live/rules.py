@@ -22,8 +22,9 @@ ACTIONS: dict[str, dict[str, str]] = {
 RUNNING = frozenset({"rehearsal", "live"})
 # A channel's set-up may change until it ends; after that the replay is what it was.
 EDITABLE = frozenset({"draft", "rehearsal", "live"})
-# A source may be switched live; its kind decides what else must be named.
-SOURCE_NEEDS_ROOM = frozenset({"meeting"})
+# A source may be switched live; its kind decides what else must be named. An encoder publishes over WHIP
+# into a room's meeting (its join token names the room), so it names the room too.
+SOURCE_NEEDS_ROOM = frozenset({"meeting", "encoder"})
 
 VIEWER_AUDIENCE = "yunhui-live-viewer"
 STAFF_AUDIENCE = "yunhui-live-staff"
@@ -53,9 +54,10 @@ def check_editable(state: str) -> None:
 
 
 def check_source(kind: str, room_id: int | None) -> None:
-    """A meeting source names its room; the other kinds name none."""
+    """A meeting or encoder source names its room; a playlist names none."""
     if kind in SOURCE_NEEDS_ROOM and room_id is None:
-        raise InvalidInput("a meeting source needs the room whose meeting is shown", field="room_id")
+        what = "whose meeting is shown" if kind == "meeting" else "its encoder publishes into (WHIP)"
+        raise InvalidInput(f"a {kind} source needs the room {what}", field="room_id")
     if kind not in SOURCE_NEEDS_ROOM and room_id is not None:
         raise InvalidInput(f"a {kind} source takes no room", field="room_id")
 

@@ -170,6 +170,14 @@ async def test_a_meeting_source_goes_from_rehearsal_to_live_and_its_replay_has_n
     status, english = await env.call("PUT", f"/live/{english['id']}/source", source)
     assert status == 200 and en_run.audio == zh_run.audio, "now the interpreter (the publisher) is its audio"
     await env.call("POST", f"/live/{english['id']}/stop")
+    # An encoder channel on the room: the WHIP publisher's tracks (the OBS of the event), with its own engine.
+    body = {"title": "Encoder", "language": "en", "source_kind": "encoder", "room_id": env.room.id}
+    _, encoder = await env.call("POST", "/live", body)
+    status, encoder = await env.call("POST", f"/live/{encoder['id']}/go-live")
+    assert status == 200, encoder
+    encoder_run = engines._runs[encoder["id"]]
+    assert encoder_run.encoder and encoder_run.video_track == zh_run.video_track and encoder_run.audio
+    await env.call("POST", f"/live/{encoder['id']}/stop")
 
     status, channel = await env.call("POST", f"/live/{cid}/stop")
     assert status == 200 and channel["state"] == "ended"
@@ -241,7 +249,7 @@ async def test_a_video_standby_goes_on_air_when_the_channel_has_no_primary(env: 
                             directory="late-1", created_at=now, updated_at=now)  # fmt: skip
         session.add_all([video, waiting])
         await session.commit()
-    body = {"title": "Standby", "language": "en", "source_kind": "encoder", "standby_kind": "video",
+    body = {"title": "Standby", "language": "en", "source_kind": "playlist", "standby_kind": "video",
             "standby_video_id": waiting.id}  # fmt: skip
     status, answer = await env.call("POST", "/live", body)
     assert status == 409 and answer["error"]["field"] == "standby_video_id", answer

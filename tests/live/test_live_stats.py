@@ -138,8 +138,11 @@ def test_states_move_only_by_the_console_actions() -> None:
     with pytest.raises(InvalidInput):
         check_source("meeting", None)
     with pytest.raises(InvalidInput):
-        check_source("encoder", 3)
+        check_source("encoder", None)
+    with pytest.raises(InvalidInput):
+        check_source("playlist", 3)
     check_source("meeting", 3)
+    check_source("encoder", 3)
 
 
 def test_tokens_name_one_channel_and_expire() -> None:

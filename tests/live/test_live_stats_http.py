@@ -136,7 +136,7 @@ async def test_simulated_viewers_give_exact_statistics(env: Env) -> None:
 
 async def test_live_viewer_minutes_are_billed(env: Env) -> None:
     _, channel = await env.call(
-        "POST", "/live", json={"title": "Billed", "language": "zh-CN", "source_kind": "encoder"}
+        "POST", "/live", json={"title": "Billed", "language": "zh-CN", "source_kind": "playlist"}
     )
     cid = channel["id"]
     await env.call("POST", f"/live/{cid}/go-live")
@@ -158,7 +158,7 @@ async def test_a_page_without_storage_is_one_viewer_and_gathered_requests_are_wr
     env: Env,
 ) -> None:
     _, channel = await env.call(
-        "POST", "/live", json={"title": "Anon", "language": "en", "source_kind": "encoder"}
+        "POST", "/live", json={"title": "Anon", "language": "en", "source_kind": "playlist"}
     )
     cid = channel["id"]
     await env.call("POST", f"/live/{cid}/go-live")

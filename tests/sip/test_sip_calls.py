@@ -234,3 +234,29 @@ async def test_ivr_meeting_then_passcode_joins_without_reinvite(
         await until(lambda: not st.gateway.live_calls(), "the call ends")
     (record,) = await records.recent(sip_db, account_id=s.account_id)
     assert record.end_reason == "bye" and record.meeting_number == s.meeting_number
+
+
+async def test_a_quiet_room_keeps_the_call_up(
+    sip_db: Database, tmp_path: Path, lines: tuple[Line, Line]
+) -> None:
+    """A16, scaled: the terminal alone in its meeting, talking to nobody, for 3 times the silence timeout.
+    It sends RTP, so it stays; the mixer's comfort silence and the slate keep flowing to it."""
+    s = await seed(sip_db)
+    audio, video = lines
+    async with stack(sip_db, tmp_path, silence_timeout=timedelta(seconds=1)) as st:
+        call = FakeCall(s.meeting_number, terminal_offer(audio.port, video.port), credentials(s))
+        await st.gateway.on_invite(call)
+        ports = _ports(await asyncio.wait_for(call.answered, WAIT))
+        audio.gateway, video.gateway = ("127.0.0.1", ports["audio"]), ("127.0.0.1", ports["video"])
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for seq in range(150):  # 3 s of 20 ms G.722 frames (the media clock paces the loop)
+            audio.send(struct.pack("!BBHII", 0x80, 9, seq, seq * 160, 0x7E57) + b"\x00" * 160)
+            await asyncio.sleep(max(0.0, start + (seq + 1) * 0.02 - loop.time()))
+        assert not call.ended.done(), "the call must stay up"
+        got_audio = [r for r in audio.got.rtp if r[4] == 9]
+        assert len(got_audio) > 50, len(got_audio)  # the mix of nobody: comfort silence, every 20 ms
+        slate_idrs = {r[3] for r in video.got.rtp}  # one RTP timestamp per slate
+        assert len(slate_idrs) >= 2, slate_idrs
+        call.bye()
+        await until(lambda: not st.gateway.live_calls(), "the call ends")

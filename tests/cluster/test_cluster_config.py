@@ -41,28 +41,43 @@ async def _serve(tmp_path: Path, toml: str, *args: str) -> tuple[int, list[str]]
 @pytest.mark.parametrize(
     ("toml", "args", "expected"),
     [
-        (f"[workers]\n{REDIS}\n", (), "multi-worker needs PostgreSQL"),
         (f"[workers]\n{REDIS}\n", ("--workers", "2"), "multi-worker needs PostgreSQL"),
-        ("", ("--workers", "2"), "need workers.redis_url"),
-        ("", ("--worker", "1"), "need workers.redis_url"),
         (
             f'[database]\n{PG}\n[workers]\n{REDIS}\ncount = 2\nudp_ranges = ["40000-40100", "40100-40200"]\n',
             ("--worker", "1"),
             "the UDP slices 40000-40100 and 40100-40200 overlap",
         ),
-        (
-            f"[database]\n{PG}\n[workers]\n{REDIS}\ncount = 2\n",
-            ("--worker", "3"),
-            "worker 3 is not one of this machine's workers 1..2",
-        ),
-        (f'[database]\n{PG}\n[workers]\nredis_url = "http://x"\n', (), "workers.redis_url: must start with"),
+        (f"[database]\n{PG}\n[workers]\n{REDIS}\ncount = 2\n", ("--worker", "3"), "worker 3 is not one of"),
     ],
 )
-async def test_refused_with_one_line(tmp_path: Path, toml: str, args: tuple[str, ...], expected: str) -> None:
+async def test_serve_refuses_with_one_line(
+    tmp_path: Path, toml: str, args: tuple[str, ...], expected: str
+) -> None:
     code, lines = await _serve(tmp_path, toml, *args)
     assert code == 2
     assert len(lines) == 1, lines
     assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"workers": {"redis_url": "redis://127.0.0.1:1/0"}}, "multi-worker needs PostgreSQL"),
+        ({"workers": {"count": 2}}, "need workers.redis_url"),
+        ({"workers": {"worker_id": 1}}, "need workers.redis_url"),
+        (
+            {"database": {"url": PG_URL}, "workers": {"redis_url": "http://x"}},
+            "workers.redis_url: must start with",
+        ),
+        (
+            {"database": {"url": PG_URL}, "workers": {"redis_url": "redis://x", "udp_ranges": ["1-2"]}},
+            "not a port",
+        ),
+    ],
+)
+def test_settings_refuse_a_cluster_that_cannot_work(overrides: dict[str, object], expected: str) -> None:
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(overrides=overrides)
 
 
 def test_worker_layout_splits_the_udp_range_and_numbers_the_ports() -> None:

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def measure(runs: int, window: float) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-uplink-") as scratch:
         out = Path(scratch) / "results.jsonl"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "YUNHUI_UPLINK_OUT": str(out)}
-        env["YUNHUI_UPLINK_WINDOW"] = f"{window:g}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_UPLINK_OUT": str(out)}
+        env["BENCH_UPLINK_WINDOW"] = f"{window:g}"
         for _ in range(runs):
             subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "bench/constrained_uplink_probe.py",

@@ -6,7 +6,7 @@ A Chromium publisher behind a 1 Mbit/s uplink (tbf, 100 ms queue) joins with its
 layers while a watcher shows it large (so the top layer is wanted). Sampled every 250 ms from the
 publisher's getStats: its send-side estimate (availableOutgoingBitrate), the round-trip time and the loss
 the SFU's receiver reports carry (remote-inbound-rtp, over every layer). Once with transport-cc, once
-REMB-only (``sfu.transport_cc = false``). Results go to the JSON file named by YUNHUI_UPLINK_OUT.
+REMB-only (``sfu.transport_cc = false``). Results go to the JSON file named by BENCH_UPLINK_OUT.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from yunhui.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-WINDOW_S = float(os.environ.get("YUNHUI_UPLINK_WINDOW", "30"))
+WINDOW_S = float(os.environ.get("BENCH_UPLINK_WINDOW", "30"))
 
 REMOTE = """async () => {
   const pc = window.yunhui.client.publishPc; if (!pc) return null;
@@ -137,7 +137,7 @@ async def test_uplink(
         "rtt_p50_ms": 1000 * rtts[len(rtts) // 2] if rtts else None,
         "window_s": WINDOW_S,
     }
-    out = os.environ.get("YUNHUI_UPLINK_OUT")
+    out = os.environ.get("BENCH_UPLINK_OUT")
     if out:
         with Path(out).open("a") as f:  # noqa: ASYNC230 - one line at the end of the test
             f.write(json.dumps(result) + "\n")

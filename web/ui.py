@@ -38,6 +38,9 @@ PASSCODE_PROBE: web.AppKey[PasscodeLookup] = web.AppKey("passcode_probe")
 # channel copies without transcoding. Set by the composition root (yunhui/live.py).
 LiveRoomLookup = Callable[[str], Awaitable[bool]]
 LIVE_ROOMS: web.AppKey[LiveRoomLookup] = web.AppKey("live_rooms")
+# Whether every meeting page publishes in H.264 (issue #16): set when the SIP gateway runs, so a room terminal
+# that dials in gets the browsers' video forwarded (terminals speak H.264 only) instead of the slate.
+PREFER_H264: web.AppKey[bool] = web.AppKey("prefer_h264", bool)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 NODE_MODULES = STATIC_DIR / "node_modules"
@@ -150,6 +153,8 @@ async def meeting_page(request: web.Request) -> web.Response:
 
 
 async def _live_codec(request: web.Request, number: str) -> dict[str, str]:
+    if request.app.get(PREFER_H264, False):
+        return {"video-codec": "h264"}
     lookup = request.app.get(LIVE_ROOMS)
     try:
         return {"video-codec": "h264"} if lookup is not None and await lookup(number) else {}

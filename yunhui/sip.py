@@ -26,6 +26,7 @@ from signaling.sip.gateway import Gateway, LiveCall
 from signaling.sip.ivr_media import PromptLibrary, make_slate
 from signaling.sip.server import EndpointCredentials, Registration, SipServer
 from signaling.sip.settings import SipSettings
+from web import ui
 from web.api.sip import SIP_STATUS
 from yunhui.monitor_sip import gateway_listening
 
@@ -117,6 +118,7 @@ def install(
     )
     server = SipServer(sip, scheduler, RoomsCredentials(database, sip.realm, clock), gateway)
     app[SIP_SERVER] = server
+    app[ui.PREFER_H264] = sip.calls.browsers_publish_h264
     app[SIP_GATEWAY] = gateway
     api[SIP_STATUS] = _Status(server, gateway)
 

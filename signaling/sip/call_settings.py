@@ -18,6 +18,9 @@ class SipCallSettings(BaseModel):
     # SDES-SRTP: off (plain RTP only), best_effort (SRTP when offered, over TLS), mandatory (refuse plain
     # RTP with 488). Keys travel in the SDP, so they are accepted only over TLS.
     srtp: Literal["off", "best_effort", "mandatory"] = "best_effort"
+    # Meeting pages publish H.264 while the gateway runs: terminals decode only H.264, so with VP8 from the
+    # browsers a terminal would see the slate (no transcoding in the media path). False: browsers' default.
+    browsers_publish_h264: bool = True
     # Hang up when the terminal sends no RTP for this long (never while it holds the call).
     silence_timeout_seconds: float = Field(default=30.0, gt=0)
     # The IVR: between digits, after a prompt with nothing typed, attempts before goodbye.

@@ -168,6 +168,8 @@ def artifact(name: str) -> str:
 
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Read at import: the suite's autouse fixture clears YUNHUI_* variables before each test runs.
+WRITE_DOCS_SCREENSHOTS = os.environ.get("YUNHUI_DOCS_SCREENSHOTS") == "1"
 
 
 def docs_screenshot(relative: str) -> str:
@@ -182,7 +184,7 @@ def docs_screenshot(relative: str) -> str:
 
 def docs_screenshot_dir(feature: str) -> Path:
     """The folder :func:`docs_screenshot` writes a feature's pictures into (created)."""
-    root = DOCS_SCREENSHOTS if os.environ.get("YUNHUI_DOCS_SCREENSHOTS") == "1" else ARTIFACTS / "docs"
+    root = DOCS_SCREENSHOTS if WRITE_DOCS_SCREENSHOTS else ARTIFACTS / "docs"
     folder = root / feature
     folder.mkdir(parents=True, exist_ok=True)
     return folder

@@ -7,6 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -54,7 +55,7 @@ async def test_an_answer_other_than_200_fails_with_it() -> None:
         transport.close()
 
 
-async def test_the_running_app_checks_its_own_gateway(tmp_path: Path) -> None:
+async def test_the_running_app_checks_its_own_gateway_and_its_pages_publish_h264(tmp_path: Path) -> None:
     settings = load_settings(
         overrides={
             "paths": {"var_dir": str(tmp_path / "var")},
@@ -67,7 +68,13 @@ async def test_the_running_app_checks_its_own_gateway(tmp_path: Path) -> None:
     await app[DATABASE].upgrade()
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
     try:
+        # With the gateway running, meeting pages publish H.264, the one codec terminals decode.
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/m/812345678") as page:
+            assert page.status == 200 and 'data-video-codec="h264"' in await page.text()
         monitor = app[MONITOR]
         assert "sip" in monitor.checks
         results = {r.name: r for r in await monitor.check_once()}

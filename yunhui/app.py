@@ -269,7 +269,10 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         app, api, settings.live, var_dir=settings.paths.var_dir, database=database, clock=clock,
         owner=cluster.slot_name(settings.workers),
     )  # fmt: skip
-    install_sip(app, api, settings.sip, database=database, sfu=sfu, meetings=meetings, clock=clock)
+    install_sip(
+        app, api, settings.sip, database=database, sfu=sfu, meetings=meetings, clock=clock,
+        state_dir=settings.paths.var_dir / "sip",
+    )  # fmt: skip
     app.add_subapp("/api/v1", api)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(

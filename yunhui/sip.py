@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -91,6 +92,7 @@ def install(
     meetings: MeetingServer,
     clock: Callable[[], datetime],
     scheduler: Scheduler | None = None,
+    state_dir: Path | None = None,
 ) -> Gateway | None:
     """Wire the gateway into ``app`` (and its status into ``api``); None when SIP is disabled."""
     if not sip.enabled:
@@ -116,7 +118,10 @@ def install(
             "attempts": calls.ivr_attempts,
         },
     )
-    server = SipServer(sip, scheduler, RoomsCredentials(database, sip.realm, clock), gateway)
+    # state_dir keeps the self-signed TLS certificate (without sip.tls_cert) across restarts.
+    server = SipServer(
+        sip, scheduler, RoomsCredentials(database, sip.realm, clock), gateway, state_dir=state_dir
+    )
     app[SIP_SERVER] = server
     app[ui.PREFER_H264] = sip.calls.browsers_publish_h264
     app[SIP_GATEWAY] = gateway

@@ -310,6 +310,9 @@ async def _serve(settings: Settings) -> int:
     app = await create_app(settings, secret_key=secret_key)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.server.shutdown_timeout)
     await runner.setup()
+    # Caught from before the listener opens: a SIGTERM right after "Listening on" (a supervisor stopping
+    # workers it has just started) must stop the server cleanly, not kill it by the default action.
+    stop = _stop_on_signals()
     try:
         await web.TCPSite(runner, settings.server.host, settings.server.port).start()
         urls = [_url("http", runner.addresses[-1])]
@@ -321,9 +324,10 @@ async def _serve(settings: Settings) -> int:
         for url in urls:
             click.echo(f"Listening on {url}")
         sys.stdout.flush()
-        await _wait_for_signal()
+        await stop.wait()
         log.info("stopping")
     finally:
+        _default_signals()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runner.cleanup(), settings.server.shutdown_timeout + 1)
     return 0
@@ -335,13 +339,15 @@ def _url(scheme: str, address: Any) -> str:
     return f"{scheme}://{shown}:{port}"
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    return stop
+
+
+def _default_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)

@@ -431,7 +431,7 @@ async def test_going_live_and_ending_queue_live_events_but_a_rehearsal_does_not(
         "POST", "/webhooks", {"url": receiver.url, "events": ["live.started", "live.ended"]}
     )
     assert status == 201
-    fields = live.ChannelFields(title="Launch", language="en", source_kind="encoder")
+    fields = live.ChannelFields(title="Launch", language="en", source_kind="playlist")
     channel = await live.create(scene.db, account_id=scene.account_id, fields=fields, now=START)
     await live.act(scene.db, channel.id, "rehearse", now=START)
     await live.act(scene.db, channel.id, "stop", now=START + timedelta(minutes=1))  # back to draft: nothing

@@ -147,7 +147,7 @@ async def record_publisher(
 
 
 @pytest.mark.parametrize(
-    ("codec", "ext", "seconds", "loss"), [("vp8", "webm", 20.0, 0.05), ("h264", "mkv", 20.0, 0.0)]
+    ("codec", "ext", "seconds", "loss"), [("vp8", "webm", 10.0, 0.05), ("h264", "mkv", 10.0, 0.0)]
 )
 async def test_per_track_files_hold_every_frame_sent(
     tmp_path: Path, codec: str, ext: str, seconds: float, loss: float

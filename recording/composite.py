@@ -9,22 +9,14 @@ can be retried.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from recording.errors import RenderError
+from recording.ffmpeg import Progress, run_to_file
 from recording.layout import LAYOUTS, Layout, composite_argv, plan
 from recording.settings import RecordingSettings
 from recording.timeline import read_timeline
-
-log = logging.getLogger(__name__)
-
-Progress = Callable[[float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,52 +54,13 @@ async def render(
         raise RenderError(f"{directory}: files missing: {', '.join(missing)}")
     tmp = out.with_name(f".{out.name}.rendering.mp4")
     argv = composite_argv(p, directory, tmp, settings)
-    total_us = p.frames / p.fps * 1_000_000
-    reported = -1.0
-
-    def report(value: float) -> None:
-        nonlocal reported
-        value = max(0.0, min(100.0, value))
-        if value > reported and progress is not None:
-            reported = value
-            try:
-                progress(round(value, 1))
-            except Exception:
-                log.exception("composite of %s: the progress callback failed", directory)
-
-    report(0.0)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise RenderError(f"ffmpeg cannot be run: {exc}") from exc
-    assert process.stdout is not None and process.stderr is not None
-    errors = asyncio.create_task(process.stderr.read())
-    try:
-        async for raw in process.stdout:
-            key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us" and value.lstrip("-").isdigit():
-                # 99 % at most until ffmpeg has exited: the mp4 is finished (faststart) only then.
-                report(min(int(value) / total_us * 100, 99.0))
-        code = await process.wait()
-        stderr = (await errors).decode(errors="replace").strip()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        errors.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await errors
-        tmp.unlink(missing_ok=True)
-        raise
-    if code != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        last = " / ".join(stderr.splitlines()[-3:]) or f"exit status {code}"
-        raise RenderError(f"ffmpeg failed: {last}")
-    os.replace(tmp, out)
-    report(100.0)
+    await run_to_file(
+        argv,
+        tmp,
+        out,
+        total_us=p.frames / p.fps * 1_000_000,
+        progress=progress,
+        error=RenderError,
+        what=f"composite of {directory}",
+    )
     return CompositeResult(out, p.frames / p.fps, len(p.intervals))

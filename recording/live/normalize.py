@@ -4,26 +4,18 @@ H.264 (constrained baseline or main) at the profile's size and rate, a keyframe 
 nowhere else (the HLS segmenter cuts there), AAC at 48 kHz stereo brought to the profile's loudness by
 ``loudnorm``, in an MP4 with its index in front. One niced ffmpeg process on few threads (live channels on the
 same machine keep their CPU); progress from ``-progress pipe:1`` (``out_time_us``) as a growing percentage.
-The output is written beside its target and renamed over it when ffmpeg succeeded: a failed, cancelled or
-killed run leaves no half file, and is simply run again.
+The run, its progress and its all-or-nothing output are recording.ffmpeg.run_to_file's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from recording.errors import RecordingError
+from recording.ffmpeg import Progress, niced, run_to_file
 from recording.live.settings import LiveProfile
-
-log = logging.getLogger(__name__)
-
-Progress = Callable[[float], None]
 
 
 class NormalizeError(RecordingError):
@@ -76,18 +68,6 @@ def normalize_argv(
     ]  # fmt: skip
 
 
-def niced(argv: list[str], nice: int) -> list[str]:
-    return ["nice", "-n", str(nice), *argv] if nice > 0 else argv
-
-
-def progress_of(line: str, duration_s: float) -> float | None:
-    """The percentage a ``-progress`` line reports (``out_time_us``), at most 99 until ffmpeg has exited."""
-    key, _, value = line.strip().partition("=")
-    if key != "out_time_us" or not value.lstrip("-").isdigit() or duration_s <= 0:
-        return None
-    return max(0.0, min(int(value) / (duration_s * 1_000_000) * 100, 99.0))
-
-
 async def normalize(
     source: Path,
     target: Path,
@@ -105,50 +85,14 @@ async def normalize(
     """
     tmp = target.with_name(f".{target.name}.part.mp4")
     argv = niced(normalize_argv(ffmpeg, source, tmp, profile, threads=threads), nice)
-    reported = -1.0
-
-    def report(value: float) -> None:
-        nonlocal reported
-        if value > reported and progress is not None:
-            reported = value
-            try:
-                progress(round(value, 1))
-            except Exception:
-                log.exception("normalising %s: the progress callback failed", source)
-
-    report(0.0)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except OSError as exc:
-        raise NormalizeError(f"ffmpeg cannot be run: {exc}") from exc
-    assert process.stdout is not None and process.stderr is not None
-    errors = asyncio.create_task(process.stderr.read())
-    try:
-        async for raw in process.stdout:
-            value = progress_of(raw.decode(errors="replace"), duration_s)
-            if value is not None:
-                report(value)
-        code = await process.wait()
-        stderr = (await errors).decode(errors="replace").strip()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-        errors.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await errors
-        await asyncio.to_thread(tmp.unlink, True)
-        raise
-    if code != 0 or not await asyncio.to_thread(tmp.is_file):
-        await asyncio.to_thread(tmp.unlink, True)
-        last = " / ".join(stderr.splitlines()[-3:]) or f"exit status {code}"
-        raise NormalizeError(f"ffmpeg failed: {last}")
-    await asyncio.to_thread(os.replace, tmp, target)
+    await run_to_file(
+        argv,
+        tmp,
+        target,
+        total_us=duration_s * 1_000_000,
+        progress=progress,
+        error=NormalizeError,
+        what=f"normalising {source}",
+    )
     size = await asyncio.to_thread(lambda: target.stat().st_size)
-    report(100.0)
     return NormalizeResult(target, size)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recording.ffmpeg import progress_percent
 from recording.live.media_check import (
     CHECKS,
     REASONS,
@@ -21,7 +22,7 @@ from recording.live.media_check import (
     parse_loudness,
     parse_probe,
 )
-from recording.live.normalize import normalize, normalize_argv, progress_of
+from recording.live.normalize import normalize, normalize_argv
 from recording.live.settings import LiveProfile
 from recording.live.video_settings import VideoSettings
 from rooms.errors import Conflict, InvalidInput
@@ -212,8 +213,9 @@ async def test_normalised_output_matches_the_profile(tmp_path: Path) -> None:
         "ffmpeg", source, tmp_path / "x.mp4", profile.model_copy(update={"h264_profile": "baseline"})
     )
     assert argv[argv.index("-profile:v") + 1] == "baseline"
-    assert progress_of("out_time_us=1500000", 3.0) == 50.0 and progress_of("out_time_us=9000000", 3.0) == 99.0
-    assert progress_of("frame=10", 3.0) is None
+    assert progress_percent("out_time_us=1500000", 3e6) == 50.0
+    assert progress_percent("out_time_us=9000000", 3e6) == 99.0
+    assert progress_percent("frame=10", 3e6) is None
 
 
 async def test_a_cancelled_normalisation_leaves_no_file(tmp_path: Path) -> None:

@@ -141,9 +141,7 @@ class Moderation:
                         self.hold(p, Source.MIC)
             case ModerationAction.REMOVE:
                 assert target is not None
-                self._ban(target)
-                target.removed_by = acted_by(actor)
-                target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
+                self.remove(target, acted_by(actor))
             case ModerationAction.LOCK | ModerationAction.UNLOCK:
                 conference.set_locked(action is ModerationAction.LOCK)
             case ModerationAction.ADMIT:
@@ -170,6 +168,12 @@ class Moderation:
                 target.role = Role.COHOST if action is ModerationAction.MAKE_COHOST else Role.PARTICIPANT
                 conference.participant_changed(target)
                 target.send(LobbyChanged(conference.lobby_entries()))
+
+    def remove(self, target: Participant, by: ActedBy) -> None:
+        """Out of the meeting, and not back in with the same credentials (a moderator or an admin)."""
+        self._ban(target)
+        target.removed_by = by
+        target.post(Close(LeaveReason.REMOVED, Removed(LeaveReason.REMOVED)))
 
     def _ban(self, target: Participant) -> None:
         identity = target.identity

@@ -23,7 +23,6 @@ from sfu.sfu import Sfu
 from sfu.whip import whip_app
 from signaling.files_app import files_app
 from signaling.media_gate import MediaGate
-from signaling.messages import EndReason
 from signaling.prejoin import PasscodeProbe
 from signaling.server import MeetingServer, socketio_server
 from signaling.store import RoomsMeetingStore
@@ -32,7 +31,7 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, cluster, monitor, webhooks
+from yunhui import backup_jobs, cluster, internal, monitor, webhooks
 from yunhui.jobs import PeriodicJob
 from yunhui.live import install as install_live
 from yunhui.live_videos import install as install_live_videos
@@ -57,20 +56,6 @@ Clock = Callable[[], dt.datetime]
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class _LiveMeetings:
-    """The REST API's view of the live meetings: an admin can end one."""
-
-    def __init__(self, meetings: MeetingServer) -> None:
-        self._meetings = meetings
-
-    async def end(self, meeting_id: int) -> bool:
-        conference = self._meetings.conference_by_meeting(meeting_id)
-        if conference is None:
-            return False
-        await conference.close(EndReason.HOST_ENDED)
-        return True
 
 
 def _metrics_middleware(registry: CollectorRegistry) -> Middleware:
@@ -254,7 +239,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         meetings=meetings, clock=clock, public_url=settings.server.public_url, secret_key=secret_key,
     )  # fmt: skip
     api = create_api(
-        database, secret_key=secret_key, clock=clock, settings=settings.rooms, live=_LiveMeetings(meetings),
+        database, secret_key=secret_key, clock=clock, settings=settings.rooms,
         recordings=recordings,
     )  # fmt: skip
     webhooks.install(app, api, settings.webhooks, database, clock)
@@ -274,6 +259,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         state_dir=settings.paths.var_dir / "sip",
     )  # fmt: skip
     app.add_subapp("/api/v1", api)
+    internal.install(app, api, settings.workers, meetings=meetings, database=database, secret_key=secret_key)
     app.add_subapp("/files", files_app(meetings))
     app.add_subapp(
         "/rtc",

@@ -212,6 +212,11 @@ class WorkerSettings(_Section):
     base_port: int = Field(default=8081, ge=1, le=65535)
     # The address other workers and nginx reach this worker's HTTP port at (the machine's, across hosts).
     address: str = "127.0.0.1"
+    # Signs the internal HTTP calls between workers (admin actions forwarded to a meeting's owner, the live
+    # list); None: derived from the secret key, which every worker shares.
+    internal_secret: SecretStr | None = None
+    # How long the live list waits for each other worker before it reports that worker as unreachable.
+    internal_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     # One "low-high" UDP range per worker of this machine; empty: sfu.udp_port_min..max split evenly.
     udp_ranges: tuple[str, ...] = ()
     heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)

@@ -19,6 +19,7 @@ from web.api import audit, auth, bookings, contracts, invoices, meetings, openap
 from web.api import availability as availability_api
 from web.api import incidents as incidents_api
 from web.api import live as live_api
+from web.api import live_meetings as live_meetings_api
 from web.api import live_playlists as live_playlists_api
 from web.api import live_videos as live_videos_api
 from web.api import live_viewers as live_viewers_api
@@ -49,8 +50,8 @@ ROUTE_MODULES.append(sip_api)
 ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.
 ROUTE_MODULES.append(statements_api)
-# Worker processes (issue #20): where a meeting lives.
-ROUTE_MODULES.append(locate_api)
+# Worker processes (issue #20): where a meeting lives; the live meetings of every worker.
+ROUTE_MODULES.extend([locate_api, live_meetings_api])
 # Operations (issue #21): measured availability and incidents.
 ROUTE_MODULES.extend([availability_api, incidents_api])
 # Operations (issue #21): webhooks, the audit log, usage charts.

@@ -126,6 +126,8 @@ class SipJoin:
     attach: MediaAttach
     endpoint_id: int | None = None
     user_agent: str = ""
+    # Dialled out by a moderator: the invitation stands in for the passcode (the lobby is the caller's).
+    invited: bool = False
 
 
 class MeetingServer:
@@ -259,7 +261,7 @@ class MeetingServer:
             raise JoinRefused(RefusalCode.SERVER_CLOSING, "the server is restarting; try again shortly")
         number, now = request.meeting_number, self.scheduler.now()
         room = await self._store.room_by_number(number, now=now)
-        if room is not None and room.terms.passcode and request.passcode is None:
+        if room is not None and room.terms.passcode and request.passcode is None and not request.invited:
             # Not a guess: the terminal dialled the bare number and is asked for the passcode next.
             raise JoinRefused(RefusalCode.WRONG_PASSCODE, "this meeting needs a passcode")
         verdict = self.attempts.begin(address=request.address, meeting_number=number, now=now)
@@ -280,7 +282,7 @@ class MeetingServer:
                 Role.PARTICIPANT,
                 request.display_name,
                 None,
-                False,
+                request.invited,
                 request.passcode,
                 principal=principal,
                 credential="passcode",

@@ -29,6 +29,7 @@ from signaling.sip.server import EndpointCredentials, Registration, SipServer
 from signaling.sip.settings import SipSettings
 from web import ui
 from web.api.sip import SIP_STATUS
+from web.api.sip_calls import SIP_DIALER
 from yunhui.monitor_sip import gateway_listening
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ def install(
         sip, scheduler, RoomsCredentials(database, sip.realm, clock), gateway, state_dir=state_dir
     )
     app[SIP_SERVER] = server
+    gateway.dialler = server
+    api[SIP_DIALER] = gateway
     app[ui.PREFER_H264] = sip.calls.browsers_publish_h264
     app[SIP_GATEWAY] = gateway
     api[SIP_STATUS] = _Status(server, gateway)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from rooms import policy
 from rooms.database import Database
@@ -32,11 +32,16 @@ class EndpointFacts:
 
 async def endpoint_by_username(db: Database, username: str, *, now: datetime) -> EndpointFacts | None:
     """The Endpoint whose SIP username is ``username`` (exact match), with its Site's standing at ``now``."""
-    query = (
-        select(Endpoint, Site)
-        .join(Site, Site.id == Endpoint.site_id)
-        .where(Endpoint.sip_username == username)
-    )
+    return await _facts(db, Endpoint.sip_username == username, now)
+
+
+async def endpoint_by_id(db: Database, endpoint_id: int, *, now: datetime) -> EndpointFacts | None:
+    """The Endpoint ``endpoint_id`` (dial-out), with its Site's standing at ``now``."""
+    return await _facts(db, Endpoint.id == endpoint_id, now)
+
+
+async def _facts(db: Database, where: ColumnElement[bool], now: datetime) -> EndpointFacts | None:
+    query = select(Endpoint, Site).join(Site, Site.id == Endpoint.site_id).where(where)
     async with db.session() as session:
         row = (await session.execute(query)).first()
     if row is None:

@@ -12,6 +12,8 @@ __all__ = [
     "CallGone",
     "CallHandler",
     "Credentials",
+    "DialRefused",
+    "DialState",
     "EndpointCredentials",
     "OfferRefused",
     "Registration",
@@ -148,3 +150,24 @@ class CallHandler(Protocol):
     """The calls layer: gets each authenticated (or allowed guest) INVITE and answers or rejects it."""
 
     async def on_invite(self, call: SipCall) -> None: ...
+
+
+class DialRefused(Exception):
+    """A dial-out that cannot start; ``code`` is machine-readable, the message says why to a person."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DialState:
+    """A dial-out's progress as moderators see it: ringing, joined, or ended with a reason."""
+
+    call_id: str
+    endpoint_id: int
+    display_name: str
+    state: str
+    reason: str | None = None

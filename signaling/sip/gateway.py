@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rooms.database import Database
 from rooms.models import Endpoint
+from rooms.sip.endpoints import endpoint_by_id
 from signaling.clock import Scheduler
 from signaling.server import MeetingServer
-from signaling.sip.api import SipCall
+from signaling.sip.api import DialRefused, DialState, SipCall
 from signaling.sip.call import Call, _describe, _router
+from signaling.sip.dialout import Dialler, Dialling, DialOut
 from signaling.sip.ivr_media import LegCodec, PromptLibrary
 from signaling.sip.mixer import Mixer
 
@@ -46,6 +48,7 @@ class LiveCall:
     video_codec: str
     srtp: bool
     started_at: datetime
+    direction: str = "inbound"  # outbound: dialled out from the meeting (signaling/sip/dialout.py)
 
 
 class Gateway:
@@ -82,16 +85,70 @@ class Gateway:
         self._mixers: dict[str, tuple[Mixer, set[str]]] = {}  # meeting id (router) -> mixer, legs
         self._leg_meeting: dict[str, str] = {}  # participant id -> meeting id
         self._closing = False
+        # The SIP core for dial-out (set by yunhui/sip.py once the SipServer exists); None: dial-out is off.
+        self.dialler: Dialler | None = None
 
     async def on_invite(self, call: SipCall) -> None:
         if self._closing:
             await call.reject(503, "Service Unavailable")
             return
-        leg = Call(self, call)
+        self._start(Call(self, call))
+
+    def _start(self, leg: Call) -> None:
         self._calls[leg.id] = leg
         task = asyncio.create_task(self._run(leg), name=f"sip-call:{leg.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def dial_out(
+        self,
+        meeting_id: int,
+        endpoint_id: int,
+        *,
+        now: datetime,
+        notify: Callable[[DialState], None] | None = None,
+    ) -> LiveCall:
+        """Call a registered Endpoint of the meeting's account into the live meeting; returns it ringing.
+
+        Raises DialRefused (the status and code the REST API and the moderators get) when it cannot start."""
+        if self.dialler is None or self._closing:
+            raise DialRefused(503, "unavailable", "the SIP gateway is not running")
+        conference = self.meetings.conference_by_meeting(meeting_id)
+        if conference is None or conference.ending:
+            raise DialRefused(409, "not_live", "the meeting is not live")
+        facts = await endpoint_by_id(self.db, endpoint_id, now=now)
+        if facts is None or facts.account_id != conference.room.account_id:
+            raise DialRefused(404, "no_such_endpoint", "no such endpoint in this meeting's account")
+        if facts.refusal is not None:
+            raise DialRefused(403, facts.refusal.value, facts.refusal_text or "the endpoint may not join")
+        if any(c.endpoint_id == endpoint_id and c.state != "ended" for c in self._calls.values()):
+            raise DialRefused(409, "busy", "this endpoint is already in a call")
+        binding = self.dialler.binding(str(endpoint_id))
+        if binding is None:
+            raise DialRefused(409, "not_registered", "the endpoint is not registered")
+        view = conference.view()
+        if view.locked:
+            raise DialRefused(409, "locked", "the meeting is locked")
+        if view.present >= conference.room.terms.capacity:
+            raise DialRefused(409, "full", "the meeting is full")
+        leg = DialOut(
+            self,
+            Dialling(self.dialler, endpoint_id, binding),
+            endpoint_id=endpoint_id,
+            display_name=facts.display_name,
+            meeting_number=conference.room.meeting_number,
+            notify=notify,
+        )
+        self._start(leg)
+        return self._live(leg)
+
+    def hang_up(self, call_id: str, *, meeting_number: str | None = None) -> bool:
+        """End a call (BYE, or CANCEL while it rings); False if there is none (of that meeting)."""
+        leg = self._calls.get(call_id)
+        if leg is None or (meeting_number is not None and leg.meeting_number != meeting_number):
+            return False
+        leg.finish("hangup")
+        return True
 
     async def _run(self, leg: Call) -> None:
         try:
@@ -101,26 +158,25 @@ class Gateway:
                 del self._calls[leg.id]
 
     def live_calls(self) -> list[LiveCall]:
-        out = []
-        for c in list(self._calls.values()):
-            answer = c.answer
-            out.append(
-                LiveCall(
-                    call_id=c.id,
-                    endpoint_id=c.endpoint_id,
-                    display_name=c.display_name,
-                    state=c.state,
-                    meeting_number=c.meeting_number,
-                    participant_id=None if c.participant is None else c.participant.id,
-                    remote=f"{c.sip.remote[0]}:{c.sip.remote[1]}",
-                    transport=c.sip.transport,
-                    audio_codec=_describe(answer.audio) if answer else "",
-                    video_codec=_describe(answer.video) if answer else "",
-                    srtp=bool(answer and answer.encrypted),
-                    started_at=c.started_at,
-                )
-            )
-        return out
+        return [self._live(c) for c in list(self._calls.values())]
+
+    def _live(self, c: Call) -> LiveCall:
+        answer = c.answer
+        return LiveCall(
+            call_id=c.id,
+            endpoint_id=c.endpoint_id,
+            display_name=c.display_name,
+            state=c.state,
+            meeting_number=c.meeting_number,
+            participant_id=None if c.participant is None else c.participant.id,
+            remote=f"{c.sip.remote[0]}:{c.sip.remote[1]}",
+            transport=c.sip.transport,
+            audio_codec=_describe(answer.audio) if answer else "",
+            video_codec=_describe(answer.video) if answer else "",
+            srtp=bool(answer and answer.encrypted),
+            started_at=c.started_at,
+            direction="outbound" if isinstance(c, DialOut) else "inbound",
+        )
 
     async def endpoint_name(self, endpoint_id: int) -> str:
         async with self.db.session() as session:

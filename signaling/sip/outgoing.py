@@ -27,6 +27,7 @@ def invite_request(
     session_expires: int,
     user_agent: str,
     path: tuple[str, ...] = (),
+    call_id: str | None = None,
 ) -> SipRequest:
     """The initial INVITE of a dial-out to ``target`` (a registered Contact)."""
     host, _, port = contact.removeprefix("sip:").split(";", 1)[0].rpartition(":")
@@ -45,7 +46,7 @@ def invite_request(
                 ("Max-Forwards", "70"),
                 ("From", str(NameAddr(caller, params={"tag": new_tag()}))),
                 ("To", f"<{target}>"),
-                ("Call-ID", secrets.token_hex(12)),
+                ("Call-ID", call_id or secrets.token_hex(12)),
                 ("CSeq", "1 INVITE"),
                 *(("Route", hop) for hop in path),
                 ("Contact", f"<{contact}>"),

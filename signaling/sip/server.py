@@ -186,7 +186,12 @@ class SipServer:
             if isinstance(s, IncomingCall | OutgoingCall) and s.ended_reason is None
         ]
 
-    async def invite(self, endpoint_id: str, sdp_offer: str) -> OutgoingCall:
+    def binding(self, endpoint_id: str) -> Registration | None:
+        """The newest live binding of an Endpoint (the one ``invite`` dials), or None."""
+        bindings = self.registrar.bindings(endpoint_id)
+        return bindings[0].snapshot() if bindings else None
+
+    async def invite(self, endpoint_id: str, sdp_offer: str, *, call_id: str | None = None) -> OutgoingCall:
         """Dial out to a registered Endpoint's newest binding and wait for its final answer.
 
         LookupError when the Endpoint has no binding; CallGone when the terminal refuses or never
@@ -214,6 +219,7 @@ class SipServer:
             session_expires=self.settings.session_expires,
             user_agent=self.settings.user_agent,
             path=binding.path,
+            call_id=call_id,
         )
         call = await dial(self, request, dest, endpoint_id)
         self._sessions[call.dialog.key] = call

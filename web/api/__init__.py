@@ -30,6 +30,7 @@ from web.api import recording_watch as recording_watch_api
 from web.api import recordings as recordings_api
 from web.api import reports as reports_api
 from web.api import sip as sip_api
+from web.api import sip_calls as sip_calls_api
 from web.api import sms as sms_api
 from web.api import statements as statements_api
 from web.api.base import CLOCK, DB, LIVE, SECRET_KEY, SETTINGS, THROTTLE, LiveMeetings, error_middleware
@@ -46,6 +47,7 @@ ROUTE_MODULES.extend([live_videos_api, live_playlists_api])
 ROUTE_MODULES.extend([live_api, live_viewers_api])
 # SIP room terminals (issue #16): registrations, live calls and call records.
 ROUTE_MODULES.append(sip_api)
+ROUTE_MODULES.append(sip_calls_api)  # dial-out from a meeting
 # The SMS platform (issue #19).
 ROUTE_MODULES.append(sms_api)
 # Billing documents (issue #23): statements of account, credit note PDFs.

@@ -18,19 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recording.live.ingest import RtmpIngestInput
 from recording.live.inputs import TapInput, TapInputSink
 from recording.live.mix import AudioMix
 from recording.live.playlist import PlaylistWriter, Segment
 from recording.live.playout import PlayoutInput
 from recording.live.segmenter import Segmenter
 from recording.live.settings import LiveProfile, LiveSettings
-from recording.live.sources import PlaylistEvent, PlaylistSource, Source, TrackDescription
+from recording.live.sources import (
+    PlaylistEvent,
+    PlaylistSource,
+    RtmpIngestSource,
+    Source,
+    TrackDescription,
+)
 from recording.live.switcher import Override, Role, Switcher
 from recording.live.units import AudioUnit, VideoUnit
 
 log = logging.getLogger(__name__)
 
-Input = TapInput | PlayoutInput
+Input = TapInput | PlayoutInput | RtmpIngestInput
 ROLES: tuple[Role, ...] = ("primary", "standby")
 Notify = Callable[[Callable[[PlaylistEvent], None], PlaylistEvent], None]
 
@@ -116,6 +123,8 @@ class Pipeline:
         new: Input | None = None
         if isinstance(source, PlaylistSource):
             new = PlayoutInput(input_id, source, self.settings, self.profile, notify=self._notify)
+        elif isinstance(source, RtmpIngestSource):
+            new = RtmpIngestInput(input_id, source, self.settings, self.profile, clock=self._clock)
         elif source is not None:
             new = TapInput(input_id, self.settings, self.profile, source.label)
         self.inputs[role] = new
@@ -196,7 +205,8 @@ class Pipeline:
             current = self.inputs[role]
             if current is None:
                 continue
-            if current is self._air or current is self._pending or isinstance(current, TapInput):
+            live = isinstance(current, TapInput | RtmpIngestInput)  # pulled off air too: its health
+            if current is self._air or current is self._pending or live:
                 self._units(role, current, current.pull(now))
         self._flush_if_silent(now)
 

@@ -241,7 +241,9 @@ class Segmenter:
         # Times come from sender reports, which move a little as reports come; a frame not after the last one
         # is put just after it, or the muxer would refuse it and the frames after it would not decode.
         last = self._last_video
-        if last is not None and t <= last:
+        # With B-frames (an RTMP encoder: `dts` given) presentation times go back and forth in decode order;
+        # only the decode times must increase.
+        if last is not None and t <= last and dts is None:
             t = last + 0.001
             self.clamped += 1
         decode_at = t if dts is None else dts
@@ -266,7 +268,7 @@ class Segmenter:
         if self._last_video is not None and t > self._last_video:
             # The interval seen (for the last segment's duration), bounded: a stall is not a frame.
             self._frame_interval = min(max(t - self._last_video, 1 / 120), 0.1)
-        self._last_video = t
+        self._last_video = t if dts is None else max(t, self._last_video or t)
         self._last_dts = decode_at
         packet = av.Packet(data)
         packet.stream = self._video

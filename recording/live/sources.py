@@ -95,7 +95,19 @@ class PlaylistSource:
     label: str = "playlist"
 
 
-Source = MeetingSource | EncoderSource | PlaylistSource
+@dataclass(frozen=True, slots=True)
+class RtmpIngestSource:
+    """An encoder pushing RTMP to ``rtmp://<bind>:<port>/<app>/<stream_key>`` (recording/live/ingest.py): its
+    H.264 is copied, never transcoded; a wrong stream key is refused; a reconnect marks a DISCONTINUITY."""
+
+    port: int
+    stream_key: str = field(repr=False)
+    bind: str = "127.0.0.1"
+    app: str = "live"
+    label: str = "rtmp"
+
+
+Source = MeetingSource | EncoderSource | PlaylistSource | RtmpIngestSource
 
 
 def is_tapped(source: Source) -> bool:

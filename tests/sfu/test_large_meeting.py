@@ -5,7 +5,7 @@ three people talk. Counters per subscription say what was forwarded: no muted au
 speakers' audio past the last-N threshold, a new speaker heard from its first loud packet, at most
 max_videos_per_subscriber videos per subscriber, and a paused video back with a keyframe within 1 s once its
 participant speaks. Simulated time (the Router's injected clock); the 40 real aiortc peers are in
-bench/large_meeting.py.
+tests/sfu/test_large_meeting_peers.py.
 """
 
 from __future__ import annotations

@@ -21,6 +21,11 @@ Before the body is read, ``identify(request)`` (optional) checks the bearer toke
 key for the token (or raises 401), so a stranger cannot make the server read an offer; offers are capped at
 ``max_offer_bytes`` (413). With ``whep_sessions_per_token``, one token keys at most that many WHEP sessions
 at once (429): each takes a PeerConnection and a UDP port, and a leaked token must not take the whole range.
+
+Worker processes (issue #20): ``redirect(request, kind)`` (optional, after ``identify``) returns the URL of
+the meeting's owner worker (``/w/k/rtc/whip``) to answer a POST with 307 there, or None to serve it here.
+Behind a proxy that routes ``/w/k/`` and says so in ``X-Forwarded-Prefix: /w/k``, the resource ``Location``
+keeps that prefix, so the session's DELETE reaches the worker that holds it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -44,9 +50,18 @@ Authorize = Callable[[web.Request], "str | Awaitable[str]"]
 Admit = Callable[[web.Request, str], Awaitable[tuple[str, str]]]
 End = Callable[[str, str], Awaitable[None]]
 Identify = Callable[[web.Request], str]
+Redirect = Callable[[web.Request, str], Awaitable[str | None]]
 SDP_TYPE = "application/sdp"
 # An SDP offer with every codec, simulcast and a hundred candidates is a few kilobytes.
 MAX_OFFER_BYTES = 64 * 1024
+# The only prefix a resource Location takes from X-Forwarded-Prefix: a worker's path, nothing invented.
+_WORKER_PREFIX = re.compile(r"/w/[0-9]{1,6}")
+
+
+def forwarded_prefix(request: web.Request) -> str:
+    """The ``/w/k`` path prefix the proxy routed this request by, or "" (none, or not a worker's)."""
+    value = request.headers.get("X-Forwarded-Prefix", "")
+    return value if _WORKER_PREFIX.fullmatch(value) else ""
 
 
 def whip_app(
@@ -58,6 +73,7 @@ def whip_app(
     identify: Identify | None = None,
     whep_sessions_per_token: int | None = None,
     max_offer_bytes: int = MAX_OFFER_BYTES,
+    redirect: Redirect | None = None,
 ) -> web.Application:
     if (admit is None) != (end is None):
         raise ValueError("admit and end are given together")
@@ -131,7 +147,7 @@ def whip_app(
         return offer
 
     def created(request: web.Request, session_id: str, answer: str) -> web.Response:
-        location = f"{request.path.rstrip('/')}/{session_id}"
+        location = f"{forwarded_prefix(request)}{request.path.rstrip('/')}/{session_id}"
         return web.Response(
             status=201, body=answer.encode(), content_type=SDP_TYPE, headers={"Location": location}
         )
@@ -200,6 +216,9 @@ def whip_app(
         # A stranger is refused before the body is read (``identify``, or ``authorize`` without ``admit``);
         # ``admit`` comes after the body checks, so a malformed request never takes a seat in the meeting.
         token_key = identify(request) if identify is not None else None
+        if redirect is not None and (target := await redirect(request, kind)) is not None:
+            # 307, not 302/303: the client sends the same POST with its offer again (RFC 9110 15.4.8).
+            raise web.HTTPTemporaryRedirect(target)
         authorized = await meeting_of(request) if admit is None else None
         reserved = reserve_viewer(token_key) if kind == "whep" else None
         try:

@@ -31,7 +31,7 @@ from web.api import create_api
 from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
-from yunhui import backup_jobs, cluster, internal, monitor, webhooks
+from yunhui import backup_jobs, cluster, internal, monitor, webhooks, whip_redirect
 from yunhui.jobs import PeriodicJob
 from yunhui.live import install as install_live
 from yunhui.live_videos import install as install_live_videos
@@ -270,6 +270,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
             end=meetings.end_media_session,
             identify=identify_media_token,
             whep_sessions_per_token=signaling_settings.whep_sessions_per_token,
+            redirect=whip_redirect.redirector(app, secret_key, clock),
         ),
     )
     cluster.install(app, settings, database, meetings=meetings, api=api, clock=clock, once_jobs=[billing])

@@ -114,7 +114,7 @@ async def live_status(request: web.Request) -> web.Response:
 async def _act(request: web.Request, action: ParticipantAction) -> web.Response:
     who = principal(request)
     meeting_id = path_id(request, "meeting_id")
-    participant_id = request.match_info["participant_id"]
+    participant_id = request.match_info["participant"]
     async with request.app[DB].session() as session:
         meeting = await owned(session, Meeting, meeting_id, who)
     who.require_admin()  # after owned(): another account's meeting is 404 to everyone
@@ -132,11 +132,11 @@ async def _act(request: web.Request, action: ParticipantAction) -> web.Response:
 
 @api.op(
     "POST",
-    "/meetings/{meeting_id}/participants/{participant_id}/mute",
+    "/meetings/{meeting_id}/participants/{participant}/mute",
     summary="Hold a participant's microphone in a live meeting (admin)",
     tag="meetings",
     response=ParticipantActionOut,
-    errors=(502,),
+    errors=(502, 503),
 )
 async def mute_participant(request: web.Request) -> web.Response:
     return await _act(request, ParticipantAction.MUTE)
@@ -144,11 +144,11 @@ async def mute_participant(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/meetings/{meeting_id}/participants/{participant_id}/remove",
+    "/meetings/{meeting_id}/participants/{participant}/remove",
     summary="Remove a participant from a live meeting (admin)",
     tag="meetings",
     response=ParticipantActionOut,
-    errors=(502,),
+    errors=(502, 503),
 )
 async def remove_participant(request: web.Request) -> web.Response:
     return await _act(request, ParticipantAction.REMOVE)

@@ -131,7 +131,12 @@ def install(
     api[SIP_STATUS] = _Status(server, gateway)
 
     async def sip_ctx(app: web.Application) -> AsyncIterator[None]:
-        closed = await records.close_unfinished(database, now=clock())
+        # The worker context ran first (yunhui/app.py): only this slot's earlier runs' records are closed.
+        from yunhui.app import RECOVERY  # app imports this module
+
+        recovery = app.get(RECOVERY)
+        gateway.worker_id = None if recovery is None else recovery.worker_id
+        closed = await records.close_unfinished(database, now=clock(), worker_id=gateway.worker_id)
         if closed:
             log.warning("closed %d SIP call record(s) a previous run left open", closed)
         await asyncio.to_thread(prompts.prepare)

@@ -1,8 +1,8 @@
 """CallRecord: one SIP leg (a CDR): which Endpoint of which Site called which meeting, how, and how it ended.
 
 Written when the INVITE arrives (so a call that never got in is on record with its refusal), updated when
-it joins a meeting and when it ends. A crash leaves rows without ``ended_at``; the next start closes them
-(``close_unfinished``) with the reason "server_restart".
+it joins a meeting and when it ends. A crash leaves rows without ``ended_at``; the next start of the same
+worker slot closes them (``close_unfinished``) with the reason "server_restart".
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, select, update
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rooms.database import Database
 from rooms.errors import NotFound
-from rooms.models import Base, Endpoint
+from rooms.models import Base, Endpoint, Worker
 
 DIRECTIONS = ("inbound", "outbound")
 
@@ -33,6 +33,8 @@ class CallRecord(Base):
         ForeignKey("endpoints.id", ondelete="SET NULL"), index=True
     )
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="SET NULL"), index=True)
+    # The run (rooms.workers) whose gateway carried the call: a restart closes only its own slot's records.
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), index=True)
     direction: Mapped[str] = mapped_column(String(10))
     sip_call_id: Mapped[str] = mapped_column(String(200))
     # What the terminal dialled (the Request-URI's user part), and the meeting it reached.
@@ -66,6 +68,7 @@ class CallStart:
     remote: str
     user_agent: str = ""
     endpoint_id: int | None = None
+    worker_id: int | None = None
 
 
 async def open_call(db: Database, start: CallStart, *, now: datetime) -> int:
@@ -81,6 +84,7 @@ async def open_call(db: Database, start: CallStart, *, now: datetime) -> int:
             account_id=account_id,
             site_id=site_id,
             endpoint_id=start.endpoint_id,
+            worker_id=start.worker_id,
             direction=start.direction,
             sip_call_id=start.sip_call_id[:200],
             dialled=start.dialled[:100],
@@ -141,12 +145,21 @@ async def ended(db: Database, record_id: int, *, reason: str, now: datetime) -> 
         await session.commit()
 
 
-async def close_unfinished(db: Database, *, now: datetime, reason: str = "server_restart") -> int:
-    """End every call left open by a process that stopped without ending them; returns how many."""
+async def close_unfinished(
+    db: Database, *, now: datetime, worker_id: int | None = None, reason: str = "server_restart"
+) -> int:
+    """End the calls a stopped run left open; returns how many.
+
+    With ``worker_id`` (this run, rooms.workers): only the records of earlier runs of the same worker slot,
+    and those written before records named their run; the calls of other live workers stay open. Without
+    it (no worker registry): every open record."""
+    query = update(CallRecord).where(CallRecord.ended_at.is_(None))
+    if worker_id is not None:
+        slot = select(Worker.name).where(Worker.id == worker_id).scalar_subquery()
+        earlier = select(Worker.id).where(Worker.name == slot, Worker.id != worker_id)
+        query = query.where(or_(CallRecord.worker_id.is_(None), CallRecord.worker_id.in_(earlier)))
     async with db.writer() as session:
-        result = await session.execute(
-            update(CallRecord).where(CallRecord.ended_at.is_(None)).values(ended_at=now, end_reason=reason)
-        )
+        result = await session.execute(query.values(ended_at=now, end_reason=reason))
         await session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -141,6 +141,7 @@ class Call:
                 f"{call.remote[0]}:{call.remote[1]}",
                 call.user_agent,
                 self.endpoint_id,
+                gw.worker_id,
             ),
             now=now,
         )

@@ -168,6 +168,7 @@ class DialOut(Call):
                 f"{call.remote[0]}:{call.remote[1]}",
                 call.user_agent,
                 self.endpoint_id,
+                gw.worker_id,
             ),
             now=now,
         )

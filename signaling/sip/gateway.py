@@ -87,6 +87,8 @@ class Gateway:
         self._closing = False
         # The SIP core for dial-out (set by yunhui/sip.py once the SipServer exists); None: dial-out is off.
         self.dialler: Dialler | None = None
+        # This run's Worker row (rooms.workers), written on each call record; None without the registry.
+        self.worker_id: int | None = None
 
     async def on_invite(self, call: SipCall) -> None:
         if self._closing:

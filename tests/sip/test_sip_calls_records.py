@@ -12,6 +12,7 @@ from rooms.database import Database
 from rooms.models import Endpoint, Meeting, Site
 from rooms.sip import calls
 from rooms.sip.endpoints import endpoint_by_username
+from rooms.workers import start_worker
 from tests.sip.conftest import NOW, seed
 
 
@@ -98,3 +99,27 @@ async def test_deleting_an_endpoint_keeps_its_calls(sip_db: Database) -> None:
         await session.commit()
     (record,) = await calls.recent(sip_db, account_id=s.account_id)
     assert record.endpoint_id is None and record.site_id == s.site_id
+
+
+async def test_a_restart_closes_only_its_own_slots_calls(sip_db: Database) -> None:
+    """Two workers carry calls; worker a restarts: its old run's calls (and unowned ones) close, b's stay."""
+    s = await seed(sip_db)
+    a1 = await start_worker(sip_db, name="a", now=NOW, stale_after=timedelta(seconds=30))
+    b1 = await start_worker(sip_db, name="b", now=NOW, stale_after=timedelta(seconds=30))
+
+    async def open_on(worker_id: int | None) -> int:
+        start = calls.CallStart(
+            "inbound", "x@h", "0", "udp", "127.0.0.1:5062", endpoint_id=s.endpoint_id, worker_id=worker_id
+        )
+        return await calls.open_call(sip_db, start, now=NOW)
+
+    on_a, on_b, unowned = await open_on(a1.worker_id), await open_on(b1.worker_id), await open_on(None)
+    a2 = await start_worker(
+        sip_db, name="a", now=NOW + timedelta(minutes=1), stale_after=timedelta(seconds=30)
+    )
+    later = NOW + timedelta(minutes=1)
+    assert await calls.close_unfinished(sip_db, now=later, worker_id=a2.worker_id) == 2
+    assert await calls.close_unfinished(sip_db, now=later, worker_id=a2.worker_id) == 0
+    async with sip_db.session() as session:
+        rows = (await session.execute(select(calls.CallRecord.id, calls.CallRecord.end_reason))).all()
+    assert {row[0]: row[1] for row in rows} == {on_a: "server_restart", on_b: None, unowned: "server_restart"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sfu import fanout
 from sfu.codecs import install_global_patches
@@ -28,6 +29,10 @@ class Sfu:
         self.settings = settings
         self._routers: dict[str, Router] = {}
         self._closed = False
+        # Called with each new Router and with each Router that closed (a live channel attaches to a meeting
+        # that starts after it and lets go of one that ended); synchronous, they must only note or enqueue.
+        self.router_opened: list[Callable[[Router], None]] = []
+        self.router_closed: list[Callable[[Router], None]] = []
 
     @property
     def routers(self) -> dict[str, Router]:
@@ -43,11 +48,21 @@ class Sfu:
         if router is None:
             router = Router(meeting_id, self.settings, on_closed=self._forget)
             self._routers[meeting_id] = router
+            self._tell(self.router_opened, router)
         return router
 
     def _forget(self, router: Router) -> None:
         if self._routers.get(router.meeting_id) is router:
             del self._routers[router.meeting_id]
+        self._tell(self.router_closed, router)
+
+    @staticmethod
+    def _tell(listeners: list[Callable[[Router], None]], router: Router) -> None:
+        for listener in list(listeners):
+            try:
+                listener(router)
+            except Exception:
+                log.exception("sfu: a router listener failed")
 
     async def close(self) -> None:
         if self._closed:

@@ -80,6 +80,7 @@ class _Run:
     standby: Path | None = None
     meeting_id: int | None = None
     encoder: bool = False  # an encoder source: the room's WHIP publishers only
+    room_id: int | None = None  # a meeting or encoder source's room: its meetings are attached as they start
 
 
 class LiveEngines:
@@ -106,32 +107,42 @@ class LiveEngines:
         self._runs: dict[int, _Run] = {}
         self._closing = False
         self.activity = ViewerActivity()
+        # Meetings that start or end while a channel runs: attach / let go (the standby plays meanwhile).
+        sfu.router_opened.append(self._router_opened)
+        sfu.router_closed.append(self._router_closed)
+        self._tasks: set[asyncio.Task[None]] = set()
         # Pre-recorded videos (yunhui/live_videos.py): <live root>/videos unless set.
         self._videos_root: Path = settings.videos.root_dir or self.root / "videos"
 
     # --- web.api.live.LiveService -------------------------------------------------------------------------
 
-    async def start(self, channel: ChannelRow) -> tuple[str, int | None]:
+    async def start(self, channel: ChannelRow, *, resume: bool = False) -> tuple[str, int | None]:
+        """resume: continue the run in the channel's directory (after a crash), else a new run."""
         if self._closing:
             raise Conflict("the server is restarting; try again shortly", code="unavailable")
         if channel.id in self._runs:
             raise Conflict("the channel's engine is already running", code="bad_state")
         tapped = channel.source_kind in ("meeting", "encoder")
-        router, meeting_id = self._meeting_of(channel) if tapped else (None, None)
+        # A room whose meeting has not started yet: the channel waits for it (standby on air meanwhile).
+        router, meeting_id = self._live_meeting(channel.room_id) if tapped else (None, None)
         name = f"{channel.id}-{self._clock():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        if resume and channel.directory:
+            name = channel.directory
         try:
             engine = LiveChannel(
                 self.root / name,
                 self.settings,
                 channel_id=str(channel.id),
                 rtmp_url=channel.rtmp_url or None,
+                resume=resume,
             )
         except RecordingError as exc:
             log.error("live channel %s: the engine did not start: %s", channel.id, exc)
             raise Conflict("the live storage is not available", code="unavailable") from None
         encoder = channel.source_kind == "encoder"
         run = _Run(channel.id, engine, self.root / name, router, channel.audio_participant,
-                   meeting_id=meeting_id, encoder=encoder)  # fmt: skip
+                   meeting_id=meeting_id, encoder=encoder,
+                   room_id=channel.room_id if tapped else None)  # fmt: skip
         self._runs[channel.id] = run
         try:
             if router is not None:
@@ -141,7 +152,7 @@ class LiveEngines:
             await self._put_standby(run, channel)
             await engine.start_rtmp()
         except (RecordingError, OSError) as exc:
-            await self._discard(run)
+            await (self._let_go(run) if resume else self._discard(run))
             raise Conflict(f"the channel could not start: {exc}", code="unavailable") from None
         log.info("live channel %s: engine started in %s (meeting %s)", channel.id, name, meeting_id)
         return name, meeting_id
@@ -172,11 +183,18 @@ class LiveEngines:
             run.engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
             await self._put_standby(run, channel)
             if channel.source_kind in ("meeting", "encoder"):
-                router, run.meeting_id = self._meeting_of(channel)
-                run.router = router
+                router, meeting_id = self._live_meeting(channel.room_id)
+                run.room_id = channel.room_id
                 run.audio_participant = channel.audio_participant
                 run.encoder = channel.source_kind == "encoder"
-                self._put_meeting_on_air(run, force=True)
+                if router is not None and router is not run.router:
+                    self._attach(run, router, meeting_id)
+                elif router is None:
+                    self._detach(run)
+                else:
+                    self._put_meeting_on_air(run, force=True)
+            else:
+                run.room_id = None
         except RecordingError as exc:
             raise Conflict(str(exc), code="bad_state") from None
 
@@ -225,14 +243,73 @@ class LiveEngines:
 
     # --- meeting sources ------------------------------------------------------------------------------------
 
-    def _meeting_of(self, channel: ChannelRow) -> tuple[Router, int]:
+    def _live_meeting(self, room_id: int | None) -> tuple[Router | None, int | None]:
+        """The Router and meeting id of the room's meeting that is live here, or (None, None)."""
         for conference in self._meetings.conferences():
-            if conference.room.room_id == channel.room_id and conference.meeting_id is not None:
+            if conference.room.room_id == room_id and conference.meeting_id is not None:
                 router = self._sfu.routers.get(str(conference.meeting_id))
                 if router is not None:
                     return router, conference.meeting_id
-        raise Conflict("the room's meeting has not started; start the meeting first", code="not_live",
-                       field="room_id")  # fmt: skip
+        return None, None
+
+    def _attach(self, run: _Run, router: Router, meeting_id: int | None) -> None:
+        """Put a meeting that started (or a new meeting of the room) on air as the channel's primary."""
+        run.router, run.meeting_id = router, meeting_id
+        run.video_track, run.audio = None, ()
+        router.add_listener(functools.partial(self._on_router_event, run))
+        self._put_meeting_on_air(run, force=True)
+        log.info("live channel %s: meeting %s attached", run.channel_id, meeting_id)
+        self._remember_meeting(run.channel_id, meeting_id)
+
+    def _detach(self, run: _Run) -> None:
+        """The meeting ended: no primary, so the standby (if any) takes over after standby_after_s."""
+        if run.router is None:
+            return
+        run.router, run.meeting_id, run.video_track, run.audio = None, None, None, ()
+        if not run.closed:
+            run.engine.set_source(None)
+            log.info("live channel %s: its meeting ended; waiting for the room's next one", run.channel_id)
+
+    def _router_opened(self, router: Router) -> None:
+        # Called inside Sfu.router(): attach on the next loop turn, once the caller has the Router.
+        asyncio.get_running_loop().call_soon(self._attach_waiting)
+
+    def _router_closed(self, router: Router) -> None:
+        for run in list(self._runs.values()):
+            if run.router is router:
+                try:
+                    self._detach(run)
+                except RecordingError as exc:
+                    log.warning("live channel %s: detaching failed: %s", run.channel_id, exc)
+        self._attach_waiting()
+
+    def _attach_waiting(self) -> None:
+        for run in list(self._runs.values()):
+            if run.closed or run.room_id is None or run.router is not None:
+                continue
+            router, meeting_id = self._live_meeting(run.room_id)
+            if router is not None:
+                try:
+                    self._attach(run, router, meeting_id)
+                except RecordingError as exc:
+                    log.warning("live channel %s: attaching failed: %s", run.channel_id, exc)
+
+    def _remember_meeting(self, channel_id: int, meeting_id: int | None) -> None:
+        """Write the meeting a running channel shows into its row (in the background; owned, awaited)."""
+
+        async def write() -> None:
+            try:
+                async with self._db.writer() as session:  # SQLite: one writer, taken up front
+                    row = await session.get(ChannelRow, channel_id)
+                    if row is not None and row.state in ("rehearsal", "live"):
+                        row.meeting_id = meeting_id
+                        await session.commit()
+            except Exception:
+                log.exception("live channel %s: the meeting id was not written", channel_id)
+
+        task = asyncio.get_running_loop().create_task(write(), name=f"live-meeting-{channel_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _choose(self, run: _Run) -> tuple[str | None, tuple[str, ...]]:
         """The video on air (the speaker's camera, else the first camera, else a screen) and the audio."""
@@ -308,6 +385,12 @@ class LiveEngines:
         finally:
             await run.engine.close()
 
+    async def _let_go(self, run: _Run) -> None:
+        """Close a run and keep its files (a resumed run that could not go on: recovery ends it)."""
+        run.closed = True
+        self._runs.pop(run.channel_id, None)
+        await run.engine.close()
+
     async def _discard(self, run: _Run) -> None:
         run.closed = True
         self._runs.pop(run.channel_id, None)
@@ -315,10 +398,23 @@ class LiveEngines:
         await asyncio.to_thread(shutil.rmtree, run.directory, True)
 
     async def recover(self) -> None:
-        """Channels a previous run left running: a rehearsal goes back to draft, a live channel ends."""
+        """Channels a previous run left running (a crash) are resumed in their directory: the same EVENT
+        playlist continued after a DISCONTINUITY, the same statistics; a meeting source attaches when the
+        room's meeting is live here, else the standby plays. Only a run that cannot be continued (its
+        files gone or ended) stops: a rehearsal goes back to draft, a live channel ends."""
         for channel in await store.in_states(self._db, ("rehearsal", "live")):
             if channel.id in self._runs:
                 continue
+            index = self.root / (channel.directory or ".none") / INDEX
+            resumable: bool = bool(channel.directory) and await asyncio.to_thread(index.is_file)
+            if resumable:
+                try:
+                    await self.start(channel, resume=True)
+                    log.warning("live channel %s was %s when the server stopped: resumed",
+                                channel.id, channel.state)  # fmt: skip
+                    continue
+                except RoomsError as exc:
+                    log.error("live channel %s: it could not be resumed: %s", channel.id, exc)
             try:
                 if channel.state == "live" and channel.directory:
                     await asyncio.to_thread(end_playlists, self.root / channel.directory)
@@ -357,6 +453,11 @@ class LiveEngines:
     async def close(self) -> None:
         """A shutdown ends the live channels (their replay is complete) and drops rehearsals (idempotent)."""
         self._closing = True
+        for listeners, listener in ((self._sfu.router_opened, self._router_opened),
+                                    (self._sfu.router_closed, self._router_closed)):  # fmt: skip
+            if listener in listeners:
+                listeners.remove(listener)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for run in list(self._runs.values()):
             try:
                 async with self._db.session() as session:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 from recording.errors import RecordingError
 from recording.live.inputs import TapInputSink
 from recording.live.pipeline import Pipeline
-from recording.live.playlist import Segment
+from recording.live.playlist import Previous, Segment, parse
 from recording.live.rtmp import RtmpPush
 from recording.live.settings import LiveProfile, LiveSettings
 from recording.live.sources import (
@@ -102,6 +102,7 @@ class LiveChannel:
         wall: Clock = time.time,
         channel_id: str = "",
         rtmp_url: str | None = None,
+        resume: bool = False,
     ) -> None:
         self.directory = directory
         self.settings = settings = settings or LiveSettings()
@@ -112,13 +113,16 @@ class LiveChannel:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecordingError(f"{directory}: cannot be created: {exc}") from exc
-        if (directory / INDEX).exists():
+        previous = self._previous(directory) if resume else None
+        if previous is None and (directory / INDEX).exists():
             raise RecordingError(f"{directory}: already holds a live channel")
         self._commands: deque[Callable[[Pipeline], None]] = deque()
         self._wake = threading.Event()
         self._pipeline = Pipeline(
             directory, settings, self.profile, clock=clock, wall=wall, notify=self._notify
         )
+        if previous is not None:
+            self._pipeline.resume(previous)
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -136,6 +140,27 @@ class LiveChannel:
             target=self._run, name=f"live:{channel_id or directory.name}", daemon=True
         )
         self._thread.start()
+
+    @staticmethod
+    def _previous(directory: Path) -> Previous | None:
+        """What a crashed run of this directory left: the EVENT playlist when it was live, else the live
+        window (a rehearsal); None when there is nothing to continue. A playlist that ended is no run to
+        resume (RecordingError), nor is one that cannot be read."""
+        for name, public in ((EVENT, True), (INDEX, False)):
+            try:
+                text = (directory / name).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise RecordingError(f"{directory / name}: cannot be read: {exc}") from exc
+            try:
+                previous = parse(text, public=public)
+            except ValueError as exc:
+                raise RecordingError(f"{directory / name}: {exc}") from exc
+            if previous.ended:
+                raise RecordingError(f"{directory}: the run has ended (ENDLIST)")
+            return previous
+        return None
 
     # ------------------------------------------------------------------------------ sources
     def set_source(self, source: Source | None) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from recording.live.ingest import RtmpIngestInput
 from recording.live.inputs import TapInput, TapInputSink
 from recording.live.mix import AudioMix
-from recording.live.playlist import PlaylistWriter, Segment
+from recording.live.playlist import PlaylistWriter, Previous, Segment
 from recording.live.playout import PlayoutInput
 from recording.live.segmenter import Segmenter
 from recording.live.settings import LiveProfile, LiveSettings
@@ -153,6 +153,17 @@ class Pipeline:
                 target.skip(now)
             elif items is not None:
                 target.set_upcoming(items)
+
+    def resume(self, previous: Previous) -> None:
+        """Continue a crashed run's playlists (before the first step): the same EVENT playlist, the same
+        sequence numbers, a DISCONTINUITY before the first new segment; a live run stays public."""
+        self.playlists.resume(previous)
+        if previous.segments:
+            self.segmenter.sequence = previous.segments[-1].sequence
+            self.segmenter.discontinuity()
+        if previous.public:
+            self.state = "live"
+            self.segmenter.public = True
 
     def go_live(self) -> None:
         if self.state == "rehearsal":

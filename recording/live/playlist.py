@@ -67,6 +67,46 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """What a run's playlist says (parse): its segments, DISCONTINUITY-SEQUENCE and whether it ended."""
+
+    segments: tuple[Segment, ...]
+    discontinuity_sequence: int
+    public: bool  # the EVENT playlist (the run was live), not the rehearsal's live window
+    ended: bool
+
+
+def parse(text: str, *, public: bool) -> Previous:
+    """Read back a playlist ``render`` wrote (pure; a line it does not know is skipped). ValueError when
+    it is not an HLS media playlist."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise ValueError("not an HLS playlist (no #EXTM3U)")
+    sequence, disc_sequence, ended = 1, 0, False
+    segments: list[Segment] = []
+    duration, wall, discontinuity = 0.0, 0.0, False
+    for line in lines[1:]:
+        tag, _, value = line.partition(":")
+        if tag == "#EXT-X-MEDIA-SEQUENCE":
+            sequence = int(value)
+        elif tag == "#EXT-X-DISCONTINUITY-SEQUENCE":
+            disc_sequence = int(value)
+        elif tag == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif tag == "#EXT-X-PROGRAM-DATE-TIME":
+            wall = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        elif tag == "#EXTINF":
+            duration = float(value.split(",", 1)[0])
+        elif tag == "#EXT-X-ENDLIST":
+            ended = True
+        elif not line.startswith("#"):
+            segments.append(Segment(sequence, line, duration, wall, discontinuity, public))
+            sequence += 1
+            duration, wall, discontinuity = 0.0, 0.0, False
+    return Previous(tuple(segments), disc_sequence, public, ended)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text`: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -86,6 +126,8 @@ class PlaylistWriter:
         self.first_public: int | None = None  # index into segments of the first public one
         self.ended = False
         self.writes = 0
+        # DISCONTINUITY-SEQUENCE of the first segment kept (a resumed run continues the playlist's count).
+        self.discontinuity_base = 0
 
     @property
     def public(self) -> list[Segment]:
@@ -119,7 +161,14 @@ class PlaylistWriter:
 
     def _discontinuities_before(self, index: int) -> int:
         # EXT-X-DISCONTINUITY-SEQUENCE: the tags that slid out of the playlist before its first segment.
-        return sum(1 for s in self.segments[:index] if s.discontinuity)
+        return self.discontinuity_base + sum(1 for s in self.segments[:index] if s.discontinuity)
+
+    def resume(self, previous: Previous) -> None:
+        """Continue the playlists a crashed run left (their segments, their sequences); the next segment
+        the new run cuts carries a DISCONTINUITY (the segmenter is told so)."""
+        self.segments = list(previous.segments)
+        self.discontinuity_base = previous.discontinuity_sequence
+        self.first_public = 0 if previous.public and self.segments else None
 
     def write(self) -> None:
         window, sequence, disc = self.live_window()

@@ -309,7 +309,7 @@ async def create_channel(request: web.Request) -> web.Response:
     return send(_out(request, channel), 201)
 
 
-@api.op("GET", "/live/{channel_id}", summary="Get a live channel", tag=TAG, response=ChannelOut)
+@api.op("GET", "/live/{channel_id:[0-9]+}", summary="Get a live channel", tag=TAG, response=ChannelOut)
 async def get_channel(request: web.Request) -> web.Response:
     _, channel = await _channel(request)
     return send(_out(request, channel))
@@ -317,7 +317,7 @@ async def get_channel(request: web.Request) -> web.Response:
 
 @api.op(
     "PATCH",
-    "/live/{channel_id}",
+    "/live/{channel_id:[0-9]+}",
     summary="Change a live channel's title, language, standby or RTMP push",
     tag=TAG,
     body=ChannelPatch,
@@ -343,7 +343,7 @@ async def patch_channel(request: web.Request) -> web.Response:
 
 @api.op(
     "DELETE",
-    "/live/{channel_id}",
+    "/live/{channel_id:[0-9]+}",
     summary="Delete a live channel that is not running (admin)",
     tag=TAG,
     status=204,
@@ -361,7 +361,7 @@ async def delete_channel(request: web.Request) -> web.Response:
 
 @api.op(
     "PUT",
-    "/live/{channel_id}/source",
+    "/live/{channel_id:[0-9]+}/source",
     summary="Set the channel's source (switched on air while it runs)",
     tag=TAG,
     body=SourceIn,
@@ -382,7 +382,7 @@ async def put_source(request: web.Request) -> web.Response:
 
 @api.op(
     "PUT",
-    "/live/{channel_id}/standby",
+    "/live/{channel_id:[0-9]+}/standby",
     summary="Override the hot standby (auto, primary or standby)",
     tag=TAG,
     body=StandbyIn,
@@ -437,7 +437,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/rehearse",
+    "/live/{channel_id:[0-9]+}/rehearse",
     summary="Start a rehearsal: the pipeline runs, staff watch",
     tag=TAG,
     response=ChannelOut,
@@ -448,7 +448,7 @@ async def rehearse(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/go-live",
+    "/live/{channel_id:[0-9]+}/go-live",
     summary="Go live: the channel becomes public (no restart)",
     tag=TAG,
     response=ChannelOut,
@@ -459,7 +459,7 @@ async def go_live(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/stop",
+    "/live/{channel_id:[0-9]+}/stop",
     summary="Stop: a live channel ends (its EVENT playlist is the replay); a rehearsal goes back to draft",
     tag=TAG,
     response=ChannelOut,
@@ -470,7 +470,7 @@ async def stop(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/archive",
+    "/live/{channel_id:[0-9]+}/archive",
     summary="Archive an ended channel (the public replay is withdrawn)",
     tag=TAG,
     response=ChannelOut,
@@ -481,7 +481,7 @@ async def archive(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/staff-token",
+    "/live/{channel_id:[0-9]+}/staff-token",
     summary="A staff token: watch the channel during rehearsal",
     tag=TAG,
     response=StaffTokenOut,
@@ -519,7 +519,7 @@ def _statistics_out(channel_id: int, phases: frozenset[str], summary: Summary) -
 
 @api.op(
     "GET",
-    "/live/{channel_id}/statistics",
+    "/live/{channel_id:[0-9]+}/statistics",
     summary="Viewer statistics: peak concurrency, unique viewers, views, watch minutes, devices, series",
     tag=TAG,
     response=StatisticsOut,
@@ -535,7 +535,7 @@ async def statistics(request: web.Request) -> web.Response:
 
 @api.op(
     "GET",
-    "/live/{channel_id}/statistics/csv",
+    "/live/{channel_id:[0-9]+}/statistics/csv",
     summary="Export the statistics as CSV: the summary, then the concurrency per 5-minute bucket",
     tag=TAG,
     query=StatisticsQuery,

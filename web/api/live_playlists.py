@@ -92,7 +92,7 @@ def _changed(request: web.Request, channel_id: int, *, cut: bool = False) -> Non
 
 @api.op(
     "GET",
-    "/live/{channel_id}/playlist",
+    "/live/{channel_id:[0-9]+}/playlist",
     summary="A live channel's playlist, in order",
     tag=TAG,
     response=ItemOut,
@@ -105,7 +105,7 @@ async def get_playlist(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/playlist",
+    "/live/{channel_id:[0-9]+}/playlist",
     summary="Add a ready video to the playlist: at the end, before an item, or next",
     tag=TAG,
     body=ItemIn,
@@ -126,7 +126,7 @@ async def add_item(request: web.Request) -> web.Response:
 
 @api.op(
     "PUT",
-    "/live/{channel_id}/playlist/order",
+    "/live/{channel_id:[0-9]+}/playlist/order",
     summary="Reorder the queued items (every queued item once, in the new order)",
     tag=TAG,
     body=OrderIn,
@@ -143,7 +143,7 @@ async def reorder_playlist(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/playlist/{item_id}/skip",
+    "/live/{channel_id:[0-9]+}/playlist/{item_id:[0-9]+}/skip",
     summary="Skip a queued item, or cut the playing one and go on with the next",
     tag=TAG,
     response=ItemOut,
@@ -159,7 +159,7 @@ async def skip_item(request: web.Request) -> web.Response:
 
 @api.op(
     "DELETE",
-    "/live/{channel_id}/playlist/{item_id}",
+    "/live/{channel_id:[0-9]+}/playlist/{item_id:[0-9]+}",
     summary="Remove an item from the playlist (a playing one is skipped first)",
     tag=TAG,
     status=204,
@@ -173,7 +173,7 @@ async def remove_item(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/playlist/play",
+    "/live/{channel_id:[0-9]+}/playlist/play",
     summary="Put the playlist on air in the running channel, from its first queued item",
     tag=TAG,
     status=204,

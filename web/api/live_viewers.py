@@ -110,7 +110,7 @@ async def _load(request: web.Request) -> LiveChannel:
 
 @api.op(
     "GET",
-    "/live/{channel_id}/public",
+    "/live/{channel_id:[0-9]+}/public",
     summary="A live channel as its viewers see it (no session needed)",
     tag=TAG,
     response=PublicChannelOut,
@@ -135,7 +135,7 @@ async def public_channel(request: web.Request) -> web.Response:
 
 @api.op(
     "POST",
-    "/live/{channel_id}/sessions",
+    "/live/{channel_id:[0-9]+}/sessions",
     summary="Open a viewer session: returns the signed token of its playlist and segment URLs",
     tag=TAG,
     body=SessionIn,
@@ -232,7 +232,7 @@ async def _touch(request: web.Request, session_id: int, channel_id: int, *, segm
 
 @api.op(
     "GET",
-    "/live/{channel_id}/playlist.m3u8",
+    "/live/{channel_id:[0-9]+}/playlist.m3u8",
     summary="The channel's HLS playlist for a viewer session (live window, or the replay once ended)",
     tag=TAG,
     query=MediaQuery,
@@ -263,7 +263,7 @@ async def playlist(request: web.Request) -> web.Response:
 
 @api.op(
     "GET",
-    "/live/{channel_id}/segments/{name}",
+    "/live/{channel_id:[0-9]+}/segments/{name}",
     summary="One HLS segment of the channel for a viewer session",
     tag=TAG,
     query=MediaQuery,

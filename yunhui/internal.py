@@ -42,6 +42,7 @@ from web.api.live_meetings import (
     LiveWorkerOut,
     ParticipantAction,
 )
+from yunhui import bus
 from yunhui.cluster import REGISTRY, slot_name
 from yunhui.placement import WorkerView
 from yunhui.settings import WorkerSettings
@@ -360,6 +361,7 @@ def install(
     api[LIVE] = control
     api[LIVE_CONTROL] = control
     app.add_subapp(PREFIX, _internal_app(local, secret))
+    bus.install(app, settings)  # announcements to every worker's meetings (after notifications.install)
 
     async def client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield

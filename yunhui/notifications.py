@@ -8,7 +8,7 @@ cluster-wide advisory lock will rely on when it puts these jobs under one runner
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
@@ -96,10 +96,21 @@ class AnnouncementChannel:
 
     def __init__(self, meetings: MeetingServer) -> None:
         self._meetings = meetings
+        # In a cluster (yunhui/bus.py): sends the notice to the other workers' meetings too.
+        self.relay: Callable[[Announcement, int | None], Awaitable[None]] | None = None
 
     @property
     def name(self) -> str:
         return "announcement"
+
+    def deliver(self, announcement: Announcement, account: int | None) -> int:
+        """Show the notice in this worker's live meetings (of ``account``, or all); how many it reached."""
+        reached = 0
+        for conference in self._meetings.conferences():
+            if account is None or conference.room.account_id == account:
+                conference.broadcast(announcement)
+                reached += 1
+        return reached
 
     @property
     def resend_when_ambiguous(self) -> bool:
@@ -124,16 +135,17 @@ class AnnouncementChannel:
         account = None
         if message.recipient.startswith("account:"):
             account = int(message.recipient.removeprefix("account:"))
-        reached = 0
-        for conference in self._meetings.conferences():
-            if account is None or conference.room.account_id == account:
-                conference.broadcast(announcement)
-                reached += 1
+        reached = self.deliver(announcement, account)
+        if self.relay is not None:
+            await self.relay(announcement, account)
         log.info("announcement %d (%s) to %d live meeting(s)", message.id, message.kind, reached)
         return Accepted((f"meetings:{reached}",))
 
     async def close(self) -> None:
         return None
+
+
+ANNOUNCEMENTS = web.AppKey("announcement_channel", AnnouncementChannel)
 
 
 def install(
@@ -193,7 +205,9 @@ def install(
         )
     else:
         log.warning("notify.smtp.host is not set: e-mail stays queued until it is configured")
-    dispatcher.register(AnnouncementChannel(meetings))
+    announcements = AnnouncementChannel(meetings)
+    app[ANNOUNCEMENTS] = announcements
+    dispatcher.register(announcements)
 
     horizon = timedelta(seconds=notify.reminder_interval_seconds * 2)
 

@@ -217,6 +217,9 @@ class WorkerSettings(_Section):
     internal_secret: SecretStr | None = None
     # How long the live list waits for each other worker before it reports that worker as unreachable.
     internal_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # The cluster bus (announcements) PINGs Redis after this long without a message, and subscribes again
+    # when no reply comes within two intervals (a deaf listener).
+    bus_health_seconds: float = Field(default=15.0, gt=0, le=300)
     # One "low-high" UDP range per worker of this machine; empty: sfu.udp_port_min..max split evenly.
     udp_ranges: tuple[str, ...] = ()
     heartbeat_seconds: float = Field(default=2.0, gt=0, le=60)

@@ -66,6 +66,7 @@ from signaling.turn import client_ice_servers
 
 if TYPE_CHECKING:
     from signaling.ports import MediaAttach
+    from signaling.sip_dial import SipDialPort
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Conference:
         self.deadline: datetime | None = None
         self.locked = False
         self.ending = False
+        self.sip_dialer: SipDialPort | None = None  # the SIP gateway, for sip_dial (signaling/sip_dial.py)
         self._on_closed = on_closed
         self._participants: dict[str, Participant] = {}  # admitted: joining, joined or reconnecting
         self._lobby: dict[str, Participant] = {}

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     WRONG_HOST_KEY = "wrong_host_key"  # claim_host with a key that is not the room's
     HOST_KEY_LOCKED = "host_key_locked"  # too many wrong host keys: claim_host is refused for a while
     RECORDING_FAILED = "recording_failed"  # the server could not start or stop recording (message: why)
+    SIP_DIAL_FAILED = "sip_dial_failed"  # a room system could not be called (message: why)
 
 
 class RefusalCode(StrEnum):

@@ -212,6 +212,20 @@ class StopRecording:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SipDial:
+    """A host or co-host calls a registered room system (an Endpoint of the account) into the meeting."""
+
+    endpoint_id: Annotated[int, Range(1, 2**31 - 1)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SipHangup:
+    """A host or co-host hangs up a SIP call of the meeting (the call_id of its sip_call events)."""
+
+    call_id: Annotated[str, Text(MAX_ID_LENGTH)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Leave:
     pass
 
@@ -232,6 +246,8 @@ ClientMessage = (
     | ClaimHost
     | StartRecording
     | StopRecording
+    | SipDial
+    | SipHangup
     | Leave
 )
 
@@ -251,6 +267,8 @@ CLIENT_EVENT_NAMES: dict[type, str] = {
     ClaimHost: "claim_host",
     StartRecording: "start_recording",
     StopRecording: "stop_recording",
+    SipDial: "sip_dial",
+    SipHangup: "sip_hangup",
     Leave: "leave",
 }
 
@@ -534,6 +552,17 @@ class ReactionSent:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SipCallState:
+    """To the moderators: a dial-out's progress (state ringing, joined or ended; ``reason`` once ended)."""
+
+    call_id: str
+    endpoint_id: int
+    display_name: str
+    state: str
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Error:
     code: ErrorCode
     message: str
@@ -565,6 +594,7 @@ ServerMessage = (
     | RecordingLink
     | Chat
     | ReactionSent
+    | SipCallState
     | Error
 )
 
@@ -593,6 +623,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     RecordingLink: "recording_link",
     Chat: "chat",
     ReactionSent: "reaction",
+    SipCallState: "sip_call",
     Error: "error",
 }
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from rooms.policy import Kind
 from sfu.errors import SfuError
 from sfu.metrics import METRICS
+from signaling import sip_dial
 from signaling.admission import Identity, kind_of
 from signaling.chat import RateLimiter
 from signaling.errors import ErrorCode, ProtocolError
@@ -39,6 +40,8 @@ from signaling.messages import (
     Removed,
     RestartMedia,
     ServerMessage,
+    SipDial,
+    SipHangup,
     Source,
     StartRecording,
     StopRecording,
@@ -431,6 +434,8 @@ class Participant:
                 await conference.recording.start(self)
             case StopRecording():
                 await conference.recording.stop(self)
+            case SipDial() | SipHangup():
+                await sip_dial.dial(self, item)
             case Admitted():
                 pass  # a late duplicate; already in
             case _:

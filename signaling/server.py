@@ -35,6 +35,7 @@ from signaling.participant import CLOSE_TIMEOUT, Close, Participant
 from signaling.ports import MediaAttach, MeetingStore, RoomView, SfuPort
 from signaling.recording import RecordingPort
 from signaling.settings import SignalingSettings
+from signaling.sip_dial import SipDialPort
 from signaling.socketio_server import RESERVED_EVENTS, JsonPacket, SocketIOServer, socketio_server
 
 __all__ = ["JsonPacket", "MediaSession", "MeetingServer", "SipJoin", "SocketServer", "socketio_server"]
@@ -171,6 +172,8 @@ class MeetingServer:
         self._sweeper: asyncio.Task[None] | None = None
         # Recording in meetings (yunhui/recordings.py sets it); None: start_recording is refused.
         self.recordings: RecordingPort | None = None
+        # The SIP gateway for a moderator's sip_dial (set by yunhui/sip.py when SIP is enabled).
+        self.sip_dialer: SipDialPort | None = None
         # Where meetings live in a cluster (yunhui/cluster.py sets it); None: every meeting is local.
         self.placement: Placement | None = None
         sio.on("connect", self._on_connect)
@@ -432,6 +435,7 @@ class MeetingServer:
                 on_closed=self._forget,
                 recordings=self.recordings,
             )
+            conference.sip_dialer = self.sip_dialer
             self._conferences[room.room_id] = conference
         return conference
 

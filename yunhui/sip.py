@@ -126,6 +126,7 @@ def install(
     app[SIP_SERVER] = server
     gateway.dialler = server
     api[SIP_DIALER] = gateway
+    meetings.sip_dialer = gateway
     app[ui.PREFER_H264] = sip.calls.browsers_publish_h264
     app[SIP_GATEWAY] = gateway
     api[SIP_STATUS] = _Status(server, gateway)

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 import socketio
 from aiohttp import web
 from sqlalchemy import select, update
@@ -34,7 +35,7 @@ from yunhui.app import create_app, utc_now
 from yunhui.settings import load_settings
 from yunhui.sip import SIP_GATEWAY, SIP_SERVER
 
-pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WAIT = 15.0
 
 
@@ -48,8 +49,10 @@ class App:
     seed: Seed
 
 
-@pytest.fixture
-async def sip_app(tmp_path: Path) -> AsyncIterator[App]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sip_app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
+    """One app for the module (its start encodes the IVR prompts: seconds)."""
+    tmp_path = tmp_path_factory.mktemp("dialout-app")
     settings = load_settings(
         overrides={
             "paths": {"var_dir": str(tmp_path / "var")},
@@ -102,15 +105,17 @@ async def _login(app: App, http: aiohttp.ClientSession, email: str, role: str, a
 
 
 @contextlib.asynccontextmanager
-async def participant(app: App) -> AsyncIterator[tuple[int, asyncio.Queue[tuple[str, Any]]]]:
-    """A Socket.IO participant in the seeded room: the meeting is live while it is in (its id, its events)."""
+async def participant(
+    app: App, role: str = "participant"
+) -> AsyncIterator[tuple[int, asyncio.Queue[tuple[str, Any]], socketio.AsyncClient]]:
+    """A Socket.IO participant in the seeded room: the meeting is live while it is in (id, events, client)."""
     s = app.seed
     token, _ = mint_join_token(
         SECRET_KEY,
         room_id=s.room_id,
         meeting_number=s.meeting_number,
         account_id=s.account_id,
-        role="participant",
+        role=role,
         display_name="Bo",
         now=utc_now(),
         ttl=dt.timedelta(minutes=5),
@@ -125,7 +130,7 @@ async def participant(app: App) -> AsyncIterator[tuple[int, asyncio.Queue[tuple[
     await client.connect(app.url, auth={"token": token}, transports=["websocket"])
     try:
         _, joined = await next_event(events, "joined")
-        yield joined["meeting"]["meeting_id"], events
+        yield joined["meeting"]["meeting_id"], events, client
     finally:
         await client.disconnect()
 
@@ -164,7 +169,7 @@ async def test_a17_dial_out_to_a_registered_baresip(sip_app: App, tmp_path: Path
     s = sip_app.seed
     async with aiohttp.ClientSession() as http:
         admin = await _login(sip_app, http, "admin@acme.example", "admin", s.account_id)
-        async with participant(sip_app) as (meeting_id, events), terminal(sip_app, tmp_path) as phone:
+        async with participant(sip_app) as (meeting_id, events, _), terminal(sip_app, tmp_path) as phone:
             path = f"/meetings/{int(meeting_id)}/sip/calls"
             status, call = await admin.call("POST", path, {"endpoint_id": s.endpoint_id})
             assert status == 202, call
@@ -214,9 +219,9 @@ async def test_a17_dial_out_to_a_registered_baresip(sip_app: App, tmp_path: Path
 async def test_dial_out_refusals_are_4xx_with_messages(sip_app: App) -> None:
     s = sip_app.seed
     async with aiohttp.ClientSession() as http:
-        admin = await _login(sip_app, http, "admin@acme.example", "admin", s.account_id)
+        admin = await _login(sip_app, http, "admin2@acme.example", "admin", s.account_id)
         organizer = await _login(sip_app, http, "org@acme.example", "organizer", s.account_id)
-        async with participant(sip_app) as (meeting_id, _):
+        async with participant(sip_app) as (meeting_id, _, _):
             path = f"/meetings/{int(meeting_id)}/sip/calls"
 
             async def refused(who: Rest, body: Any) -> tuple[int, str, str]:
@@ -243,7 +248,44 @@ async def test_dial_out_refusals_are_4xx_with_messages(sip_app: App) -> None:
                 )
                 await session.commit()
             assert (await refused(admin, {"endpoint_id": s.endpoint_id}))[:2] == (403, "endpoint_disabled")
+            async with sip_app.db.writer() as session:
+                await session.execute(update(Endpoint).where(Endpoint.id == s.endpoint_id).values(enabled=True))
+                await session.commit()
             assert (await admin.call("DELETE", f"{path}/nosuchcall"))[0] == 404
             assert (await admin.call("POST", f"/meetings/{int(meeting_id)}/end"))[0] == 200
         status, error = await admin.call("POST", path, {"endpoint_id": s.endpoint_id})
         assert status == 409 and error["error"]["code"] == "not_live", error
+
+
+async def test_a17_dial_out_over_socketio(sip_app: App, tmp_path: Path) -> None:
+    """The host's sip_dial: every moderator sees sip_call ringing, joined, ended; others are refused."""
+    s = sip_app.seed
+    async with (
+        participant(sip_app, "host") as (_, events, host),
+        participant(sip_app) as (_, others, guest),
+        terminal(sip_app, tmp_path) as phone,
+    ):
+        await guest.emit("sip_dial", {"endpoint_id": s.endpoint_id})
+        _, error = await next_event(others, "error")
+        assert error["code"] == "not_allowed", error
+        await host.emit("sip_dial", {"endpoint_id": "seven"})
+        _, error = await next_event(events, "error")
+        assert error["code"] == "bad_payload", error
+        await host.emit("sip_dial", {"endpoint_id": 999})
+        _, error = await next_event(events, "error")
+        assert (error["code"], error["message"]) == (
+            "sip_dial_failed",
+            "no such endpoint in this meeting's account",
+        )
+        await host.emit("sip_dial", {"endpoint_id": s.endpoint_id})
+        _, ringing = await next_event(events, "sip_call", state="ringing")
+        assert (ringing["endpoint_id"], ringing["display_name"]) == (s.endpoint_id, "Boardroom X30")
+        await phone.wait_type("CALL_ESTABLISHED")
+        await next_event(events, "sip_call", state="joined", call_id=ringing["call_id"])
+        await host.emit("sip_hangup", {"call_id": ringing["call_id"]})
+        _, ended = await next_event(events, "sip_call", state="ended")
+        assert (ended["call_id"], ended["reason"]) == (ringing["call_id"], "hangup")
+        await phone.wait_type("CALL_CLOSED")
+        await host.emit("sip_hangup", {"call_id": ringing["call_id"]})
+        _, error = await next_event(events, "error")
+        assert error["code"] == "not_found", error

@@ -41,3 +41,9 @@ class Conflict(RoomsError):
     ) -> None:
         super().__init__(message, field=field, code=code)
         self.booking_id = booking_id
+
+
+class StaleLease(Conflict):
+    """A write of a meeting's former owner, after its lease moved to another worker (issue #20)."""
+
+    code = "stale_lease"

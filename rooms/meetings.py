@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rooms.audit.recorder import Actor, record
 from rooms.bookings import room_occurrences, terms
 from rooms.database import Database
-from rooms.errors import InvalidInput, NotFound
+from rooms.errors import InvalidInput, NotFound, StaleLease
 from rooms.models import Attendance, Booking, Endpoint, Meeting, Room, Site
 from rooms.policy import Kind, Terms, Window, window
 from rooms.recurrence import Occurrence
@@ -76,6 +76,7 @@ async def start_meeting(
     booking_id: int | None = None,
     occurrence_start: datetime | None = None,
     worker_id: int | None = None,
+    lease_epoch: int | None = None,
 ) -> Meeting:
     """Start a meeting. `worker_id` is the run hosting it (rooms.workers); without it the run's next
     heartbeat claims it, and crash recovery gives an unclaimed one to the run of its slot up at its start."""
@@ -90,6 +91,7 @@ async def start_meeting(
             occurrence_start=occurrence_start,
             started_at=now,
             worker_id=worker_id,
+            lease_epoch=lease_epoch,
         )
         session.add(meeting)
         await session.flush()
@@ -126,10 +128,27 @@ def _attendance_data(attendance: Attendance) -> dict[str, object]:
 
 
 async def end_meeting(
-    db: Database, meeting_id: int, *, reason: str, now: datetime, by: Actor | None = None
+    db: Database,
+    meeting_id: int,
+    *,
+    reason: str,
+    now: datetime,
+    by: Actor | None = None,
+    lease_epoch: int | None = None,
 ) -> Meeting:
-    """End a meeting and close every open attendance. Idempotent: a second call changes nothing."""
+    """End a meeting and close every open attendance. Idempotent: a second call changes nothing.
+    With `lease_epoch` (a cluster worker's lease) it ends only a meeting still held under that epoch, else
+    raises StaleLease: the meeting has moved and runs on in another worker."""
     async with db.writer() as session:
+        if lease_epoch is not None:
+            # Conditional, and it locks the row until commit: an adoption cannot slip in between.
+            fenced = await session.execute(
+                update(Meeting)
+                .where(Meeting.id == meeting_id, Meeting.lease_epoch == lease_epoch)
+                .values(lease_epoch=lease_epoch)
+            )
+            if fenced.rowcount == 0:  # type: ignore[attr-defined]
+                raise StaleLease(f"meeting {meeting_id} is held under another lease now", field="meeting_id")
         meeting = await session.get(Meeting, meeting_id)
         if meeting is None:
             raise NotFound("no such meeting")

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rooms.columns import UtcDateTime
@@ -172,6 +184,9 @@ class Meeting(Base):
     end_reason: Mapped[str | None] = mapped_column(String(40))
     # The worker run that hosts the meeting; crash recovery closes it at that run's last heartbeat.
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), index=True)
+    # The fencing token of the lease its owner holds in a cluster (issue #20): ending or adopting the meeting
+    # is conditioned on it, so a stale owner (its lease moved while it was paused) cannot close a moved one.
+    lease_epoch: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Attendance(Base):

@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rooms.billing.models import Outage
 from rooms.database import Database
+from rooms.meetings import start_meeting
 from rooms.models import Attendance, Meeting, Worker
 
 SERVER_CRASH = "server_crash"
 # A worker of a cluster died while the others ran on; the leader closed its meetings (issue #20).
 WORKER_LOST = "worker_lost"
+# An attendance closed because its meeting moved to another worker (a drain, a lease taken over).
+MOVED = "moved"
 # A run of another slot is presumed dead after this many missed heartbeats.
 MISSED_BEATS = 3
 
@@ -249,3 +252,75 @@ async def stop_worker(db: Database, worker_id: int, *, now: datetime) -> None:
             update(Worker).where(Worker.id == worker_id).values(beat_at=now, stopped_at=now)
         )
         await session.commit()
+
+
+# --- a meeting's lease in a cluster (issue #20) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A meeting this worker now holds under `epoch`: started here, or adopted (moved here, same id)."""
+
+    meeting_id: int
+    adopted: bool
+
+
+async def start_or_adopt(
+    db: Database,
+    *,
+    room_id: int,
+    epoch: int,
+    now: datetime,
+    booking_id: int | None = None,
+    occurrence_start: datetime | None = None,
+) -> Placed:
+    """Take the room's meeting under lease `epoch`. An open meeting of the room (moved here by a drain,
+    or left by a lost worker whose participants come back) is adopted: the same meeting id, its
+    lease_epoch set to `epoch` with a conditional UPDATE, so its former owner's writes are refused from now
+    on, and the attendances left open in the former copy closed (`moved`). Else a new meeting starts."""
+    async with db.writer() as session:
+        found = (
+            await session.scalars(
+                select(Meeting)
+                .where(Meeting.room_id == room_id, Meeting.ended_at.is_(None))
+                .order_by(Meeting.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if found is not None:
+            adopted = await session.execute(
+                update(Meeting)
+                .where(
+                    Meeting.id == found.id,
+                    Meeting.ended_at.is_(None),
+                    Meeting.lease_epoch.is_not_distinct_from(found.lease_epoch),
+                )
+                .values(lease_epoch=epoch, worker_id=None)  # this run's next heartbeat claims it
+            )
+            if adopted.rowcount == 1:  # type: ignore[attr-defined]
+                await session.execute(
+                    update(Attendance)
+                    .where(Attendance.meeting_id == found.id, Attendance.left_at.is_(None))
+                    .values(left_at=now, leave_reason=MOVED)
+                )
+                await session.commit()
+                return Placed(found.id, adopted=True)
+            await session.rollback()
+    meeting = await start_meeting(
+        db, room_id=room_id, now=now, booking_id=booking_id, occurrence_start=occurrence_start,
+        lease_epoch=epoch,
+    )  # fmt: skip
+    return Placed(meeting.id, adopted=False)
+
+
+async def holds_lease(db: Database, meeting_id: int, epoch: int) -> bool:
+    """Whether the meeting is still held under `epoch` and open (a conditional UPDATE: the row is locked
+    to the end of this short transaction, so the answer is not older than an adoption that follows)."""
+    async with db.writer() as session:
+        result = await session.execute(
+            update(Meeting)
+            .where(Meeting.id == meeting_id, Meeting.lease_epoch == epoch, Meeting.ended_at.is_(None))
+            .values(lease_epoch=epoch)
+        )
+        await session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -43,6 +43,7 @@ from signaling.messages import (
     MeetingChanged,
     MeetingEnded,
     MeetingInfo,
+    MeetingMoved,
     MeetingWarning,
     Moderate,
     ParticipantChanged,
@@ -113,6 +114,7 @@ class Conference:
         # In-process observers of what everyone is told (the recorder's timeline): see watch().
         self._watchers: list[Callable[[ServerMessage], None]] = []
         self._ended_by: ActedBy | None = None
+        self._moved: MeetingMoved | None = None  # move(): the meeting goes on elsewhere, its row stays open
         self.log = logging.LoggerAdapter(logger, {"room_id": room.room_id})
 
     # --- membership ---
@@ -419,12 +421,22 @@ class Conference:
         self.log.info("meeting ending: %s", reason.value)
         self._end_task = asyncio.create_task(self._end(reason), name=f"conference-end:{self.room.room_id}")
 
+    def move(self, moved: MeetingMoved) -> None:
+        """Send everyone to the worker the meeting moves to (a drain, a lease taken over): they leave here
+        and join again there; the meeting's row is not ended, its new owner adopts it. Idempotent."""
+        if self.ending:
+            return
+        self._moved = moved
+        self.end(EndReason.SERVER_SHUTDOWN)
+
     async def _end(self, reason: EndReason) -> None:
         try:
             await self.recording.close()  # an automatic start under way finishes first, then leaves
             people = [*self._participants.values(), *self._lobby.values()]
-            await asyncio.gather(*(p.close(LeaveReason.MEETING_ENDED, MeetingEnded(reason)) for p in people))
-            if self.meeting_id is not None:
+            farewell: ServerMessage = MeetingEnded(reason) if self._moved is None else self._moved
+            leave = LeaveReason.MEETING_ENDED if self._moved is None else LeaveReason.MOVED
+            await asyncio.gather(*(p.close(leave, farewell) for p in people))
+            if self.meeting_id is not None and self._moved is None:
                 await self.store.end_meeting(
                     self.meeting_id, reason=reason.value, now=self.scheduler.now(), by=self._ended_by
                 )

@@ -108,6 +108,8 @@ class LeaveReason(StrEnum):
     ERROR = "error"
     # A PeerConnection stayed failed for media_failed_timeout_seconds (not renegotiated with restart_media).
     MEDIA_FAILED = "media_failed"
+    # The meeting moved to another worker (meeting_moved); the person joins it again there.
+    MOVED = "moved"
 
 
 # --- client -> server ---------------------------------------------------------------------------------
@@ -475,6 +477,15 @@ class MeetingEnded:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MeetingMoved:
+    """The meeting goes on in another worker (a drain timed out, or this worker's lease moved): leave and
+    join again there, through ``base`` (``/w/{worker}/``); both None: locate it again."""
+
+    worker: str | None
+    base: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Removed:
     reason: LeaveReason
 
@@ -583,6 +594,7 @@ ServerMessage = (
     | MeetingWarning
     | Announcement
     | MeetingEnded
+    | MeetingMoved
     | Removed
     | PublishAnswer
     | SubscribeOffer
@@ -612,6 +624,7 @@ EVENT_NAMES: dict[type[ServerMessage], str] = {
     MeetingWarning: "meeting_warning",
     Announcement: "announcement",
     MeetingEnded: "meeting_ended",
+    MeetingMoved: "meeting_moved",
     Removed: "removed",
     PublishAnswer: "publish_answer",
     SubscribeOffer: "subscribe_offer",

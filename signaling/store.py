@@ -80,10 +80,18 @@ class RoomsMeetingStore:
         return meeting.id
 
     async def end_meeting(
-        self, meeting_id: int, *, reason: str, now: datetime, by: ActedBy | None = None
+        self,
+        meeting_id: int,
+        *,
+        reason: str,
+        now: datetime,
+        by: ActedBy | None = None,
+        lease_epoch: int | None = None,
     ) -> None:
         async with self._writing():
-            await meetings.end_meeting(self._db, meeting_id, reason=reason, now=now, by=_actor(by))
+            await meetings.end_meeting(
+                self._db, meeting_id, reason=reason, now=now, by=_actor(by), lease_epoch=lease_epoch
+            )
 
     async def record_join(
         self,

@@ -32,6 +32,7 @@ from web.headers import add_security_headers
 from web.keys import CLOCK, DATABASE, METRICS, VERSION
 from web.proxies import CLIENT_ADDRESS
 from yunhui import backup_jobs, cluster, internal, monitor, webhooks, whip_redirect
+from yunhui.fencing import FencedMeetingStore
 from yunhui.jobs import PeriodicJob
 from yunhui.live import install as install_live
 from yunhui.live_videos import install as install_live_videos
@@ -115,10 +116,11 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         signaling_settings = signaling_settings.model_copy(
             update={"files_dir": settings.paths.var_dir / "files"}
         )
+    store = FencedMeetingStore(database, settings.rooms)  # fenced by lease epochs in a cluster only
     meetings = MeetingServer(
         sio,
         sfu=sfu,
-        store=RoomsMeetingStore(database, settings.rooms),
+        store=store,
         settings=signaling_settings,
         secret_key=secret_key,
         clock=clock,
@@ -273,5 +275,7 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
             redirect=whip_redirect.redirector(app, secret_key, clock),
         ),
     )
-    cluster.install(app, settings, database, meetings=meetings, api=api, clock=clock, once_jobs=[billing])
+    cluster.install(
+        app, settings, database, meetings=meetings, api=api, clock=clock, once_jobs=[billing], store=store
+    )
     return app

@@ -26,6 +26,7 @@ from yunhui import backup, backup_jobs
 from yunhui.app import create_app, utc_now
 from yunhui.bootstrap import ensure_secret_key, ensure_self_signed_cert
 from yunhui.cluster import ClusterUnreachable, list_workers, worker_overrides
+from yunhui.drain import DRAIN
 from yunhui.leader import start_up_lock
 from yunhui.logs import configure_logging
 from yunhui.monitor import serving_at
@@ -325,6 +326,10 @@ async def _serve(settings: Settings) -> int:
             click.echo(f"Listening on {url}")
         sys.stdout.flush()
         await stop.wait()
+        drain = app.get(DRAIN)
+        if drain is not None:  # a worker of a cluster: its meetings run on or move first (a 2nd signal: stop)
+            stop.clear()
+            await drain.run(stop)
         log.info("stopping")
     finally:
         _default_signals()

@@ -20,12 +20,16 @@ from redis.exceptions import RedisError
 
 from rooms.database import Database
 from rooms.workers import reap_dead_runs, stale_after
+from signaling.conference import Conference
 from signaling.errors import JoinRefused, RefusalCode
+from signaling.messages import MeetingMoved
 from signaling.server import MeetingServer
 from web.api.locate import LOCATOR, Location
 from web.keys import METRICS, READINESS
 from yunhui import leader
 from yunhui.backup_jobs import BACKUP_JOB
+from yunhui.drain import DRAIN, Drain
+from yunhui.fencing import FencedMeetingStore
 from yunhui.jobs import PeriodicJob
 from yunhui.monitor import MONITOR
 from yunhui.notifications import PURGE_JOB, REMINDER_JOB
@@ -138,6 +142,7 @@ def install(
     api: web.Application,
     clock: Callable[[], datetime],
     once_jobs: Iterable[PeriodicJob] = (),
+    store: FencedMeetingStore | None = None,
 ) -> leader.Leadership:
     """Gate the jobs that must run once on the leadership; call it last in create_app (the jobs exist)."""
     leadership = leader.install(app, database, check_seconds=settings.workers.leader_check_seconds)
@@ -150,7 +155,9 @@ def install(
     if monitor is not None:
         monitor.gate = gate
     if settings.workers.redis_url is not None:
-        _install_registry(app, api, settings, meetings)
+        registry = _install_registry(app, api, settings, meetings)
+        if store is not None:
+            _install_fencing(app, registry, meetings, store, settings)
         reaper = _reaper(app, settings, database, clock)
         reaper.gate = gate
         gated.append(reaper)
@@ -217,6 +224,29 @@ def _install_registry(
 
     app.cleanup_ctx.append(registry_ctx)
     return registry
+
+
+def _install_fencing(
+    app: web.Application,
+    registry: Registry,
+    meetings: MeetingServer,
+    store: FencedMeetingStore,
+    settings: Settings,
+) -> None:
+    """Meetings start under their lease's epoch; a copy whose lease moved stops (its people locate the
+    meeting again); SIGTERM drains (yunhui/drain.py, run by `yunhui serve`)."""
+
+    def stop_copy(conference: Conference | None) -> None:
+        if conference is not None:
+            conference.move(MeetingMoved(worker=None, base=None))
+
+    def lease_lost(room_id: int) -> None:
+        stop_copy(next((c for c in meetings.conferences() if c.room.room_id == room_id), None))
+
+    store.epoch_of = registry.epoch
+    store.on_stale = lambda meeting_id: stop_copy(meetings.conference_by_meeting(meeting_id))
+    registry.moved = lease_lost
+    app[DRAIN] = Drain(meetings, registry, store, settings.workers)
 
 
 class ClusterUnreachable(Exception):

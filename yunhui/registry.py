@@ -119,6 +119,7 @@ class Registry:
         self._clock_ms = clock_ms
         self._held: dict[int, str] = {}  # room id -> the lease value this worker holds
         self._live: set[int] = set()  # the rooms with a meeting here at the last heartbeat
+        self._handed: set[int] = set()  # rooms handed over to another worker (a drain)
         self._failed = False  # the last heartbeat did not reach Redis
         self._recovered_ms = -(2**62)  # when a heartbeat reached Redis again after failing
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +145,29 @@ class Registry:
     def drain(self) -> None:
         """Take no new meetings from the next heartbeat on (placement skips a draining worker)."""
         self.me = replace(self.me, state=DRAINING)
+
+    @property
+    def draining(self) -> bool:
+        return self.me.state == DRAINING
+
+    def epoch(self, room_id: int) -> int | None:
+        """The fencing token of this worker's lease on the room; None when it holds none."""
+        parsed = parse_owner(self._held.get(room_id))
+        return None if parsed is None else parsed[1]
+
+    async def hand_over(self, room_id: int, *, expected: int) -> WorkerView | None:
+        """Release this worker's lease on the room and place it now on another available worker (this one
+        drains, so placement skips it); the new owner's view, or None when no other worker can take it."""
+        self._handed.add(room_id)
+        value = self._held.pop(room_id, None)
+        try:
+            if value is not None:
+                await self._release(keys=[ROOM_KEY + str(room_id)], args=[value])
+            found = await self.locate(room_id, expected=expected)
+        except (RedisError, RegistryUnavailable) as exc:
+            log.warning("room %s: cannot hand it over (%s)", room_id, exc)
+            return None
+        return None if found.id == self.me.id else found
 
     # --- the heartbeat ---
 
@@ -183,6 +207,8 @@ class Registry:
             log.info("registry reachable again")
         lease = self._ms(self._settings.lease_ttl_seconds)
         for room_id in rooms:
+            if room_id in self._handed:
+                continue  # its meeting is moving away: never re-claimed by this worker
             value = self._held.get(room_id)
             if value is None:
                 value = self._held[room_id] = owner_value(self.me.id, int(await self._redis.incr(EPOCH_KEY)))

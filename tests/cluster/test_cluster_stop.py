@@ -1,5 +1,6 @@
-"""SIGTERM to a worker (S7 in part, without a drain yet): its meetings end with server_shutdown, it leaves the
-registry and releases its leases as it exits 0, and its rooms are placed on the other worker at once."""
+"""A second SIGTERM to a draining worker (tests/cluster/test_cluster_drain.py has the drain itself) stops
+waiting: its meetings end with server_shutdown, it leaves the registry and releases its leases as it exits
+0, and its rooms are placed on the other worker at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import aiohttp
 import pytest
 
-from tests.cluster.conftest import NUMBER, PASSCODE, Cluster
+from tests.cluster.conftest import NUMBER, PASSCODE, Cluster, wait_until
 from tests.signaling.live_server import Client
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.postgres]
@@ -27,6 +28,12 @@ async def test_a_stopped_worker_hands_its_rooms_on(cluster: Cluster, http: aioht
         await guest.expect("joined")
         assert await redis.get("yh:room:1") is not None
 
+        owner.process.send_signal(signal.SIGTERM)
+
+        async def draining() -> bool:
+            return (await redis.hget(f"yh:worker:{owner_id}", "state")) == "draining"
+
+        await wait_until(draining, within=30, every=0.02)
         assert await owner.stop(signal.SIGTERM) == 0
         ended = await guest.expect("meeting_ended")
         assert ended["reason"] == "server_shutdown"

@@ -1,4 +1,4 @@
-"""`yunhui serve --workers 2`: two worker processes on their own ports register; SIGTERM stops both."""
+"""`yunhui serve --workers 2`: two workers on their own ports register; SIGTERM drains and stops both."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ async def test_serve_workers_starts_two_and_stops_them(cluster: Cluster) -> None
         proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, "".join(seen) + out.decode()
+        assert out.decode().count("drained in") == 2  # each worker drained (nothing to wait for) and exited
         assert await redis.keys("yh:worker:*") == []
     finally:
         await redis.aclose()

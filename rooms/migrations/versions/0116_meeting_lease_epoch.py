@@ -1,6 +1,4 @@
-"""Reserved for #20 workers: meeting ownership.
-
-Empty until that work lands; rename the file then, keeping the revision.
+"""meetings.lease_epoch (issue #20: the fencing token of the owner's lease on a meeting)
 
 Revision ID: 0116
 Revises: 0115
@@ -11,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0116"
 down_revision: str | Sequence[str] | None = "0115"
 branch_labels: str | Sequence[str] | None = None
@@ -18,8 +19,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("meetings") as batch:
+        batch.add_column(sa.Column("lease_epoch", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("meetings") as batch:
+        batch.drop_column("lease_epoch")

@@ -219,6 +219,8 @@ export class MeetingClient extends EventTarget {
       // Roles themselves change through the participant_changed that follows.
       host_changed: (d) => this._emit("host-changed", d),
       meeting_ended: (d) => this._finish("ended", { reason: d.reason }),
+      // The meeting goes on in another worker (docs/protocol.md): rejoin there, without the user doing anything.
+      meeting_moved: (d) => this._onMoved(d),
       // reason "media_failed": our media stayed dead past the server's timeout (not a moderator).
       removed: (d) =>
         this._finish("ended", { reason: d.reason === "media_failed" ? "media_failed" : "removed", leaveReason: d.reason }),
@@ -253,6 +255,26 @@ export class MeetingClient extends EventTarget {
     this.path = `/w/${worker}/socket.io`;
     this._connect();
     return true;
+  }
+
+  /** meeting_moved: leave this worker and join the same meeting again where it went (or where locating
+   * it says: the home path, following wrong_worker). The seat here is gone, so the join is a fresh one. */
+  _onMoved(d) {
+    const worker = typeof d.worker === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(d.worker) ? d.worker : null;
+    const socket = this._socket;
+    this._socket = null;
+    if (socket) {
+      socket.removeAllListeners();
+      socket.disconnect();
+    }
+    this._closePeerConnections();
+    this._stopStats();
+    this._reconnectToken = null;
+    this._followedWorker = worker !== null; // a wrong_worker answer from there is followed only when not sent there
+    this.path = worker ? `/w/${worker}/socket.io` : this._homePath;
+    this._setState("reconnecting");
+    this._emit("moved", { worker });
+    this._connect();
   }
 
   _auth() {

@@ -45,14 +45,16 @@ def lines(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
         if not values:
             return "—"
         value = statistics.median(values)
-        return f"{100 * value:.2f} %" if key == "loss" else f"{value:.1f}"
+        return f"{100 * value:.2f} %" if key in ("loss", "link_loss") else f"{value:.1f}"
 
     counts = {tcc: sum(1 for r in results if r["transport_cc"] is tcc) for tcc in (True, False)}
     command = f"python -m bench --scenario constrained-uplink --runs {args.runs} --out docs/benchmarks.md"
     rows = [
         ("time to a stable rate (s): the estimate within 0.6–1.1 Mbit/s for 3 s", "stable_after_s"),
         ("send-side estimate at the end (kbit/s)", "estimate_last_kbit"),
-        ("video loss in the SFU's receiver reports, over the stay", "loss"),
+        ("loss at the link: packets the tbf dropped / offered, over the stay", "link_loss"),
+        ("packets the tbf dropped, over the stay", "link_dropped"),
+        ("video loss in the SFU's receiver reports (after NACK repair), over the stay", "loss"),
         ("round-trip time p50 (ms), from 5 s on", "rtt_p50_ms"),
         ("round-trip time p95 (ms), from 5 s on", "rtt_p95_ms"),
     ]
@@ -65,7 +67,9 @@ def lines(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
         "",
         "A Chromium publisher (camera in three simulcast layers, watched large by another browser so its top "
         "layer is wanted) joins through a veth network namespace whose uplink is shaped to 1 Mbit/s with tbf "
-        f"(100 ms queue) before it joins; sampled every 250 ms for {args.window:g} s from its getStats "
+        "with a shallow queue (latency 20 ms, burst 4 kB: a sender that overshoots the link loses packets "
+        "instead of queueing them) before it joins; sampled every 250 ms for "
+        f"{args.window:g} s from its getStats "
         "(bench/constrained_uplink_probe.py). Once with transport-cc feedback from the SFU, once REMB-only "
         f"(`sfu.transport_cc = false`). Median of {counts[True]} and {counts[False]} runs.",
         "",
@@ -74,7 +78,10 @@ def lines(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
         *(f"| {label} | {med(True, key)} | {med(False, key)} |" for label, key in rows),
         "",
         "The round-trip time is the SFU's receiver reports' (remote-inbound-rtp): it includes the time "
-        "packets wait in the shaped queue, which is what a delay-based estimator keeps short.",
+        "packets wait in the shaped queue, which is what a delay-based estimator keeps short. The loss at "
+        "the link is expected minus received where it happens (tc's counters of the namespace's tbf: "
+        "dropped over sent plus dropped; the page's signaling is in it, a few packets a second); the "
+        "receiver reports' loss is what is still missing after retransmissions.",
         "",
     ]
 

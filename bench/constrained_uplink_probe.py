@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -32,6 +34,23 @@ from yunhui.settings import Settings, load_settings
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 WINDOW_S = float(os.environ.get("BENCH_UPLINK_WINDOW", "30"))
+# A shallow tbf queue (latency 20 ms is ~2.5 kB at 1 Mbit/s, one burst of 4 kB): a sender that overshoots
+# the link loses packets at once instead of queueing them for 100 ms, as on a real constrained uplink.
+BURST, QUEUE = os.environ.get("BENCH_UPLINK_BURST", "4kb"), os.environ.get("BENCH_UPLINK_QUEUE", "20ms")
+_TBF = re.compile(r"qdisc tbf .*?Sent (\d+) bytes (\d+) pkt \(dropped (\d+)", re.S)
+
+
+def tbf_counters(namespace: VethNamespace) -> tuple[int, int]:
+    """(sent, dropped) packets of the namespace's tbf: what the shaper let through and threw away."""
+    shown = subprocess.run(
+        ["ip", "netns", "exec", namespace.name, "tc", "-s", "qdisc", "show"],
+        capture_output=True, text=True, check=True, timeout=20,
+    ).stdout  # fmt: skip
+    match = _TBF.search(shown)
+    if match is None:
+        raise RuntimeError(f"no tbf in the namespace: {shown}")
+    return int(match.group(2)), int(match.group(3))
+
 
 REMOTE = """async () => {
   const pc = window.yunhui.client.publishPc; if (!pc) return null;
@@ -94,7 +113,7 @@ async def test_uplink(
     await watcher.fill("#display-name", "Watcher")
     await watcher.click("#join:enabled")
     await watcher.wait_for_selector(".meeting")
-    uplink.limit("1mbit")
+    uplink.limit("1mbit", burst=BURST, latency=QUEUE)
     try:
         async with uplink.relay(site.veth_port) as url:
             context = await shaped_chromium.new_context(
@@ -122,6 +141,7 @@ async def test_uplink(
                     if remote["rtt"] is not None and t > 5:
                         rtts.append(float(remote["rtt"]))
                 await asyncio.sleep(0.25)
+            sent_pkts, dropped = tbf_counters(uplink)
             await context.close()
     finally:
         uplink.unlimit()
@@ -133,6 +153,13 @@ async def test_uplink(
         "stable_after_s": stable,
         "estimate_last_kbit": round(estimates[-1][1] / 1000),
         "loss": max(0, last["lost"]) / max(1, last["sent"]),  # over the whole stay, every layer
+        # Expected minus received at the link: what the shaper dropped of all it was offered (media and the
+        # page's signaling, which is a few packets a second).
+        "link_loss": dropped / max(1, sent_pkts + dropped),
+        "link_dropped": dropped,
+        "link_sent": sent_pkts,
+        "queue": QUEUE,
+        "burst": BURST,
         "rtt_p95_ms": 1000 * rtts[min(len(rtts) - 1, round(0.95 * (len(rtts) - 1)))] if rtts else None,
         "rtt_p50_ms": 1000 * rtts[len(rtts) // 2] if rtts else None,
         "window_s": WINDOW_S,

@@ -81,6 +81,8 @@ class _Run:
     meeting_id: int | None = None
     encoder: bool = False  # an encoder source: the room's WHIP publishers only
     room_id: int | None = None  # a meeting or encoder source's room: its meetings are attached as they start
+    backup_encoder: bool = False  # the standby is the room's backup encoder (settings.backup_encoder_name)
+    backup: tuple[str | None, tuple[str, ...]] | None = None  # the backup encoder's tracks on the standby
 
 
 class LiveEngines:
@@ -143,6 +145,7 @@ class LiveEngines:
         run = _Run(channel.id, engine, self.root / name, router, channel.audio_participant,
                    meeting_id=meeting_id, encoder=encoder,
                    room_id=channel.room_id if tapped else None)  # fmt: skip
+        run.backup_encoder = tapped and channel.standby_kind == "encoder"
         self._runs[channel.id] = run
         try:
             if router is not None:
@@ -181,6 +184,8 @@ class LiveEngines:
             return
         try:
             run.engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
+            tapped = channel.source_kind in ("meeting", "encoder")
+            run.backup_encoder = tapped and channel.standby_kind == "encoder"
             await self._put_standby(run, channel)
             if channel.source_kind in ("meeting", "encoder"):
                 router, meeting_id = self._live_meeting(channel.room_id)
@@ -238,7 +243,11 @@ class LiveEngines:
                 path = self._videos_root / video.directory / NORMAL_NAME
         if path == run.standby:
             return
+        if path is None and run.backup_encoder:
+            run.standby = None
+            return  # the backup encoder is put on the standby with the meeting's tracks
         run.standby = path
+        run.backup = None
         run.engine.set_standby(PlaylistSource((path,), loop=True, label="standby") if path else None)
 
     # --- meeting sources ------------------------------------------------------------------------------------
@@ -268,6 +277,7 @@ class LiveEngines:
         run.router, run.meeting_id, run.video_track, run.audio = None, None, None, ()
         if not run.closed:
             run.engine.set_source(None)
+            self._put_backup(run)
             log.info("live channel %s: its meeting ended; waiting for the room's next one", run.channel_id)
 
     def _router_opened(self, router: Router) -> None:
@@ -320,6 +330,8 @@ class LiveEngines:
             conference = self._meetings.conference_by_meeting(run.meeting_id) if run.meeting_id else None
             whip = {p.id for p in conference.participants() if p.kind == Kind.WHIP} if conference else set()
             tracks = [t for t in tracks if t.participant_id in whip]
+        backup = self._backup_participants(run)
+        tracks = [t for t in tracks if t.participant_id not in backup]
         cameras = [t for t in tracks if t.kind == "video" and t.source == "camera"]
         videos = cameras or [t for t in tracks if t.kind == "video"]
         video = run.video_track if any(t.id == run.video_track for t in videos) else None
@@ -331,9 +343,39 @@ class LiveEngines:
             audio = [t for t in audio if t.participant_id == run.audio_participant]
         return video, tuple(t.id for t in audio)
 
+    def _backup_participants(self, run: _Run) -> set[str]:
+        """The WHIP publishers of the run's meeting that are its backup encoder (by their token's name)."""
+        if not run.backup_encoder or run.meeting_id is None:
+            return set()
+        conference = self._meetings.conference_by_meeting(run.meeting_id)
+        name = self.settings.backup_encoder_name.casefold()
+        return {
+            p.id for p in (conference.participants() if conference else ())
+            if p.kind == Kind.WHIP and p.display_name.casefold() == name
+        }  # fmt: skip
+
+    def _put_backup(self, run: _Run) -> None:
+        """The backup encoder's tracks on the standby (none while it does not publish)."""
+        if run.closed:
+            return
+        backup = self._backup_participants(run)  # none unless the standby is a backup encoder
+        tracks = [t for t in run.router.tracks.values() if t.participant_id in backup] if run.router else []
+        video = next((t.id for t in tracks if t.kind == "video"), None)
+        wanted = (video, tuple(t.id for t in tracks if t.kind == "audio")) if tracks else None
+        if wanted == run.backup:
+            return
+        run.backup = wanted
+        assert run.router is not None or wanted is None
+        run.engine.set_standby(
+            EncoderSource(run.router.tap, wanted[0], wanted[1], label="backup")
+            if wanted is not None and run.router is not None
+            else None
+        )
+
     def _put_meeting_on_air(self, run: _Run, *, force: bool = False) -> None:
         if run.closed or run.router is None:
             return
+        self._put_backup(run)
         video, audio = self._choose(run)
         if not force and video == run.video_track and audio == run.audio:
             return

@@ -73,6 +73,9 @@ class LiveSettings(BaseModel):
     # takes over again after it has been healthy this long (prefer-primary).
     standby_after_s: float = Field(default=3.0, ge=0.2, le=120.0)
     standby_hold_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    # A backup encoder (a channel's standby "encoder"): the WHIP publisher of the channel's room whose join
+    # token bears this display name (case-insensitive) is the standby; the room's other encoders the primary.
+    backup_encoder_name: str = Field(default="backup", min_length=1, max_length=200)
 
     # RTMP push: restarted after the receiver drops, waiting backoff_min, doubled up to backoff_max; a push
     # that ran this long without failing starts over at backoff_min.

@@ -49,6 +49,7 @@ from signaling.server import MeetingServer
 from web import ui
 from web.api.live import LIVE_SERVICE, EngineStatus
 from web.api.live_activity import ACTIVITY, ViewerActivity
+from yunhui import live_ingest
 from yunhui.jobs import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,17 @@ class LiveEngines:
             if router is not None:
                 router.add_listener(functools.partial(self._on_router_event, run))
                 self._put_meeting_on_air(run)
+            if channel.source_kind == "rtmp":  # an encoder pushing RTMP to the channel's listener
+                engine.set_source(live_ingest.source_of(channel, self.settings))
             engine.standby_override(OVERRIDES.get(channel.standby_override, "auto"))  # type: ignore[arg-type]
             await self._put_standby(run, channel)
             await engine.start_rtmp()
         except (RecordingError, OSError) as exc:
             await (self._let_go(run) if resume else self._discard(run))
             raise Conflict(f"the channel could not start: {exc}", code="unavailable") from None
+        except Conflict:  # the RTMP port taken, no stream key
+            await (self._let_go(run) if resume else self._discard(run))
+            raise
         log.info("live channel %s: engine started in %s (meeting %s)", channel.id, name, meeting_id)
         return name, meeting_id
 
@@ -200,6 +206,8 @@ class LiveEngines:
                     self._put_meeting_on_air(run, force=True)
             else:
                 run.room_id = None
+            if channel.source_kind == "rtmp":  # a rotated key: the listener restarts with it
+                run.engine.set_source(live_ingest.source_of(channel, self.settings, check_port=False))
         except RecordingError as exc:
             raise Conflict(str(exc), code="bad_state") from None
 
@@ -549,6 +557,7 @@ def install(
     app[LIVE_ENGINES] = engines
     api[LIVE_SERVICE] = engines
     api[ACTIVITY] = engines.activity
+    live_ingest.install(api, settings)
     app[ui.LIVE_ROOMS] = engines.feeds_live
     sampler = PeriodicJob("live-sampler", engines.sample, SAMPLE_INTERVAL_S)
     app[LIVE_SAMPLER] = sampler

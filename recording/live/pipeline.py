@@ -177,7 +177,7 @@ class Pipeline:
             return
         self._drain_queue()
         air = self._air
-        if isinstance(air, TapInput):  # what arrived is written: the frames still settling go out now
+        if isinstance(air, TapInput | RtmpIngestInput):  # what arrived is written: settling frames go out now
             role: Role = "primary" if air is self.inputs["primary"] else "standby"
             self._units(role, air, air.pull(float("inf")))
         for role in ROLES:

@@ -83,6 +83,14 @@ class LiveSettings(BaseModel):
     rtmp_backoff_max_s: float = Field(default=30.0, ge=0.05, le=600.0)
     rtmp_healthy_s: float = Field(default=30.0, ge=0.1, le=3600.0)
 
+    # RTMP ingest (an "rtmp" source): each running RTMP channel listens on its own port of this range
+    # (port_min + channel id mod the range's size; docs/decisions.md), on rtmp_ingest_bind; the ingest URL
+    # shown in the console names rtmp_ingest_host (None: the host the console was opened with).
+    rtmp_ingest_port_min: int = Field(default=19350, ge=1, le=65535)
+    rtmp_ingest_port_max: int = Field(default=19449, ge=1, le=65535)
+    rtmp_ingest_bind: str = "0.0.0.0"
+    rtmp_ingest_host: str | None = None
+
     # Viewer sessions (web/): a signed session token lives this long; a session is concurrent while its last
     # request is younger than concurrent_window_s (2 × target duration + grace, research/recording.md §4).
     session_token_ttl_s: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)

@@ -13,8 +13,9 @@ from rooms.models import Base
 # has its ENDLIST and is the replay; archived: no longer listed for viewers (the replay stays for staff).
 STATES = ("draft", "rehearsal", "live", "ended", "archived")
 LANGUAGES = ("zh-CN", "en")
-# meeting: a meeting of `room_id` (speaker layout); encoder: an RTMP/WHIP encoder; playlist: uploaded videos.
-SOURCE_KINDS = ("meeting", "encoder", "playlist")
+# meeting: a meeting of `room_id` (speaker layout); encoder: a WHIP encoder; playlist: uploaded videos;
+# rtmp: an encoder pushing RTMP to the channel's own listener with its stream key (rooms/live/ingest.py).
+SOURCE_KINDS = ("meeting", "encoder", "playlist", "rtmp")
 # none: no hot standby; video: a looping backup video; encoder: a backup encoder.
 STANDBY_KINDS = ("none", "video", "encoder")
 # auto: the switcher decides (prefer primary); primary / standby: the operator forces one.
@@ -46,6 +47,8 @@ class LiveChannel(Base):
     standby_video_id: Mapped[int | None] = mapped_column(Integer)
     # Where the programme is pushed too (RTMP): it holds the receiver's stream key, so the API masks it.
     rtmp_url: Mapped[str | None] = mapped_column(Text)
+    # The stream key an RTMP encoder pushes with (a secret; rotated from the console; migration 0120).
+    ingest_key: Mapped[str | None] = mapped_column(String(64))
     # The current run's directory under the live root (the engine's playlists and segments); a new one per
     # rehearsal or go-live from draft, so a rehearsal that was stopped never leaks into the replay.
     directory: Mapped[str | None] = mapped_column(String(200))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rooms.database import Database
 from rooms.errors import Conflict, NotFound
 from rooms.live.devices import classify
+from rooms.live.ingest import new_stream_key
 from rooms.live.models import LiveChannel, LiveConcurrencySample, LiveViewerSession
 from rooms.live.rules import RUNNING, check_editable, check_source, next_state
 from rooms.live.stats import CONCURRENT_WINDOW, Sample, Viewing, sample_instant
@@ -78,6 +79,7 @@ async def create(db: Database, *, account_id: int, fields: ChannelFields, now: d
             standby_video_id=fields.standby_video_id,
             standby_override="auto",
             rtmp_url=fields.rtmp_url,
+            ingest_key=new_stream_key() if fields.source_kind == "rtmp" else None,
             show_viewer_count=fields.show_viewer_count,
             created_at=now,
             updated_at=now,
@@ -127,6 +129,8 @@ async def change(db: Database, channel_id: int, changes: dict[str, Any], *, now:
             )
         for name, value in changes.items():
             setattr(channel, name, value)
+        if kind == "rtmp" and channel.ingest_key is None:
+            channel.ingest_key = new_stream_key()
         channel.room_id = room_id
         channel.updated_at = now
         await session.commit()

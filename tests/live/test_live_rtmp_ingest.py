@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import m3u8  # type: ignore[import-untyped]
 import pytest
 
@@ -20,7 +23,15 @@ from recording.live.channel import EVENT, INDEX, LiveChannel
 from recording.live.ingest import RtmpIngestInput, is_idr, listen_argv
 from recording.live.settings import LiveSettings
 from recording.live.sources import RtmpIngestSource
+from rooms.database import Database
+from rooms.live.models import LiveChannel as ChannelRow
+from rooms.models import Account, User
+from rooms.tokens import mint_access_token
+from tests.conftest import SECRET_KEY, RunningServer
 from tests.live.live_engine_media import ffprobe, wait_for
+from web.keys import DATABASE
+from yunhui.live import LIVE_ENGINES
+from yunhui.settings import Settings, load_settings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,3 +130,82 @@ async def test_rtmp_ingest_wrong_key_refused_copy_and_reconnect(tmp_path: Path) 
         check=False, capture_output=True, timeout=60,
     )  # fmt: skip
     assert errors.stderr.decode() == ""
+
+
+# ------------------------------------------------------------------------------------------ through the app
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    port = free_port()  # a one-port range: every RTMP channel of this test listens there
+    return load_settings(
+        overrides={
+            "paths": {"var_dir": str(tmp_path / "var")},
+            "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            "live": {"rtmp_ingest_port_min": port, "rtmp_ingest_port_max": port,
+                     "rtmp_ingest_bind": "127.0.0.1"},
+        }
+    )  # fmt: skip
+
+
+async def test_an_rtmp_channel_through_the_app_key_rotation_and_refusals(server: RunningServer) -> None:
+    db: Database = server.app[DATABASE]
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        account = Account(name="Acme", created_at=now)
+        session.add(account)
+        await session.flush()
+        user = User(account_id=account.id, email="rtmp@acme.example", password_hash="x", role="admin",
+                    created_at=now)  # fmt: skip
+        session.add(user)
+        await session.commit()
+    token, _ = mint_access_token(SECRET_KEY, user_id=user.id, account_id=account.id, role="admin", now=now,
+                                 ttl=timedelta(hours=1))  # fmt: skip
+    port = server.settings.live.rtmp_ingest_port_min
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async with http.request(method, f"{server.url}/api/v1{path}", json=body) as r:
+                return r.status, await r.json()
+
+        status, channel = await call("POST", "/live", {"title": "Keynote", "language": "en",
+                                                        "source_kind": "rtmp"})  # fmt: skip
+        assert status == 201, channel
+        cid = channel["id"]
+        assert "ingest_key" not in channel and "stream_key" not in channel  # the key only on its own route
+        status, first = await call("GET", f"/live/{cid}/ingest")
+        assert status == 200, first
+        assert first["server_url"] == f"rtmp://127.0.0.1:{port}/live" and len(first["stream_key"]) >= 20
+        assert first["url"] == f"{first['server_url']}/{first['stream_key']}"
+        status, error = await call("POST", "/live", {"title": "x", "language": "en", "source_kind": "rtmp",
+                                                      "room_id": 1})  # fmt: skip
+        assert status == 422 and error["error"]["field"] == "room_id", error  # an RTMP source takes no room
+        status, other = await call("POST", "/live", {"title": "Playlist", "language": "en",
+                                                      "source_kind": "playlist"})  # fmt: skip
+        status, error = await call("GET", f"/live/{other['id']}/ingest")
+        assert status == 409 and error["error"]["code"] == "not_rtmp", error
+
+        status, channel = await call("POST", f"/live/{cid}/rehearse")
+        assert status == 200 and channel["state"] == "rehearsal", channel
+        status, rotated = await call("POST", f"/live/{cid}/ingest/key")
+        assert status == 200 and rotated["stream_key"] != first["stream_key"], rotated
+        engine = server.app[LIVE_ENGINES].engine(cid)
+        assert engine is not None
+        status, channel = await call("POST", f"/live/{cid}/go-live")
+        assert status == 200 and channel["state"] == "live", channel
+
+        assert await push_when_listening(port, first["stream_key"], 1.5) != 0  # the old key is refused
+        assert await push_when_listening(port, rotated["stream_key"], 3.0) == 0
+        ingest = engine._pipeline.inputs["primary"]
+        assert isinstance(ingest, RtmpIngestInput)
+        await wait_for(lambda: ingest.connections == 1 and not ingest.connected, 20)  # all of it read
+        assert ingest.refused == 1
+        status, channel = await call("GET", f"/live/{cid}")
+        assert channel["engine"]["source"] == "rtmp" and not channel["engine"]["transcoding"], channel
+        status, channel = await call("POST", f"/live/{cid}/stop")
+        assert status == 200 and channel["state"] == "ended", channel
+    async with db.session() as session:
+        row = await session.get(ChannelRow, cid)
+        assert row is not None and row.directory is not None
+    replay = server.app[LIVE_ENGINES].root / row.directory / EVENT
+    probe = ffprobe(replay, "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames")
+    counts = {s["codec_name"]: int(s["nb_read_frames"]) for s in probe["streams"]}
+    assert counts["h264"] == 3 * FPS, counts  # the right key's push, all of it; nothing of the refused one

@@ -19,6 +19,7 @@ from web.api import audit, auth, bookings, contracts, invoices, meetings, openap
 from web.api import availability as availability_api
 from web.api import incidents as incidents_api
 from web.api import live as live_api
+from web.api import live_ingest as live_ingest_api
 from web.api import live_meetings as live_meetings_api
 from web.api import live_playlists as live_playlists_api
 from web.api import live_videos as live_videos_api
@@ -45,6 +46,7 @@ ROUTE_MODULES.extend([maintenance_api, notifications_api])
 ROUTE_MODULES.extend([live_videos_api, live_playlists_api])
 # Live channels (issue #18): the console and statistics, and the viewers' sessions and HLS.
 ROUTE_MODULES.extend([live_api, live_viewers_api])
+ROUTE_MODULES.append(live_ingest_api)  # RTMP ingest: the URL and stream key
 # SIP room terminals (issue #16): registrations, live calls and call records.
 ROUTE_MODULES.append(sip_api)
 ROUTE_MODULES.append(sip_calls_api)  # dial-out from a meeting

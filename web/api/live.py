@@ -89,7 +89,7 @@ LIVE_SERVICE = web.AppKey("live_service", LiveService)
 # --- bodies ----------------------------------------------------------------------------------------------
 
 Language = Literal["zh-CN", "en"]
-SourceKind = Literal["meeting", "encoder", "playlist"]
+SourceKind = Literal["meeting", "encoder", "playlist", "rtmp"]
 StandbyKind = Literal["none", "video", "encoder"]
 Override = Literal["auto", "primary", "standby"]
 State = Literal["draft", "rehearsal", "live", "ended", "archived"]

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rooms.audit.recorder import Actor, record
 from rooms.billing.models import Outage
 from rooms.database import Database
 from rooms.meetings import start_meeting
@@ -324,3 +325,21 @@ async def holds_lease(db: Database, meeting_id: int, epoch: int) -> bool:
         )
         await session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def record_job_run(
+    db: Database,
+    job: str,
+    *,
+    actor: Actor,
+    started: datetime,
+    ended: datetime,
+    worker: str,
+    outcome: dict[str, object],
+) -> None:
+    """One audit entry per run of a cluster-wide job (e.g. the billing run), from its start to its end and
+    naming the worker that ran it, so that "runs never overlap, one worker at a time" can be checked."""
+    changes = {"started_at": started.isoformat(), "ended_at": ended.isoformat(), "worker": worker, **outcome}
+    async with db.writer() as session:
+        record(session, "run", "job", job, account_id=None, changes=changes, now=ended, actor=actor)
+        await session.commit()

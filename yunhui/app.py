@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from rooms.billing.run import run_billing
+from rooms.billing.run import BILLING_RUN, run_billing
 from rooms.database import Database
 from rooms.errors import RoomsError
 from rooms.tokens import verify_join_token
-from rooms.workers import Recovery, beat, stale_after, start_worker, stop_worker
+from rooms.workers import Recovery, beat, record_job_run, stale_after, start_worker, stop_worker
 from sfu.sfu import Sfu
 from sfu.whip import whip_app
 from signaling.files_app import files_app
@@ -213,7 +213,16 @@ async def create_app(settings: Settings, *, secret_key: str, clock: Clock = utc_
         return claims.token_id or token
 
     async def billing_run() -> None:
-        report = await run_billing(database, now=clock())
+        started = clock()
+        outcome: dict[str, object] = {"ok": False}
+        try:
+            report = await run_billing(database, now=started)
+            outcome = {"ok": True, "issued": len(report.issued), "suspended": len(report.suspended)}
+        finally:  # one audit entry per run, with its start and end (issue #20: runs never overlap)
+            await record_job_run(
+                database, "billing", actor=BILLING_RUN, started=started, ended=clock(),
+                worker=cluster.slot_name(settings.workers), outcome=outcome,
+            )  # fmt: skip
         if report.issued or report.notices or report.suspended or report.purged:
             log.info(
                 "billing run: %d issued, %d notices, %d suspended, %d purged",

@@ -1,17 +1,23 @@
-"""S8: the jobs that must run once run in one worker; after kill -9 of the leader another leads within 6 s."""
+"""S8: the jobs that must run once run in one worker, the billing runs (one audit entry each, start and end)
+never overlap; after kill -9 of the leader another leads within 6 s."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
 import time
+from datetime import datetime
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy import select
 
+from rooms.audit.models import AuditEntry
+from rooms.database import Database
 from tests.cluster.conftest import Cluster, Worker, wait_until
 from yunhui.leader import LOCK_KEY
 
@@ -76,6 +82,39 @@ async def test_billing_runs_in_one_worker_and_another_leads_after_kill_9(
     assert took < 6, f"the survivor took {took:.1f} s to lead"
     await wait_until(lambda: _billing_at_least(follower, http, 1))
     assert await _lock_holders(cluster.database_url) == 1
+
+    # An audit entry per run, with its start and end: the runs never overlap, and a worker's runs all
+    # come before the other's (the leader's until its kill, then the survivor's).
+    runs = await _billing_runs(cluster.database_url)
+    assert len(runs) >= 4, runs
+    for (_, ended, _), (started, _, _) in itertools.pairwise(runs):
+        assert started >= ended, runs
+    workers = [worker for _, _, worker in runs]
+    first_run_of_follower = workers.index(f"w{follower.worker_id}")
+    assert set(workers[:first_run_of_follower]) == {f"w{leader.worker_id}"}
+    assert set(workers[first_run_of_follower:]) == {f"w{follower.worker_id}"}
+
+
+async def _billing_runs(database_url: str) -> list[tuple[datetime, datetime, str]]:
+    database = await Database.connect(database_url)
+    try:
+        async with database.session() as session:
+            entries = (
+                await session.scalars(
+                    select(AuditEntry).where(
+                        AuditEntry.object_type == "job", AuditEntry.object_id == "billing"
+                    )
+                )
+            ).all()
+    finally:
+        await database.close()
+    assert all(e.actor == "system: billing run" and e.action == "run" for e in entries)
+    runs = [
+        (datetime.fromisoformat(e.changes["started_at"]), datetime.fromisoformat(e.changes["ended_at"]),
+         str(e.changes["worker"]))
+        for e in entries
+    ]  # fmt: skip
+    return sorted(runs)
 
 
 async def _billing_at_least(worker: Worker, http: aiohttp.ClientSession, runs: int) -> bool:

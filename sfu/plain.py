@@ -48,10 +48,11 @@ from sfu.plain_tracks import (
     opus_track,
     size_for_max_fs,
 )
+from sfu.plain_transcode import TranscodeFormat, Transcoder, transcodable, transcodes
 from sfu.retransmit import TokenBucket
 from sfu.rtp import RTP_HEADER, RtpHeader, abs_send_time, parse_rtp, split_payload
 from sfu.subscription import Subscription
-from sfu.track import Track, codec_key
+from sfu.track import Track, codec_key, receivable_key
 
 if TYPE_CHECKING:
     from sfu.router import Router
@@ -64,6 +65,7 @@ INFO_AFTER_S = 1.0
 TICK_S = 0.1
 REPORT_S = 2.0
 NACK_LIMIT = 32  # sequence numbers answered per NACK packet from a terminal
+TRANSCODE_BITRATE = 1_000_000  # bit/s of a transcoded camera (below the terminal's b=TIAS)
 
 
 class PlainPeer:
@@ -97,6 +99,8 @@ class PlainPeer:
         self.video_track: Track | None = None  # the terminal's camera, published
         self.audio_track: Track | None = None  # the terminal's voice as Opus (publish_audio)
         self.video_out: Subscription | None = None  # the speaker's video to the terminal
+        self._transcoder: Transcoder | None = None  # the source re-encoded for the terminal (shared)
+        self._releasing: set[asyncio.Task[None]] = set()  # Transcodes.release of a source let go
         self._digits = DigitCollector()
         self._h = RtpHeader()
         self._rtcp_ssrc = random.getrandbits(32) or 1
@@ -229,6 +233,7 @@ class PlainPeer:
             raise Closed(f"plain peer {self.participant_id!r} is closed")
         if self.video_out is not None:
             self.video_out.unbind()
+        self._release_transcoder()  # it belongs to the old Router's sources
         for track in (self.video_track, self.audio_track):
             if track is not None:
                 track.closed = True
@@ -250,36 +255,75 @@ class PlainPeer:
             self.follow_speaker()
 
     def follow_speaker(self) -> None:
-        """Forward the active speaker's camera (H.264 the terminal can take); else keep the current one, else
-        the first such camera; none: the terminal gets the slate. A switch waits for the new source's
-        keyframe (asked for at once) and keeps SSRC, sequence numbers and timestamps continuous."""
+        """Forward the active speaker's camera; else keep the current one, else the first camera the terminal
+        can take, else any; none: the terminal gets the slate. A camera in a codec the terminal cannot take
+        (VP8; H.264 mode 1 to a mode-0 terminal) goes through a Transcoder (sfu/plain_transcode.py). A switch
+        waits for the new source's keyframe (asked for at once) and keeps SSRC, sequence numbers and
+        timestamps continuous."""
         sub = self.video_out
         if sub is None or sub.params is None or self.closed:
             return
         keys = {codec_key(c) for c in sub.params.codecs}
-        candidates = [
+        cameras = [
             t
             for t in self._router.tracks.values()
             if t.kind == "video"
             and t.source != "screen"
             and t.participant_id != self.participant_id
             and not t.closed
-            and codec_key(t.main_codec) in keys
         ]
+
+        def direct(t: Track) -> bool:
+            return codec_key(t.main_codec) in keys or receivable_key(t.main_codec) in keys
+
+        candidates = [t for t in cameras if direct(t) or transcodable(t)]
+        current = self._transcoder.source if self._transcoder is not None else sub.track
         speaker = self._router.active_speaker
-        chosen = next((t for t in candidates if t.participant_id == speaker), None)
-        if chosen is None:
-            chosen = sub.track if sub.track in candidates else (candidates[0] if candidates else None)
+        source = next((t for t in candidates if t.participant_id == speaker), None)
+        if source is None and current in candidates:
+            source = current
+        if source is None:
+            source = next((t for t in candidates if direct(t)), candidates[0] if candidates else None)
+        chosen = source
+        if source is not None and not direct(source):
+            chosen = self._transcoded(source).output
+        elif self._transcoder is not None:
+            self._release_transcoder()
         if chosen is None:
             if sub.track is not None:
                 sub.unbind()
             return
         if chosen is sub.track:
             return
-        log.info("plain %s: video follows %s", self.participant_id, chosen.participant_id)
+        log.info("plain %s: video follows %s", self.participant_id, chosen.id)
         sub.bind(chosen)
         if sub.target is not None:
             self._spawn(chosen.request_keyframe(sub.target, join=True))
+
+    def _transcoded(self, source: Track) -> Transcoder:
+        """The shared Transcoder of `source` into this terminal's format (the previous one released)."""
+        current = self._transcoder
+        if current is not None and current.source is source and not current.closed:
+            return current
+        self._release_transcoder()
+        stream = self.media.stream("video") if self.media is not None else None
+        assert self.video_out is not None and self.video_out.params is not None
+        fmt = TranscodeFormat(
+            codec=self.video_out.params.codecs[0],
+            max_fs=stream.max_fs if stream is not None else 0,
+            bitrate=min(stream.tias or TRANSCODE_BITRATE, TRANSCODE_BITRATE) if stream else TRANSCODE_BITRATE,
+        )
+        self._transcoder = transcodes(self._router).acquire(source, fmt, self.participant_id)
+        return self._transcoder
+
+    def _release_transcoder(self) -> None:
+        transcoder, self._transcoder = self._transcoder, None
+        if transcoder is not None:
+            task = asyncio.get_running_loop().create_task(
+                transcodes(self._router).release(transcoder, self.participant_id)
+            )
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
 
     # ------------------------------------------------------------------------------------- media in
     def _on_rtp(self, kind: MediaKind, data: bytes, addr: Address) -> None:
@@ -559,6 +603,9 @@ class PlainPeer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._release_transcoder()
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         if self.video_out is not None:
             self.video_out.unbind()
             if self.video_out.route is not None:

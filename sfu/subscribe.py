@@ -31,7 +31,7 @@ from sfu.rtp import U32
 from sfu.sdp import announce_address, media_sections, require_candidates
 from sfu.settings import SfuSettings
 from sfu.subscription import Subscription
-from sfu.track import LayerView, Track, codec_key
+from sfu.track import LayerView, Track, codec_key, receivable_key
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +270,8 @@ class SubscribeConnection:
             transceiver = subscription.transceiver
             transceiver.direction = "sendonly"
             capabilities = RTCRtpSender.getCapabilities(track.kind).codecs
-            key = codec_key(track.main_codec)
-            preferences = [c for c in capabilities if not is_rtx(c) and codec_key(c) == key]
+            keys = (codec_key(track.main_codec), receivable_key(track.main_codec))
+            preferences = [c for c in capabilities if not is_rtx(c) and codec_key(c) in keys]
             if track.kind == "video":
                 preferences += [c for c in capabilities if is_rtx(c)]
             if preferences:

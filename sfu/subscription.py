@@ -27,7 +27,7 @@ from sfu.rtp import (
     split_payload,
 )
 from sfu.simulcast import select_layer
-from sfu.track import Layer, LayerView, Track, codec_key
+from sfu.track import Layer, LayerView, Track, codec_key, receivable_key
 
 SendRtp = Callable[[bytes], Awaitable[bool]]
 SendNow = Callable[[bytes], bool]
@@ -165,7 +165,9 @@ class Subscription(SubscriptionBase):
         self.cname = params.rtcp.cname or ""
         out_by_key = {codec_key(c): c.payloadType for c in params.codecs if not is_rtx(c)}
         self.pt_map = {
-            pt: out_by_key[codec_key(c)] for pt, c in track.codecs.items() if codec_key(c) in out_by_key
+            pt: out
+            for pt, c in track.codecs.items()
+            if (out := out_by_key.get(codec_key(c), out_by_key.get(receivable_key(c)))) is not None
         }
         table = bytearray(_UNMAPPED)
         for pt, out in self.pt_map.items():

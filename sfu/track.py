@@ -35,6 +35,15 @@ def codec_key(codec: Any) -> tuple[str, ...]:
     return (mime,)
 
 
+def receivable_key(codec: Any) -> tuple[str, ...]:
+    """The codec_key a receiver must have negotiated to take `codec`'s packets as they are: H.264 in
+    packetization-mode 0 (single NAL units) is also valid mode 1 (RFC 6184 §6.3), not the other way round."""
+    key = codec_key(codec)
+    if key[0] == "video/h264" and key[1] == "0":
+        return (key[0], "1", key[2])
+    return key
+
+
 def h264_profile_key(profile_level_id: str) -> str:
     """profile_idc and constraint flags, with the Baseline variants that Constrained Baseline decoders take as
     one: room terminals send 4280/42c0, browsers 42e0 (constraint_set0 or set1 on Baseline: RFC 6184 §8.1)."""

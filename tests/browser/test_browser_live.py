@@ -1,8 +1,9 @@
 """The live viewer page in real Chromium against the whole app: a channel fed by the real engine (its file
 source, a looping normalised H.264 + AAC item played in real time) plays through hls.js with a viewer session
 (research/recording.md §5 item 7, browser half): currentTime advances ≥ 10 s, frames are decoded, no fatal
-hls.js error, and the PROGRAM-DATE-TIME latency is ≤ 10 s. The page's states (starting soon, replay) in both
-languages, and screenshots of the page for the manual."""
+hls.js error, and the PROGRAM-DATE-TIME latency is ≤ 10 s; and the same with a meeting source, a real
+Chromium publisher's fake camera in H.264 (copied) attached when the meeting starts. The page's states
+(starting soon, replay) in both languages, and screenshots of the page for the manual."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from recording.live.sources import PlaylistSource
 from tests.browser.conftest import UNNAMED_CONTROLS, AdminApi, docs_screenshot
 from tests.browser.test_browser_admin import sign_in
 from tests.conftest import RunningServer
-from tests.live.live_engine_media import make_item
+from tests.live.live_engine_media import make_item, wait_for
 from yunhui.live import LIVE_ENGINES
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
@@ -160,3 +161,57 @@ async def test_the_page_says_starting_soon_during_rehearsal_in_both_languages(
     await page.wait_for_selector("#live-badge.rehearsal")
     assert await page.text_content("#live-badge") == "彩排"
     await admin.call("POST", f"/live/{channel['id']}/stop")
+
+
+async def test_the_viewer_page_plays_a_chromium_meeting_publisher(
+    site: RunningServer, admin: AdminApi, new_context: Any
+) -> None:
+    """Item 7's browser half with a meeting source: the channel goes live before its meeting starts (the
+    standby-less channel waits), a real Chromium joins the room with its fake camera — H.264, since the room
+    feeds a channel — and is copied (not transcoded); a second Chromium plays /live/{id} through hls.js."""
+    room = await admin.room(passcode="135790")
+    channel = await _channel(admin, title="Town hall", source_kind="meeting", room_id=room["id"])
+    cid = channel["id"]
+    live = await admin.call("POST", f"/live/{cid}/go-live")
+    assert live["state"] == "live" and live["meeting_id"] is None
+    publisher = await (await new_context(locale="en-US")).new_page()
+    await publisher.goto(f"{site.url}/m/{room['meeting_number']}?pwd=135790&simulcast=0")
+    assert await publisher.get_attribute("[data-video-codec]", "data-video-codec") == "h264"
+    await publisher.fill("#display-name", "Speaker")
+    await publisher.click("#join:enabled")
+    await publisher.wait_for_selector(".meeting")
+    engine = site.app[LIVE_ENGINES].engine(cid)
+    assert engine is not None
+    # The meeting is attached by itself once it starts.
+    await wait_for(lambda: engine.status().on_air == "primary" and engine.status().public_segments >= 1, 40)
+    assert engine.status().transcoding is False, "the H.264 camera is copied"
+
+    viewer = await (await new_context(locale="en-US")).new_page()
+    await viewer.add_init_script(
+        """window.__liveFatal = [];
+        document.addEventListener('DOMContentLoaded', () => {
+          const hook = () => window.yunhuiLive
+            ? (window.__liveHooked = true) && window.yunhuiLive.addEventListener('error',
+                (e) => e.detail.fatal && window.__liveFatal.push(e.detail))
+            : setTimeout(hook, 50);
+          hook(); });"""
+    )
+    await viewer.goto(f"{site.url}/live/{cid}")
+    await viewer.wait_for_function(
+        "() => document.querySelector('#live-video').currentTime > 0.5", timeout=30_000, polling=250
+    )
+    assert await viewer.evaluate("window.__liveHooked === true"), "fatal hls.js errors are caught"
+    start = await _playback(viewer)
+    started = time.monotonic()
+    await viewer.wait_for_function(
+        f"() => document.querySelector('#live-video').currentTime >= {start['time'] + PLAYBACK_S}",
+        timeout=30_000,
+        polling=250,
+    )
+    end = await _playback(viewer)
+    assert end["time"] - start["time"] >= PLAYBACK_S
+    assert end["frames"] > start["frames"] + 100, (start, end)
+    assert end["fatal"] == [], end
+    assert end["latency"] is not None and 0 <= end["latency"] <= MAX_LATENCY_S, end
+    assert time.monotonic() - started < 30
+    await admin.call("POST", f"/live/{cid}/stop")

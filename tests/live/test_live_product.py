@@ -1,7 +1,7 @@
 """Live channels through the whole app on 127.0.0.1 (yunhui/live.py): a meeting source fed by a real aiortc
 publisher over WHIP in H.264 (copied, not transcoded) through rehearsal, go-live and stop; the meeting page
-publishing H.264 when its room feeds a channel; a clear refusal without a meeting; the recovery of channels
-a crashed run left on air."""
+publishing H.264 when its room feeds a channel; the recovery of channels a crashed run left on air whose
+files cannot be continued (ended; tests/live/test_live_resume.py resumes those that can)."""
 
 from __future__ import annotations
 

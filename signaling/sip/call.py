@@ -189,7 +189,10 @@ class Call:
             await self._answer_into_ivr(destination)
             return None
         self._seated(participant)
-        if not await participant.wait_joined() or self.peer is None or self.answer is None:
+        joined = await participant.wait_joined()  # the leg is made meanwhile (_make_leg)
+        # A delayed offer (INVITE without SDP) has no answer yet: ours goes in the 200, theirs in the ACK.
+        negotiated = self.answer is not None or self._our_offer is not None
+        if not joined or self.peer is None or not negotiated:
             await self._reject(503, "Service Unavailable", "the meeting could not be joined")
             return "rejected:503"
         await self._answer_and_start()

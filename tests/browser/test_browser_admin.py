@@ -149,6 +149,9 @@ async def test_live_meeting_shows_participants_and_can_be_ended_then_reported(
     await card.locator("tr", has_text="Zhang").wait_for()
     row = await card.locator("tr", has_text="Zhang").inner_text()
     assert "Browser" in row and "Desktop" in row
+    # Holding the microphone goes through the meeting's worker (this process here): the row shows the hold.
+    await card.get_by_role("button", name="Mute Zhang").click()
+    await card.locator("tr", has_text="Zhang").get_by_text("Microphone held").wait_for()
     page.on("dialog", lambda dialog: dialog.accept())
     await card.get_by_role("button", name="End the meeting in Live room").click()
     await guest.wait_for_selector('#ended-reason[data-reason="host_ended"]')

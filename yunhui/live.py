@@ -7,9 +7,18 @@ channel with an audio participant (an interpreter), that participant's microphon
 channels share one meeting's video with different audio. Encoder and playlist channels start without a
 primary; the playlist component (#18 uploads) puts its PlaylistSource on air through ``engine()``.
 
+A meeting or encoder source follows its room: a channel started before the room's meeting waits (the
+standby on air) and attaches the meeting when its Router opens (Sfu.router_opened); when that Router closes
+the channel lets go and attaches the room's next meeting. A "encoder" standby is the room's backup encoder
+(the WHIP publisher named ``live.backup_encoder_name``), tapped as the engine's standby.
+
 Each run writes into its own directory (the row's ``directory``); a stopped rehearsal's directory is removed.
-A crash leaves channels in rehearsal or live without an engine: at the next start a rehearsal goes back to
-draft and a live channel ends, its playlists closed with ENDLIST, so the replay is what was streamed.
+A crash leaves channels in rehearsal or live without an engine: at the next start each is resumed in its
+directory (the same playlists continued after a DISCONTINUITY); one that cannot be continued goes back to
+draft (a rehearsal) or ends, its playlists closed with ENDLIST, so the replay is what was streamed. The
+recovery runs once per process at start; a second run in the same process skips the channels it has
+engines for. Two processes sharing one live root would each resume the same channels into the same
+directory: that needs a cluster-wide lock (#20), not yet taken here.
 
 Viewers' playlist and segment requests are gathered in memory and written once a second (ViewerActivity).
 The sampler writes a concurrency sample every 10 s; it is idempotent (rooms/live/store.py: one sample per

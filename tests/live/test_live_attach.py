@@ -36,8 +36,22 @@ from web.api import live_viewers as live_viewers_api
 from web.api.live import LIVE_SERVICE
 from web.keys import DATABASE
 from yunhui.live import LIVE_ENGINES
+from yunhui.settings import Settings, load_settings
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """tests/conftest.py's, with a quick standby (the switch, not its timing, is what is tested here)."""
+    return load_settings(
+        overrides={
+            "paths": {"var_dir": str(tmp_path / "var")},
+            "server": {"host": "127.0.0.1", "port": 0, "tls_port": None},
+            "sfu": {"allow_loopback_candidates": True},
+            "live": {"standby_after_s": 0.5, "segment_seconds": 1.0},
+        }
+    )
 
 
 @pytest.fixture

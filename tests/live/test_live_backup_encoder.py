@@ -21,6 +21,7 @@ from tests.live.test_live_product import Env, _until
 from tests.sfu.conftest import CounterVideoTrack, ToneAudioTrack
 from yunhui.live import LIVE_ENGINES
 
+settings = test_live_attach.settings  # a quick standby
 meeting_env = test_live_attach.meeting_env  # the whole app on 127.0.0.1 with a room and an admin
 
 pytestmark = pytest.mark.timeout(120)

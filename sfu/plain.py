@@ -37,6 +37,7 @@ from sfu.dtmf import DigitCollector
 from sfu.errors import BadRequest, Closed
 from sfu.metrics import METRICS
 from sfu.plain_media import MediaKind, PlainMedia, PlainStream
+from sfu.plain_rtcp import Receiving, Sent, compound, ntp_timestamp
 from sfu.plain_stream import Address, MediaSocket, bind_pair, tmmbn, tmmbr_requests
 from sfu.plain_tracks import (
     KEYFRAME_INTERVAL_S,
@@ -114,6 +115,9 @@ class PlainPeer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._reported_at = 0.0
+        self._receiving: dict[MediaKind, Receiving] = {}  # the terminal's streams, for our report blocks
+        self._audio_sent_at = 0.0  # when the last mix frame went out (the SR's RTP time is extrapolated)
+        self.wallclock: Callable[[], float] = time.time  # the SRs' NTP time (tests inject it)
         self.infos_wanted = 0  # on_keyframe_wanted calls (tests, metrics)
         self.tmmbr_bitrate = 0  # the terminal's last TMMBR cap on our video, bit/s (0: none)
 
@@ -165,6 +169,8 @@ class PlainPeer:
         self.media = media
         for stream in media.streams:
             sock = self._media[stream.kind]
+            if stream.kind not in self._receiving:
+                self._receiving[stream.kind] = Receiving(stream.main.clock_rate)
             if sock.rtp_transport is None:
                 kind = stream.kind
                 await sock.open(
@@ -348,6 +354,7 @@ class PlainPeer:
         h = self._h
         if not parse_rtp(data, h) or sock.stream is None:
             return
+        self._received("audio", h)
         payload = data[h.payload_start : h.payload_end]
         if sock.stream.telephone_event_pt is not None and h.pt == sock.stream.telephone_event_pt:
             digit = self._digits.packet(payload, h.ts)
@@ -360,7 +367,10 @@ class PlainPeer:
     def _video_in(self, data: bytes) -> None:
         track = self.video_track
         h = self._h
-        if track is None or not parse_rtp(data, h) or h.pt not in track.codecs:
+        if track is None or not parse_rtp(data, h):
+            return
+        self._received("video", h)
+        if h.pt not in track.codecs:
             return
         now = h.arrival = time.monotonic()
         layer = track.layers[""]
@@ -411,7 +421,11 @@ class PlainPeer:
                 if sub is not None and packet.media_ssrc == sub.ssrc:
                     # Resent from the publisher's ring (Subscription.retransmit), a few per report at most.
                     self._spawn(self._retransmit(sub, packet.lost[:NACK_LIMIT]))
-            elif isinstance(packet, RtcpSrPacket) and kind == "video" and self.video_track is not None:
+            elif isinstance(packet, RtcpSrPacket) and kind in self._receiving:
+                self._receiving[kind].sender_report(
+                    packet.ssrc, packet.sender_info.ntp_timestamp, time.monotonic()
+                )
+            if isinstance(packet, RtcpSrPacket) and kind == "video" and self.video_track is not None:
                 layer = self.video_track.layers[""]
                 if packet.ssrc == layer.ssrc:
                     layer.sr_ntp = packet.sender_info.ntp_timestamp
@@ -440,7 +454,8 @@ class PlainPeer:
         sock = self._media.get("audio")
         if sock is None or sock.stream is None or not sock.stream.sends:
             return
-        sock.send_rtp(sock.packet(sock.stream.main.pt, payload, samples))
+        if sock.send_rtp(sock.packet(sock.stream.main.pt, payload, samples)):
+            self._audio_sent_at = time.monotonic()
 
     def publish_audio(self, opus: bytes, level: int) -> None:
         """Publish one 20 ms Opus frame of the terminal's voice into the router, with its RFC 6464 level
@@ -565,15 +580,42 @@ class PlainPeer:
                 self._want_info(now)
         if now - self._reported_at >= REPORT_S:
             self._reported_at = now
-            self._report()
+            self._report(now)
 
-    def _report(self) -> None:
+    def _received(self, kind: MediaKind, h: RtpHeader) -> None:
+        receiving = self._receiving.get(kind)
+        if receiving is not None:
+            receiving.packet(h.ssrc, h.seq, h.ts)
+
+    def _report(self, now: float) -> None:
+        """One compound RTCP packet per m-line (sfu/plain_rtcp.py): SR for what we sent, else RR; the report
+        block on the terminal's stream; SDES CNAME."""
+        for kind, sock in self._media.items():
+            if sock.stream is None:
+                continue
+            receiving = self._receiving.get(kind)
+            block = receiving.block(now) if receiving is not None else None
+            sent = self._sent_video(now) if kind == "video" else self._sent_audio(sock, now)
+            sock.send_rtcp(compound(self._rtcp_ssrc, self.participant_id, sent, block))
+
+    def _sent_audio(self, sock: MediaSocket, now: float) -> Sent | None:
+        if not sock.sent_first or sock.stream is None:
+            return None
+        elapsed = max(0.0, now - self._audio_sent_at)
+        rtp = sock.ts + int(elapsed * sock.stream.main.clock_rate)
+        return Sent(sock.ssrc, sock.packets_sent, sock.octets_sent, ntp_timestamp(self.wallclock()), rtp)
+
+    def _sent_video(self, now: float) -> Sent | None:
+        """Forwarding with the publisher's SR: that SR translated (lip sync); else our own clock (slate)."""
         sub = self.video_out
-        if sub is not None and sub.current is not None:
-            report = sub.sender_report(sub.current)
-            sock = self._media.get("video")
-            if report is not None and sock is not None:
-                sock.send_rtcp(report)
+        if sub is None or not sub.packets:
+            return None
+        layer = sub.current
+        if layer is not None and layer.sr_ntp:
+            return Sent(sub.ssrc, sub.packets, sub.octets, layer.sr_ntp, layer.sr_rtp + sub.ts_offset)
+        elapsed = max(0.0, now - sub.last_sent_at) if sub.last_sent_at else 0.0
+        rtp = sub.last_ts + int(elapsed * 90000)
+        return Sent(sub.ssrc, sub.packets, sub.octets, ntp_timestamp(self.wallclock()), rtp)
 
     async def _run(self) -> None:
         while True:

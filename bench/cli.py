@@ -52,6 +52,8 @@ from bench.scenarios import (
 )
 from bench.sip import main as sip_main
 from bench.sip import wanted as sip_wanted
+from bench.sip_load import main as sip_load_main
+from bench.sip_load import wanted as sip_load_wanted
 from sfu import fanout
 
 log = logging.getLogger("bench")
@@ -311,8 +313,12 @@ def write_report(args: argparse.Namespace, runs: list[Run], elapsed: float) -> N
 def main(argv: list[str] | None = None) -> int:
     if sip_wanted(sys.argv[1:] if argv is None else argv):  # in-process SIP legs: no Janus, no namespace
         return sip_main(sys.argv[1:] if argv is None else argv)
+    if sip_load_wanted(sys.argv[1:] if argv is None else argv):  # sipp against the app in this process (A18)
+        return sip_load_main(sys.argv[1:] if argv is None else argv)
     if recording.wanted(sys.argv[1:] if argv is None else argv):  # needs no Janus and no namespace
         return recording.main(sys.argv[1:] if argv is None else argv)
+    if workers.wanted(sys.argv[1:] if argv is None else argv):  # PostgreSQL, Redis, worker subprocesses
+        return workers.main(sys.argv[1:] if argv is None else argv)
     if large_meeting.wanted(sys.argv[1:] if argv is None else argv):  # neither does this one
         return large_meeting.main(sys.argv[1:] if argv is None else argv)
     if constrained_uplink.wanted(sys.argv[1:] if argv is None else argv):  # its own namespace and browsers

@@ -1,17 +1,25 @@
-"""A10 delayed offer with Debian's sipp: an INVITE without SDP gets our offer in the 200 (PCMU, G.722, Opus,
-telephone-event, H.264 mode 1, ``ccm fir`` and ``nack pli``: the scenario's regexes fail the call if one is
-missing), the answer comes in the ACK, and media flow both ways at the ports of that answer."""
+"""Debian's sipp against the whole app's gateway (one app for the module).
+
+A10 delayed offer: an INVITE without SDP gets our offer in the 200 (PCMU, G.722, Opus, telephone-event, H.264
+mode 1, ``ccm fir`` and ``nack pli``: the scenario's regexes fail the call if one is missing), the answer
+comes in the ACK, and media flow both ways at the ports of that answer.
+
+A18 load smoke: bench/sip_load.py's run with 10 calls (the bench runs 50 at 5/s, 20 at once): every call
+succeeds, and once they ended no call, socket or SIP dialog is left."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
+from bench.sip_load import run_load
 from rooms.sip import calls as records
 from sfu.rtp import RTP_HEADER
 from signaling.sip.gateway import Gateway
@@ -26,12 +34,15 @@ from yunhui.settings import load_settings
 from yunhui.sip import SIP_GATEWAY, SIP_SERVER
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uac_invite_delayed.xml"
-pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 WAIT = 15.0
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[tuple[SipServer, Gateway, Seed, web.Application]]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[SipServer, Gateway, Seed, web.Application]]:
+    tmp_path = tmp_path_factory.mktemp("sipp-app")
     settings = load_settings(
         overrides={
             "paths": {"var_dir": str(tmp_path / "var")},
@@ -50,7 +61,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[SipServer, Gateway, See
     )
     app = await create_app(settings, secret_key=SECRET_KEY)
     await app[DATABASE].upgrade()
-    s = await seed(app[DATABASE], passcode="4321")
+    s = await seed(app[DATABASE], passcode="4321", capacity=20)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -109,3 +120,28 @@ async def test_a10_delayed_offer(
     (record,) = await records.recent(app[DATABASE], account_id=s.account_id)
     assert (record.end_reason, record.audio_codec) == ("bye", "PCMU/8000")
     assert record.video_codec.startswith("H264/90000 42e01f mode 1"), record.video_codec
+
+
+async def test_a18_load_smoke(
+    gateway: tuple[SipServer, Gateway, Seed, web.Application], tmp_path: Path
+) -> None:
+    server, gw, s, _ = gateway
+    require_tool("sipp")
+    if os.geteuid() != 0:
+        pytest.skip("sipp's pcap play needs root (CAP_NET_RAW)")
+    await until(lambda: not gw.live_calls() and not server.calls(), "the earlier call is over", WAIT)
+    result = await run_load(
+        server,
+        gw,
+        service=f"{s.meeting_number}.4321",
+        user=s.sip_username,
+        secret=s.sip_secret,
+        calls=10,
+        rate=10,
+        limit=10,
+        workdir=tmp_path,
+    )
+    assert (result.succeeded, result.failed) == (10, 0), (tmp_path / "sipp.out").read_text()[-3000:]
+    assert result.gateway_calls_after == 0 and server.calls() == []
+    assert result.fds_after <= result.fds_before, result  # every leg's RTP/RTCP sockets closed
+    assert result.leg_seconds >= 10 * 5, result  # each call held its 6.5 s

@@ -37,6 +37,7 @@ from bench import (
     recording,
     report,
     sections,
+    workers,
 )
 from bench.media import ensure_media
 from bench.scenarios import (
@@ -317,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         return sip_load_main(sys.argv[1:] if argv is None else argv)
     if recording.wanted(sys.argv[1:] if argv is None else argv):  # needs no Janus and no namespace
         return recording.main(sys.argv[1:] if argv is None else argv)
+    if workers.wanted(sys.argv[1:] if argv is None else argv):  # PostgreSQL, Redis, worker subprocesses
+        return workers.main(sys.argv[1:] if argv is None else argv)
     if large_meeting.wanted(sys.argv[1:] if argv is None else argv):  # neither does this one
         return large_meeting.main(sys.argv[1:] if argv is None else argv)
     if constrained_uplink.wanted(sys.argv[1:] if argv is None else argv):  # its own namespace and browsers

@@ -107,6 +107,7 @@ class _Worker:
 
     def _run(self) -> None:
         decoder: Any = av.CodecContext.create(self._codec_name, "r")
+        decoder.thread_count = 1  # one core at most per transcode, and its CPU is this thread's
         encoder: Any = None
         while True:
             item = self.inbox.get()
@@ -142,6 +143,7 @@ class _Worker:
         encoder.pix_fmt = "yuv420p"
         encoder.time_base = Fraction(1, 30)
         encoder.bit_rate = fmt.bitrate
+        encoder.thread_count = 1
         encoder.gop_size = 600  # keyframes on request (switches, PLI/FIR), not by the clock
         params = "repeat-headers=1:scenecut=0"
         if fmt.mode == 0:

@@ -148,3 +148,32 @@ def test_mode_0_h264_is_receivable_by_mode_1_only_one_way() -> None:
     assert receivable_key(h264("0", "42801f")) == codec_key(h264("1"))
     # ... but a browser's mode-1 camera (FU-A, STAP-A) is not for a mode-0 terminal: that one is transcoded.
     assert receivable_key(h264("1")) != codec_key(h264("0"))
+
+
+async def test_mode_0_terminal_gets_an_h264_camera_in_single_nal_units(
+    meeting: Meeting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A terminal that offers only packetization-mode 0 cannot take a browser's FU-A/STAP-A: the camera is
+    re-encoded with every NAL unit small enough for one packet, and sent as single NAL units."""
+    import tests.sip.test_sip_plain as plain
+
+    offer = plain.terminal_offer
+    monkeypatch.setattr(
+        plain,
+        "terminal_offer",
+        lambda *a, **k: offer(*a, **k).replace("packetization-mode=1", "packetization-mode=0"),
+    )
+    await plain._h264_client(meeting, "a", 30_000, 0.5)
+    terminal = Terminal(meeting)
+    try:
+        await meeting.wait_tracks(2)
+        await terminal.join()
+        got = terminal.video.got
+        await wait_for(got, lambda: len(_decode(got.rtp).counters) >= 10, 20, "the camera in mode 0")
+        (transcoder,) = transcodes(meeting.router).active()
+        assert transcoder.source.codec_name == "h264" and transcoder.format.mode == 0
+        assert {payload[0] & 0x1F for *_, payload in got.rtp} <= set(range(1, 24))  # no STAP-A, no FU-A
+        assert max(len(payload) for *_, payload in got.rtp) <= 1200
+        assert _decode(got.rtp).idrs >= 1
+    finally:
+        terminal.close()

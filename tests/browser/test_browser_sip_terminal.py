@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Page
 
+from sfu.plain_transcode import transcodes
 from signaling.sip.server import SipServer
 from tests.browser.conftest import chromium, new_context, site
 from tests.conftest import RunningServer
@@ -27,7 +28,7 @@ from tests.sip.baresip_support import Account, Baresip, make_clip, read_wav
 from tests.sip.conftest import Seed, seed
 from web.keys import DATABASE
 from yunhui.settings import Settings, load_settings
-from yunhui.sip import SIP_SERVER
+from yunhui.sip import SIP_GATEWAY, SIP_SERVER
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 __all__ = ["chromium", "new_context", "site"]  # the browser fixtures, used here
@@ -115,13 +116,17 @@ def rms(samples: np.ndarray[Any, np.dtype[np.float64]]) -> float:
     return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
 
 
+@pytest.mark.parametrize("codec", ["", "vp8"])
 async def test_chromium_and_a_sip_terminal_see_and_hear_each_other(
-    new_context: Callable[..., Any], site: RunningServer, seeded: Seed, terminal: Baresip
+    new_context: Callable[..., Any], site: RunningServer, seeded: Seed, terminal: Baresip, codec: str
 ) -> None:
+    """codec "": the page publishes H.264 (the gateway runs), forwarded to the terminal as it is; "vp8": a
+    page that did not prefer H.264, whose camera the gateway re-encodes for the terminal."""
     sip: SipServer = site.app[SIP_SERVER]
     port = sip.ports["udp"]
     page: Page = await (await new_context()).new_page()
-    await page.goto(f"{site.url}/m/{seeded.meeting_number}?pwd={PASSCODE}&simulcast=0")
+    query = f"pwd={PASSCODE}&simulcast=0" + (f"&codec={codec}" if codec else "")
+    await page.goto(f"{site.url}/m/{seeded.meeting_number}?{query}")
     await page.fill("#display-name", "Alice")
     await page.click("#join:enabled")
     await page.wait_for_selector(".meeting")
@@ -170,6 +175,12 @@ async def test_chromium_and_a_sip_terminal_see_and_hear_each_other(
 
     await poll(lambda: _above(decoded_fps(), 5), "baresip decoding the browser's video at its frame rate")
     assert "video: receiving with resolution" in terminal.log()
+    (router,) = site.app[SIP_GATEWAY].sfu.routers.values()
+    transcoded = [(t.source.codec_name, t.format.mode) for t in transcodes(router).active()]
+    if codec == "vp8":
+        assert [name for name, _ in transcoded] == ["vp8"]
+    else:  # forwarded as it is, unless baresip took only mode 0 (then its single NAL units are made here)
+        assert transcoded in ([], [("h264", 0)])
 
     # ... and hears the browser in its mix: Chromium's fake microphone beeps, well above comfort silence.
     await terminal.hangup()

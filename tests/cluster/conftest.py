@@ -275,11 +275,11 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         client_max_body_size 100m;
+        location ~ ^(/w/[0-9]+)?/internal/ {{ return 404; }}
         location ~ ^/w/(?<yunhui_wid>[0-9]+)(?<yunhui_rest>/.*)$ {{
             proxy_pass http://$yunhui_worker$yunhui_rest$is_args$args; {proxy}
             proxy_set_header X-Forwarded-Prefix /w/$yunhui_wid;
         }}
-        location ~ ^(/w/[0-9]+)?/internal/ {{ return 404; }}
         location / {{ proxy_pass http://yunhui_any; {proxy} }}
     }}
 }}

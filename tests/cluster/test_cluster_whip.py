@@ -86,6 +86,10 @@ async def test_whip_and_whep_at_a_non_owner_are_redirected_and_their_resources_w
             headers={**bearer, "Content-Type": SDP}, allow_redirects=False,
         ) as response:  # fmt: skip
             assert response.status == 307 and response.headers["Location"] == f"/w/{owner_id}/rtc/whip"
+        # The workers' internal routes are not reachable through nginx, with or without a prefix.
+        for path in ("/internal/live", f"/w/{owner_id}/internal/live"):
+            async with http.get(f"{nginx.url}{path}") as response:
+                assert response.status == 404, path
         # A bad token is refused at once, not redirected.
         async with http.post(
             f"{nginx.url}/rtc/whip", data="v=0", headers={**sdp, "Authorization": "Bearer nope"},

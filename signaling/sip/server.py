@@ -121,6 +121,9 @@ class SipServer:
         )
         self._sessions: dict[tuple[str, str, str], Session] = {}
         self._invites: dict[int, IncomingCall] = {}
+        # INVITEs outside a dialog by (Call-ID, From tag, CSeq): the same on another branch is a loop or a
+        # fork merged back to us (RFC 3261 §8.2.2.2), answered 482.
+        self._initial: dict[tuple[str, str, int], ServerTransaction] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._closed = False
@@ -282,6 +285,9 @@ class SipServer:
         if method == "REGISTER":
             self.spawn(self._register(request, transaction))
         elif method == "INVITE":
+            if self._merged(request, from_tag, transaction):
+                transaction.reply(482, "Loop Detected")
+                return
             self.spawn(self._invite(request, transaction))
         elif method == "OPTIONS":
             transaction.reply(
@@ -300,6 +306,16 @@ class SipServer:
             transaction.reply(405, headers=(("Allow", ", ".join(ALLOW)),))
         else:
             transaction.reply(501)
+
+    def _merged(self, request: SipRequest, from_tag: str | None, transaction: ServerTransaction) -> bool:
+        """Whether this initial INVITE is one still in progress here that came again on another branch."""
+        self._initial = {k: t for k, t in self._initial.items() if t.state == "proceeding"}
+        key = (request.call_id, from_tag or "", request.cseq[0])
+        earlier = self._initial.get(key)
+        if earlier is not None and earlier is not transaction:
+            return True
+        self._initial[key] = transaction
+        return False
 
     def on_ack(self, request: SipRequest, source: Source) -> None:
         try:

@@ -155,6 +155,10 @@ class DialOut(Call):
             reason = self._ended.result() if self._ended.done() else "error"
             self._tell("ended", reason)
 
+    async def _cleanup(self, reason: str) -> None:
+        # A hang-up or the ring timeout while it rang ends the INVITE with CANCEL: the record keeps why.
+        await super()._cleanup(self._ended.result() if self._ended.done() else reason)
+
     async def _run(self) -> str:
         gw, call, now = self.gateway, self.sip, self.gateway.scheduler.now()
         assert self.meeting_number is not None and self.endpoint_id is not None
@@ -179,7 +183,11 @@ class DialOut(Call):
         self._ivr_router = gw.sfu.router(f"sip-dial:{self.id}")
         self.peer = await self._ivr_router.add_plain_peer("dial", host=gw.media_host)
         self.answer = self._negotiate(self.peer)  # no offer: ours goes in the INVITE
-        await self._answer_and_start()
+        ring = gw.scheduler.call_at(now + gw.ring_timeout, lambda: self.finish("no_answer"))
+        try:
+            await self._answer_and_start()
+        finally:
+            ring.cancel()
         await self._record_answer()
         try:
             participant = await gw.meetings.admit_sip(self._dial_join())

@@ -89,6 +89,8 @@ class Gateway:
         self.dialler: Dialler | None = None
         # This run's Worker row (rooms.workers), written on each call record; None without the registry.
         self.worker_id: int | None = None
+        # A dial-out that rings this long unanswered is cancelled (a UAC waits forever after a 180 otherwise).
+        self.ring_timeout = timedelta(seconds=60)
 
     async def on_invite(self, call: SipCall) -> None:
         if self._closing:

@@ -144,12 +144,12 @@ async def next_event(events: asyncio.Queue[tuple[str, Any]], name: str, **match:
 
 
 @contextlib.asynccontextmanager
-async def terminal(app: App, tmp_path: Path) -> AsyncIterator[Baresip]:
+async def terminal(app: App, tmp_path: Path, answermode: str = "auto") -> AsyncIterator[Baresip]:
     s, port = app.seed, app.sip.ports["udp"]
     account = Account(
         f"sip:{s.sip_username}@127.0.0.1:{port}",
         password=s.sip_secret,
-        answermode="auto",
+        answermode=answermode,
         video_codecs="H264",
     )
     phone = await Baresip.start(tmp_path / "baresip", account)
@@ -249,7 +249,9 @@ async def test_dial_out_refusals_are_4xx_with_messages(sip_app: App) -> None:
                 await session.commit()
             assert (await refused(admin, {"endpoint_id": s.endpoint_id}))[:2] == (403, "endpoint_disabled")
             async with sip_app.db.writer() as session:
-                await session.execute(update(Endpoint).where(Endpoint.id == s.endpoint_id).values(enabled=True))
+                await session.execute(
+                    update(Endpoint).where(Endpoint.id == s.endpoint_id).values(enabled=True)
+                )
                 await session.commit()
             assert (await admin.call("DELETE", f"{path}/nosuchcall"))[0] == 404
             assert (await admin.call("POST", f"/meetings/{int(meeting_id)}/end"))[0] == 200
@@ -289,3 +291,30 @@ async def test_a17_dial_out_over_socketio(sip_app: App, tmp_path: Path) -> None:
         await host.emit("sip_hangup", {"call_id": ringing["call_id"]})
         _, error = await next_event(events, "error")
         assert error["code"] == "not_found", error
+
+
+async def test_a_dial_out_nobody_answers_is_cancelled(sip_app: App, tmp_path: Path) -> None:
+    s = sip_app.seed
+    sip_app.gateway.ring_timeout = dt.timedelta(seconds=1)
+    try:
+        async with aiohttp.ClientSession() as http:
+            admin = await _login(sip_app, http, "admin3@acme.example", "admin", s.account_id)
+            async with (
+                participant(sip_app) as (meeting_id, _, _),
+                terminal(sip_app, tmp_path, "manual") as phone,
+            ):
+                status, call = await admin.call(
+                    "POST", f"/meetings/{int(meeting_id)}/sip/calls", {"endpoint_id": s.endpoint_id}
+                )
+                assert status == 202, call
+                await phone.wait_type("CALL_INCOMING")
+                await phone.wait_type("CALL_CLOSED")  # our CANCEL
+                await until(lambda: not sip_app.gateway.live_calls(), "the call is over", WAIT)
+        record = await _record(sip_app.db)
+        assert (record.sip_call_id, record.end_reason, record.joined_at) == (
+            call["call_id"],
+            "no_answer",
+            None,
+        )
+    finally:
+        sip_app.gateway.ring_timeout = dt.timedelta(seconds=60)

@@ -6,10 +6,11 @@ Commands (``dial``, ``hangup``, ``callstat``, ``quit``) go over ctrl_tcp as nets
 pushes (REGISTER_OK, CALL_ESTABLISHED, CALL_CLOSED, ...) are kept in ``events``. ``close`` asks it to
 quit (BYE, un-REGISTER) and kills it by PID if it has not exited after a bound.
 
-Media: ``audio_source aufile,<tone.wav>`` (a sine made here), ``audio_player aufile,<rx.wav>`` (what the
-gateway sent, analysed with ``peak_frequency``), ``video_source avformat,<clip.mp4>`` (an ffmpeg test
-pattern, ``make_clip``) or ``fakevideo``, ``video_display fakevideo`` (decodes, shows nothing; the decoded
-frame count is in ``callstat``).
+Media: ``audio_source aufile,<tone.wav>`` (a sine made here), the sndfile module's ``dump-*-dec.wav``
+(``rx_wav``: what baresip decoded, analysed with ``peak_frequency``), ``video_source avformat,<clip.mp4>``
+(an ffmpeg test pattern, ``make_clip``) or ``fakevideo``, ``video_display fakevideo`` (decodes, shows
+nothing; the decoded frame rate is in its status line, ``status``; its keyframe count in the log when the
+call ends).
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ MODULES = (
     "fakevideo",
     "srtp",
     "ctrl_tcp",
+    "sndfile",
 )
 WAIT = 15.0
 
 
-def make_tone(path: Path, frequency: float, seconds: float = 60.0, rate: int = 8000) -> Path:
+def make_tone(
+    path: Path, frequency: float, seconds: float = 60.0, rate: int = 8000, amplitude: float = 0.3
+) -> Path:
     """A mono 16-bit sine wav (baresip's aufile source plays it once, so make it longer than the call)."""
     t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    samples = (amplitude * 32767 * np.sin(2 * np.pi * frequency * t)).astype("<i2")
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -104,16 +108,16 @@ def _write_config(  # noqa: PLR0917
     video_bitrate: int,
     cafile: Path | None,
     extra_config: str,
-) -> Path:
-    """baresip's ``config`` (and an empty ``accounts``) in ``directory``; returns the rx.wav path."""
+) -> None:
+    """baresip's ``config`` (and an empty ``accounts``) in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     tone = audio_source or make_tone(directory / "tone.wav", 440.0)
-    rx_wav = directory / "rx.wav"
     lines = [
         ("poll_method", "epoll"),
         ("sip_listen", "127.0.0.1:0"),
         ("call_local_timeout", "30"),
-        ("audio_player", f"aufile,{rx_wav}"),
+        # baresip 1.0's aufile is a source only: the sndfile filter writes what was decoded (*-dec.wav).
+        ("snd_path", str(directory)),
         ("audio_source", f"aufile,{tone}"),
         ("audio_alert", "aufile,/dev/null"),
         ("ausrc_srate", "8000"),
@@ -141,7 +145,6 @@ def _write_config(  # noqa: PLR0917
     (directory / "config").write_text(config)
     # The account is added over ctrl_tcp once connected (uanew): then its REGISTER_OK event is seen.
     (directory / "accounts").write_text("")
-    return rx_wav
 
 
 @dataclass
@@ -154,7 +157,9 @@ class Account:
     answermode: str = "manual"  # "auto" for dial-out tests
     mediaenc: str | None = None  # "srtp-mand", "srtp"
     audio_codecs: str = "PCMU,G722/16000/1"
-    video_codecs: str = "H264"
+    # None: all of baresip's video codecs. "H264" alone would offer only its first H.264 entry, which is
+    # packetization-mode 0 (a browser's mode-1 camera cannot be forwarded to that).
+    video_codecs: str | None = None
     outbound: str | None = None  # e.g. sip:127.0.0.1:5061;transport=tls
 
     def line(self) -> str:
@@ -163,7 +168,9 @@ class Account:
             params.append(f"auth_pass={self.password}")
         if self.mediaenc is not None:
             params.append(f"mediaenc={self.mediaenc}")
-        params += [f"audio_codecs={self.audio_codecs}", f"video_codecs={self.video_codecs}"]
+        params.append(f"audio_codecs={self.audio_codecs}")
+        if self.video_codecs is not None:
+            params.append(f"video_codecs={self.video_codecs}")
         if self.outbound is not None:
             params.append(f'outbound="{self.outbound}"')
         return f"<{self.aor}>;" + ";".join(params)
@@ -176,7 +183,6 @@ class Baresip:
     directory: Path
     process: asyncio.subprocess.Process
     ctrl_port: int
-    rx_wav: Path
     events: list[dict[str, Any]] = field(default_factory=list)
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
@@ -185,6 +191,13 @@ class Baresip:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closed: bool = False
+
+    @property
+    def rx_wav(self) -> Path:
+        """The audio baresip decoded in its last call (the sndfile module's ``dump-*-dec.wav``)."""
+        dumps = sorted(self.directory.glob("dump-*-dec.wav"), key=lambda p: p.stat().st_mtime)
+        assert dumps, f"no decoded audio in {self.directory}: {sorted(self.directory.iterdir())}"
+        return dumps[-1]
 
     @property
     def log_path(self) -> Path:
@@ -210,7 +223,7 @@ class Baresip:
         ``cafile``: the CA (or self-signed certificate) baresip verifies a TLS server with."""
         binary = require_tool("baresip")
         ctrl_port = _free_tcp_port()
-        rx_wav = _write_config(
+        _write_config(
             directory, ctrl_port, audio_source, video_source, video_size, video_fps, video_bitrate, cafile,
             extra_config,
         )  # fmt: skip
@@ -223,7 +236,7 @@ class Baresip:
             )  # fmt: skip
         finally:
             log.close()
-        terminal = cls(directory, process, ctrl_port, rx_wav)
+        terminal = cls(directory, process, ctrl_port)
         try:
             await terminal._connect()
             await terminal.command("uanew", account.line())
@@ -308,6 +321,13 @@ class Baresip:
         """The REGISTER_OK event of the account (its REGISTER got a 200)."""
         return await self.wait_type("REGISTER_OK", within)
 
+    def status(self) -> Status | None:
+        """The last status line baresip printed for its call (once a second), None before any."""
+        found = _STATUS.findall(self.log())
+        if not found:
+            return None
+        return Status(*(float(x) for x in found[-1]))
+
     async def callstat(self) -> CallStat:
         return CallStat.parse(await self.command("callstat"))
 
@@ -339,6 +359,21 @@ class Baresip:
 _STREAM = re.compile(
     r"(audio|video)\s+Transmit:\s+Receive:(.*?)(?=\n\s*(?:audio|video)\s+Transmit:|\Z)", re.S
 )
+
+
+_STATUS = re.compile(r"audio=(\d+)/(\d+) video=(\d+)/(\d+) \(bit/s\) efps=([\d.]+)/([\d.]+)")
+
+
+@dataclass(frozen=True)
+class Status:
+    """baresip's status line: bit rates (tx/rx) and effective frame rates (tx/rx, decoded frames)."""
+
+    audio_tx: float
+    audio_rx: float
+    video_tx: float
+    video_rx: float
+    fps_tx: float
+    fps_rx: float
 
 
 @dataclass(frozen=True)

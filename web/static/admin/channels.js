@@ -8,6 +8,7 @@ import { copyText, html } from "../lib/ui.js";
 import { api, download, qs } from "./api.js";
 import { BarChart, LineChart } from "./charts.js";
 import { ErrorBox, Loading, accountParam, label, useLoad } from "./common.js";
+import { Ingest } from "./live_ingest.js";
 import { Playlist } from "./live_videos.js";
 
 // The console follows the engine (segments written, source on air) while the channel runs.
@@ -59,7 +60,7 @@ function ChannelForm({ channel, user, accountId, rooms, onSaved, onCancel }) {
     ${channel ? null : html`
       <label for="channel-source">${t("channels.source")}</label>
       <select id="channel-source" value=${form.source_kind} onChange=${set("source_kind")}>
-        ${["meeting", "encoder", "playlist"].map((k) => html`<option value=${k}>${t(`channels.sources.${k}`)}</option>`)}
+        ${["meeting", "encoder", "playlist", "rtmp"].map((k) => html`<option value=${k}>${t(`channels.sources.${k}`)}</option>`)}
       </select>
       ${form.source_kind === "meeting" ? html`
         <label for="channel-room">${t("channels.room")}</label>
@@ -144,6 +145,7 @@ function Console({ user, channel, onChanged }) {
       ${["auto", "primary", "standby"].map((v) => html`<label><input type="radio" name="override" value=${v}
         checked=${channel.standby_override === v} onChange=${() => override(v)} /> ${t(`channels.overrides.${v}`)}</label>`)}
     </fieldset>` : null}
+    ${channel.source_kind === "rtmp" ? html`<${Ingest} channel=${channel} />` : null}
     ${channel.source_kind === "playlist" ? html`<div id="channel-playlist-slot" data-channel=${channel.id}>
       <${Playlist} user=${user} channelId=${channel.id} /></div>` : null}
   </div>`;

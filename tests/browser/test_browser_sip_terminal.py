@@ -24,7 +24,7 @@ from sfu.plain_transcode import transcodes
 from signaling.sip.server import SipServer
 from tests.browser.conftest import chromium, new_context, site
 from tests.conftest import RunningServer
-from tests.sip.baresip_support import Account, Baresip, make_clip, read_wav
+from tests.sip.baresip_support import MODULES, Account, Baresip, make_clip, peak_frequency, read_wav
 from tests.sip.conftest import Seed, seed
 from web.keys import DATABASE
 from yunhui.settings import Settings, load_settings
@@ -92,7 +92,10 @@ async def terminal(site: RunningServer, seeded: Seed, tmp_path: Path) -> AsyncIt
     port = sip.ports["udp"]
     clip = await make_clip(tmp_path / "clip.mp4", size="640x360", fps=15)
     account = Account(f"sip:{seeded.sip_username}@127.0.0.1:{port}", password=seeded.sip_secret)
-    baresip = await Baresip.start(tmp_path / "baresip", account, video_source=f"avformat,{clip}")
+    directory = tmp_path / "baresip"
+    # baresip 1.0's aufile cannot play: its sndfile filter writes what it decoded (*-dec.wav) into snd_path.
+    extra = "" if "sndfile" in MODULES else f"module\t\tsndfile.so\nsnd_path\t\t{directory}\n"
+    baresip = await Baresip.start(directory, account, video_source=f"avformat,{clip}", extra_config=extra)
     try:
         yield baresip
     finally:
@@ -185,11 +188,15 @@ async def test_chromium_and_a_sip_terminal_see_and_hear_each_other(
     # ... and hears the browser in its mix: Chromium's fake microphone beeps, well above comfort silence.
     await terminal.hangup()
     await terminal.wait_type("CALL_CLOSED")
-    samples, rate = read_wav(terminal.rx_wav)
+    decoded = sorted(terminal.directory.glob("*-dec.wav"))
+    assert decoded, f"baresip wrote no decoded audio in {terminal.directory}"
+    samples, rate = read_wav(decoded[-1])
     windows = [rms(samples[i : i + rate // 10]) for i in range(0, len(samples) - rate // 10, rate // 10)]
     assert max(windows) > 0.01, (
         f"the browser's audio is not in the terminal's mix (loudest {max(windows):.4f})"
     )
+    # N-1: what it hears is the browser (Chromium's beep), not its own 440 Hz tone sent back.
+    assert abs(peak_frequency(samples, rate) - 440.0) > 20
 
 
 async def _when(stats: Any, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import pylibsrtp
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -351,8 +352,10 @@ class LoopbackTap:
     """The UDP datagrams the kernel delivers to ``port`` on the loopback interface (AF_PACKET; root only):
     what baresip receives, whichever path (the C copy loop or Python) sent it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, srtp: pylibsrtp.Session | None = None) -> None:
         self.port = port
+        self.srtp = srtp  # the receiving side of the gateway's outbound keys, when the call is SRTP
+        self.undecryptable = 0
         # t, ssrc, seq, ts, marker, payload of each RTP packet
         self.rtp: list[tuple[float, int, int, int, bool, bytes]] = []
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
@@ -428,6 +431,9 @@ async def test_a14_speaker_switches_reach_baresip_with_one_ssrc_and_a_new_idr(
         pytest.skip("the loopback tap (AF_PACKET) needs root")
     gateway = sip_app.gateway
     quiet = make_tone(tmp_path / "quiet.wav", 440.0, amplitude=0.0)  # baresip must not win the floor
+    # UDP and plain RTP: over TLS with SRTP the speaker's video did not reach baresip (7 packets in 20 s at
+    # its port, all decryptable with the gateway's key, on both forwarding paths; reported, not fixed here).
+    # LoopbackTap decrypts (``srtp``) for when that is fixed: account(sip_app, "tls", mediaenc="srtp-mand").
     async with running(tmp_path / "baresip", account(sip_app), audio_source=quiet) as terminal:
         await terminal.wait_registered()
         before = set(gateway._calls)
@@ -443,13 +449,18 @@ async def test_a14_speaker_switches_reach_baresip_with_one_ssrc_and_a_new_idr(
             a = await room.publisher("a", 10_000, 1000.0, 0.5)
             b = await room.publisher("b", 20_000, 600.0, 0.0)
             await until(lambda: room.router.active_speaker == "a", "a is the active speaker", 15)
-            await until(lambda: tap.first_frame_at(10_000, 0) < math.inf, "a's video at baresip", 20)
+            await until(
+                lambda: tap.first_frame_at(10_000, 0) < math.inf,
+                f"a's video at baresip ({len(tap.rtp)} packets, {tap.undecryptable} undecryptable)",
+                20,
+            )
             await _switch(room, tap, b, a, 20_000)
             await _switch(room, tap, a, b, 10_000)
         finally:
             tap.close()
             await room.close()
     rtp = tap.rtp
+    assert tap.undecryptable == 0
     assert len(rtp) >= 40
     assert {ssrc for _, ssrc, *_ in rtp} == {rtp[0][1]}
     steps = {(y[2] - x[2]) & 0xFFFF for x, y in itertools.pairwise(rtp)}

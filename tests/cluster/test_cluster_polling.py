@@ -6,6 +6,8 @@ message every second (each one a new HTTP request through nginx) instead of 60 s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +37,8 @@ async def test_polling_through_nginx_under_w_k_and_invalid_session_without_it(
     poller.on("joined", lambda *_: joined.set())
     listener = Client()
 
+    access_log = Path(cluster.tmp_path) / "nginx" / "access.log"
+    stray = socketio.AsyncClient(reconnection=False)
     try:
         await listener.connect(owner.url, {**AUTH, "display_name": "Listener"})
         await listener.expect("joined")
@@ -53,26 +57,27 @@ async def test_polling_through_nginx_under_w_k_and_invalid_session_without_it(
                     break
             await asyncio.sleep(1.0)  # the scaled stay: a new long-poll cycle each second
         assert not disconnected.is_set()
-        log = (Path(cluster.tmp_path) / "nginx" / "access.log").read_text()
-        polls = [line for line in log.splitlines() if f"/w/{owner_id}/socket.io/" in line]
+        polls = [line for line in access_log.read_text().splitlines() if f"/w/{owner_id}/socket.io/" in line]
         assert len(polls) >= 10 and not [line for line in polls if '" 400 ' in line], polls[-5:]
-    finally:
-        await asyncio.gather(poller.disconnect(), listener.close(), return_exceptions=True)
 
-    # The counter-test: the same client without /w/k/, round robin over both workers: the session's next
-    # request reaches the worker that never saw it, which answers 400 "Invalid session".
-    try:
-        stray = socketio.AsyncClient(reconnection=False)
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            async with asyncio.timeout(60):
-                await stray.connect(
-                    nginx.url, auth={**AUTH, "display_name": "Stray"}, transports=["polling"], wait_timeout=10
-                )
-                await stray.wait()  # connected after all: it must be dropped by the next cross request
-                raise socketio.exceptions.ConnectionError("dropped")
-        await stray.disconnect()
-        log = (Path(cluster.tmp_path) / "nginx" / "access.log").read_text()
-        refused = [line for line in log.splitlines() if " /socket.io/" in line and '" 400 ' in line]
+        # The counter-test: the same client without /w/k/, round robin over both workers: the session's next
+        # request reaches the worker that never saw it, which answers 400 "Invalid session". Whether the
+        # client notices at once or only at its next ping does not matter: the proxy's log shows the refusal.
+        with contextlib.suppress(socketio.exceptions.ConnectionError):
+            await stray.connect(
+                nginx.url, auth={**AUTH, "display_name": "Stray"}, transports=["polling"], wait_timeout=3
+            )
+        deadline = time.monotonic() + 20
+        refused: list[str] = []
+        while not refused and time.monotonic() < deadline:
+            log = access_log.read_text()
+            refused = [line for line in log.splitlines() if " /socket.io/" in line and '" 400 ' in line]
+            if not refused:
+                await asyncio.sleep(0.1)  # the proxy's log file signals nothing: read it until the deadline
         assert refused, log.splitlines()[-5:]
     finally:
+        # The proxy goes first: a polling client's disconnect otherwise waits for its pending long poll.
         await stop_nginx(nginx)
+        await asyncio.gather(
+            stray.disconnect(), poller.disconnect(), listener.close(), return_exceptions=True
+        )

@@ -27,8 +27,8 @@ MEETING_SECONDS = 6.0
 
 
 def ffmpeg_nice() -> list[int]:
-    """The nice values of this process's ffmpeg children (the render; not a `nice` about to exec it, nor
-    another tool a test left running)."""
+    """The nice values of this process's rendering ffmpeg children: not a `nice` about to exec it, nor the
+    recorder's own remux of the concurrent meeting (an ffmpeg at nice 0 that writes no ``.rendering.mp4``)."""
     values = []
     for task in os.listdir("/proc/self/task"):
         try:
@@ -38,6 +38,8 @@ def ffmpeg_nice() -> list[int]:
         for pid in children:
             try:
                 if Path(f"/proc/{pid}/comm").read_text().strip() != "ffmpeg":
+                    continue
+                if b".rendering.mp4" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                     continue
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
